@@ -63,8 +63,8 @@ class Watch {
 };
 
 struct CreateOptions {
-  // When > 0 the key expires (and a delete event is emitted) after this long without being
-  // rewritten: etcd leases, emulated by the SQLite backend.
+  // When > 0 the key expires (and a delete event is emitted) this long after Create; Update
+  // keeps the expiry (etcd: a lease, and puts with ignore_lease). The SQLite backend emulates it.
   absl::Duration ttl = absl::ZeroDuration();
 };
 
