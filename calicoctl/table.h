@@ -1,0 +1,26 @@
+#pragma once
+// calicoctl's `-o ps` and `-o wide` tables: upstream's column sets per kind.
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "common/resources/resource.h"
+
+namespace calico::calicoctl {
+
+struct TableOptions {
+  bool wide = false;
+  bool with_namespace = false;  // -A on a namespaced kind prepends NAMESPACE
+  std::string default_as_number = "64512";  // BGPConfiguration "default" spec.asNumber
+};
+
+// Headings and cell values for `kind`; every row has as many cells as headings.
+std::vector<std::string> Headings(const resources::KindInfo& kind, const TableOptions& options);
+std::vector<std::string> Row(const resources::Resource& resource, const TableOptions& options);
+
+// Left-aligned columns separated by three spaces, as calicoctl prints them.
+void PrintTable(std::ostream& out, const std::vector<std::string>& headings,
+                const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace calico::calicoctl
