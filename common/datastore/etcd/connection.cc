@@ -149,7 +149,9 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Create(const Config& con
   return conn;
 }
 
-absl::Status Connection::Connect(Endpoint& endpoint, absl::Time deadline, bool fail_fast) {
+absl::Status Connection::Connect(Endpoint& endpoint, absl::Time deadline, bool fail_fast,
+                                 bool* timed_out) {
+  if (timed_out != nullptr) *timed_out = false;
   grpc_connectivity_state state = endpoint.channel->GetState(/*try_to_connect=*/true);
   while (state != GRPC_CHANNEL_READY) {
     if (state == GRPC_CHANNEL_SHUTDOWN) {
@@ -161,6 +163,7 @@ absl::Status Connection::Connect(Endpoint& endpoint, absl::Time deadline, bool f
                                                  ": connection failed"));
     }
     if (!endpoint.channel->WaitForStateChange(state, ToChrono(deadline))) {
+      if (timed_out != nullptr) *timed_out = true;
       return absl::UnavailableError(absl::StrCat("etcd unreachable at ", endpoint.url,
                                                  ": not connected within dial timeout ",
                                                  absl::FormatDuration(config_.dial_timeout)));
@@ -223,10 +226,12 @@ absl::Status Connection::Call(std::string_view method, const Rpc& rpc) {
       const size_t index = (start + i) % n;
       if (pass == 1 && !skipped[index]) continue;
       Endpoint& ep = endpoints_[index];
+      bool timed_out = false;
       absl::Status connected =
-          Connect(ep, absl::Now() + config_.dial_timeout, /*fail_fast=*/pass == 0);
+          Connect(ep, absl::Now() + config_.dial_timeout, /*fail_fast=*/pass == 0, &timed_out);
       if (!connected.ok()) {
-        skipped[index] = pass == 0;
+        // A spent dial timeout is not repeated; a fast failure gets its wait in pass 1.
+        skipped[index] = pass == 0 && !timed_out;
         failures[index] = ToStd(connected.message());
         log::Debug("etcd_endpoint_unavailable",
                    {{"endpoint", ep.url}, {"method", std::string(method)},

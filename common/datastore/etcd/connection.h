@@ -64,8 +64,10 @@ class Connection {
 
   // For watches, which manage their own streams: waits until `endpoint` is connected,
   // at most until `deadline`. With `fail_fast`, a channel in TRANSIENT_FAILURE (known down)
-  // returns Unavailable at once instead of waiting for its reconnect.
-  absl::Status Connect(Endpoint& endpoint, absl::Time deadline, bool fail_fast);
+  // returns Unavailable at once instead of waiting for its reconnect. *timed_out (optional)
+  // tells a spent dial timeout from a fast failure.
+  absl::Status Connect(Endpoint& endpoint, absl::Time deadline, bool fail_fast,
+                       bool* timed_out = nullptr);
   // Adds the auth token (fetching one from `endpoint` if needed) to a stream's context.
   absl::Status Authorize(Endpoint& endpoint, grpc::ClientContext* context);
   // Called when etcd rejected the token: the next Authorize fetches a fresh one.

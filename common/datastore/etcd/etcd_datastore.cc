@@ -173,23 +173,19 @@ class EtcdDatastore : public Datastore {
   }
 
   absl::Status Compact(Revision revision) override {
-    etcdserverpb::CompactionRequest request;
-    request.set_revision(revision);
-    // Wait until the history is really gone, so a watch started afterwards sees it gone.
-    request.set_physical(true);
-    etcdserverpb::CompactionResponse response;
-    absl::Status status = connection_->Call("Compact", [&](Endpoint& ep, grpc::ClientContext* ctx) {
-      return ep.kv->Compact(ctx, request, &response);
-    });
-    // etcd answers OutOfRange both for "already compacted" and "future revision"; in this
-    // contract OutOfRange means a watch fell behind (IsCompacted), so translate both.
-    if (absl::IsOutOfRange(status)) {
-      if (status.message().find("future") != absl::string_view::npos) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("compact to revision ", revision, ": beyond the current revision"));
-      }
-      return absl::OkStatus();  // already compacted that far: the same no-op as SQLite's
+    // etcd's Compact(r) keeps revision r readable and watchable ("drop history before r");
+    // this contract drops r too, so ask etcd for r + 1. When r is the current revision,
+    // r + 1 is in etcd's future and only r can be compacted: a watch from exactly r then
+    // still works, the one place etcd keeps one revision more than the contract promises.
+    absl::Status status = CompactTo(revision + 1);
+    if (IsFutureRevision(status)) status = CompactTo(revision);
+    if (IsFutureRevision(status)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("compact to revision ", revision, ": beyond the current revision"));
     }
+    // etcd answers OutOfRange for "already compacted"; in this contract OutOfRange means a
+    // watch fell behind (IsCompacted), and compacting again is a no-op as in SQLite.
+    if (absl::IsOutOfRange(status)) return absl::OkStatus();
     return status;
   }
 
@@ -221,6 +217,22 @@ class EtcdDatastore : public Datastore {
       return absl::InternalError(absl::StrCat("etcd LeaseGrant: ", response.error()));
     }
     return response.id();
+  }
+
+  absl::Status CompactTo(Revision etcd_revision) {
+    etcdserverpb::CompactionRequest request;
+    request.set_revision(etcd_revision);
+    // Wait until the history is really gone, so a watch started afterwards sees it gone.
+    request.set_physical(true);
+    etcdserverpb::CompactionResponse response;
+    return connection_->Call("Compact", [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      return ep.kv->Compact(ctx, request, &response);
+    });
+  }
+
+  static bool IsFutureRevision(const absl::Status& status) {
+    return absl::IsOutOfRange(status) &&
+           status.message().find("future revision") != absl::string_view::npos;
   }
 
   void RevokeLease(int64_t lease) {

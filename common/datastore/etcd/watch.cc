@@ -150,7 +150,9 @@ absl::Status EtcdWatch::RunStream(Endpoint& endpoint, bool* established) {
     etcdserverpb::WatchResponse response;
     while (stream->Read(&response)) {
       if (response.compact_revision() > 0) {
-        result = CompactedError(start, response.compact_revision());
+        // etcd reports its oldest kept revision; the contract names the last dropped one
+        // (see EtcdDatastore::Compact).
+        result = CompactedError(start, response.compact_revision() - 1);
         stopped_early = true;
         break;
       }
