@@ -35,6 +35,9 @@ struct KindInfo {
 const std::vector<const KindInfo*>& AllKinds();
 // By kind name or alias, case-insensitive ("IPPool", "ippools", "ipp", "wep", "bgpconfig").
 const KindInfo* FindKind(std::string_view kind_or_alias);
+// Exact lookup as a manifest names it: apiVersion and kind (case-sensitive), e.g.
+// ("networking.k8s.io/v1", "NetworkPolicy") is the Kubernetes kind, not Calico's.
+const KindInfo* FindKind(std::string_view api_version, std::string_view kind);
 
 struct Resource {
   const KindInfo* kind = nullptr;
