@@ -242,9 +242,32 @@ bool IsTimestampLike(std::string_view s) {
          std::isdigit(static_cast<unsigned char>(s[2])) && std::isdigit(static_cast<unsigned char>(s[3])) && s[4] == '-';
 }
 
+// go-yaml also quotes YAML 1.1 base-60 numbers ("1:20"), which older parsers read as integers.
+bool IsBase60Like(std::string_view s) {
+  size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  size_t start = i;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || (s[i] == '_' && i > start))) ++i;
+  if (i == start || i == s.size() || s[i] != ':') return false;
+  while (i < s.size() && s[i] == ':') {
+    ++i;
+    size_t digits = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) && digits < 2) ++i, ++digits;
+    if (digits == 0 || (digits == 2 && s[i - 2] > '5')) return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '_')) ++i;
+  }
+  return i == s.size();
+}
+
+bool LooksTyped(const std::string& s) {
+  return !ResolvePlain(s).is_string() || IsTimestampLike(s) || IsBase60Like(s);
+}
+
 bool PlainIsSafe(const std::string& s) {
   if (s.empty()) return false;
-  if (!ResolvePlain(s).is_string() || IsTimestampLike(s)) return false;
+  if (LooksTyped(s)) return false;
   if (std::string_view("-?:,[]{}#&*!|>'\"%@`").find(s.front()) != std::string_view::npos) return false;
   if (s.front() == ' ' || s.back() == ' ' || s.back() == ':') return false;
   if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return false;
@@ -281,7 +304,7 @@ std::string YamlString(const std::string& s) {
   bool control = std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
   // Like go-yaml: values that would read back as another type get double quotes; other
   // strings that cannot be plain get single quotes.
-  if (control || s.empty() || !ResolvePlain(s).is_string() || IsTimestampLike(s)) return DoubleQuoted(s);
+  if (control || s.empty() || LooksTyped(s)) return DoubleQuoted(s);
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
   return out + "'";
