@@ -1,15 +1,15 @@
 #include "common/datastore/etcd/connection.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
-
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -107,7 +107,8 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Create(const Config& con
   // mistake the operator wants to hear about at start, not at the first https endpoint.
   grpc::SslCredentialsOptions ssl;
   if (!config.etcd_ca_cert_file.empty()) {
-    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile("ETCD_CA_CERT_FILE", config.etcd_ca_cert_file));
+    ASSIGN_OR_RETURN(ssl.pem_root_certs,
+                     ReadPemFile("ETCD_CA_CERT_FILE", config.etcd_ca_cert_file));
   }
   if (!config.etcd_cert_file.empty()) {
     ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile("ETCD_CERT_FILE", config.etcd_cert_file));
@@ -155,12 +156,12 @@ absl::Status Connection::Connect(Endpoint& endpoint, absl::Time deadline, bool f
   grpc_connectivity_state state = endpoint.channel->GetState(/*try_to_connect=*/true);
   while (state != GRPC_CHANNEL_READY) {
     if (state == GRPC_CHANNEL_SHUTDOWN) {
-      return absl::UnavailableError(absl::StrCat("etcd unreachable at ", endpoint.url,
-                                                 ": channel shut down"));
+      return absl::UnavailableError(
+          absl::StrCat("etcd unreachable at ", endpoint.url, ": channel shut down"));
     }
     if (fail_fast && state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
-      return absl::UnavailableError(absl::StrCat("etcd unreachable at ", endpoint.url,
-                                                 ": connection failed"));
+      return absl::UnavailableError(
+          absl::StrCat("etcd unreachable at ", endpoint.url, ": connection failed"));
     }
     if (!endpoint.channel->WaitForStateChange(state, ToChrono(deadline))) {
       if (timed_out != nullptr) *timed_out = true;
@@ -233,9 +234,9 @@ absl::Status Connection::Call(std::string_view method, const Rpc& rpc) {
         // A spent dial timeout is not repeated; a fast failure gets its wait in pass 1.
         skipped[index] = pass == 0 && !timed_out;
         failures[index] = ToStd(connected.message());
-        log::Debug("etcd_endpoint_unavailable",
-                   {{"endpoint", ep.url}, {"method", std::string(method)},
-                    {"error", failures[index]}});
+        log::Debug(
+            "etcd_endpoint_unavailable",
+            {{"endpoint", ep.url}, {"method", std::string(method)}, {"error", failures[index]}});
         continue;
       }
       grpc::Status status;
@@ -265,9 +266,9 @@ absl::Status Connection::Call(std::string_view method, const Rpc& rpc) {
       // a compare-and-swap Txn, so a repeat cannot apply twice: it reports the conflict.
       skipped[index] = false;
       failures[index] = absl::StrCat(ep.url, ": ", ToAbsl(method), ": ", GrpcMessage(status));
-      log::Debug("etcd_endpoint_unavailable", {{"endpoint", ep.url},
-                                               {"method", std::string(method)},
-                                               {"error", failures[index]}});
+      log::Debug(
+          "etcd_endpoint_unavailable",
+          {{"endpoint", ep.url}, {"method", std::string(method)}, {"error", failures[index]}});
     }
   }
   std::vector<std::string> parts;

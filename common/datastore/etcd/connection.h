@@ -9,6 +9,10 @@
 //    else is etcd's answer and is returned with the gRPC code carried over to absl.
 //  - Shared (std::shared_ptr) by the datastore and its watches, so a watch may outlive it.
 
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/status.h>
+
 #include <atomic>
 #include <cstddef>
 #include <functional>
@@ -16,10 +20,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
-#include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

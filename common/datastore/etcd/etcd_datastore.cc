@@ -166,8 +166,8 @@ class EtcdDatastore : public Datastore {
   absl::StatusOr<std::unique_ptr<Watch>> WatchPrefix(std::string_view prefix,
                                                      Revision after) override {
     if (after < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("watch on ", Quoted(prefix),
-                                                     ": negative revision ", after));
+      return absl::InvalidArgumentError(
+          absl::StrCat("watch on ", Quoted(prefix), ": negative revision ", after));
     }
     return std::unique_ptr<Watch>(new EtcdWatch(connection_, std::string(prefix), after));
   }
@@ -202,7 +202,9 @@ class EtcdDatastore : public Datastore {
     return response.header().revision();
   }
 
-  std::string Describe() const override { return absl::StrCat("etcdv3 (", connection_->urls(), ")"); }
+  std::string Describe() const override {
+    return absl::StrCat("etcdv3 (", connection_->urls(), ")");
+  }
 
  private:
   absl::StatusOr<int64_t> GrantLease(absl::Duration ttl) {
@@ -256,8 +258,7 @@ class EtcdDatastore : public Datastore {
 }  // namespace etcd
 
 absl::StatusOr<std::unique_ptr<Datastore>> OpenEtcd(const Config& config) {
-  ASSIGN_OR_RETURN(std::shared_ptr<etcd::Connection> connection,
-                   etcd::Connection::Create(config));
+  ASSIGN_OR_RETURN(std::shared_ptr<etcd::Connection> connection, etcd::Connection::Create(config));
   return std::unique_ptr<Datastore>(new etcd::EtcdDatastore(std::move(connection)));
 }
 

@@ -88,12 +88,11 @@ void EtcdWatch::Run() {
       return;
     }
     if (established) backoff = kInitialBackoff;
-    log::Warn("etcd_watch_reconnecting",
-              {{"prefix", prefix_},
-               {"endpoint", endpoints[index].url},
-               {"next_revision", absl::StrCat(next_revision_)},
-               {"backoff", absl::FormatDuration(backoff)},
-               {"error", ToStd(status.message())}});
+    log::Warn("etcd_watch_reconnecting", {{"prefix", prefix_},
+                                          {"endpoint", endpoints[index].url},
+                                          {"next_revision", absl::StrCat(next_revision_)},
+                                          {"backoff", absl::FormatDuration(backoff)},
+                                          {"error", ToStd(status.message())}});
     auto cancelled = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return cancelled_; };
     if (mu_.AwaitWithTimeout(absl::Condition(&cancelled), backoff)) return;
     backoff = std::min(backoff * 2, kMaxBackoff);

@@ -8,13 +8,13 @@
 //  - etcd's compaction answer (compact_revision > 0) ends the watch with CompactedError;
 //    every other stream failure is retried with backoff, rotating through the endpoints.
 
+#include <grpcpp/client_context.h>
+
 #include <deque>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/client_context.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -278,8 +278,8 @@ int Main(int argc, char** argv) {
   sqlite_config.sqlite_path = dir + "/calico.db";
   Connector sqlite = [&] { return OpenSqlite(sqlite_config); };
   for (int writers : {1, 8}) {
-    absl::StatusOr<RunResult> r = Run(sqlite, absl::StrCat("/bench/", writers, "/"), writers,
-                                      duration);
+    absl::StatusOr<RunResult> r =
+        Run(sqlite, absl::StrCat("/bench/", writers, "/"), writers, duration);
     if (r.ok()) {
       PrintRow("sqlite", writers, *r);
     } else {
@@ -299,8 +299,8 @@ int Main(int argc, char** argv) {
   etcd_config.etcd_endpoints = {(*server)->ClientUrl()};
   Connector etcd = [&] { return OpenEtcd(etcd_config); };
   for (int writers : {1, 8}) {
-    absl::StatusOr<RunResult> r = Run(etcd, absl::StrCat("/bench/", writers, "/"), writers,
-                                      duration);
+    absl::StatusOr<RunResult> r =
+        Run(etcd, absl::StrCat("/bench/", writers, "/"), writers, duration);
     if (r.ok()) {
       PrintRow("etcd", writers, *r);
       if (writers == 8) etcd_8_writers = r->cas_per_second;
@@ -325,12 +325,12 @@ int Main(int argc, char** argv) {
       if (std::regex_search(*output, match, kThroughput)) {
         const double reference = std::stod(match[2]);
         std::printf("etcdctl: %s\n", match[0].str().c_str());
-        std::printf("etcd put-if-revision, 8 writers: %.0f writes/s = %.2fx etcdctl check perf "
-                    "(its 's' load is rate-limited to 150 writes/s)\n",
-                    etcd_8_writers, reference > 0 ? etcd_8_writers / reference : 0.0);
+        std::printf(
+            "etcd put-if-revision, 8 writers: %.0f writes/s = %.2fx etcdctl check perf "
+            "(its 's' load is rate-limited to 150 writes/s)\n",
+            etcd_8_writers, reference > 0 ? etcd_8_writers / reference : 0.0);
       } else {
-        std::printf("etcdctl check perf: no throughput line in its output:\n%s\n",
-                    output->c_str());
+        std::printf("etcdctl check perf: no throughput line in its output:\n%s\n", output->c_str());
         ++failures;
       }
     }

@@ -1,11 +1,10 @@
 // The shared datastore conformance suite (tests/support/datastore) on a real etcd: each case
 // gets its own single-member etcd on free loopback ports, so cases run in parallel.
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <memory>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "common/datastore/config.h"
 #include "common/datastore/etcd/etcd_datastore.h"

@@ -2,6 +2,8 @@
 // cannot express because it is etcd's alone — several endpoints and fail-over, timeouts,
 // restarts of one member under a watch, TLS and auth settings.
 
+#include "common/datastore/etcd/etcd_datastore.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -9,13 +11,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -23,7 +26,6 @@
 #include "common/base/status_macros.h"
 #include "common/datastore/config.h"
 #include "common/datastore/datastore.h"
-#include "common/datastore/etcd/etcd_datastore.h"
 #include "tests/support/etcd/etcd_server.h"
 
 namespace calico::datastore {
@@ -80,6 +82,28 @@ absl::StatusOr<Revision> CreateRetrying(Datastore& store, const std::string& key
     absl::SleepFor(absl::Milliseconds(100));
   }
   return result;
+}
+
+// True once every thread of `pid` is stopped ("T" in /proc/<pid>/task/*/stat).
+bool WaitStopped(pid_t pid) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < deadline) {
+    bool all_stopped = true;
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const size_t paren = line.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'T') {
+        all_stopped = false;
+      }
+    }
+    if (!ec && all_stopped) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
 }
 
 // A TCP listener that completes handshakes (via the backlog) but never speaks HTTP/2: a member
@@ -141,9 +165,7 @@ TEST_CASE("etcd: config errors are InvalidArgument naming the culprit", "[integr
     REQUIRE(absl::IsInvalidArgument(store.status()));
     CHECK_THAT(Msg(store.status()), Catch::Contains("\"127.0.0.1:2379\""));
   }
-  SECTION("no endpoints") {
-    REQUIRE(absl::IsInvalidArgument(OpenEtcd(EtcdConfig({})).status()));
-  }
+  SECTION("no endpoints") { REQUIRE(absl::IsInvalidArgument(OpenEtcd(EtcdConfig({})).status())); }
 }
 
 TEST_CASE("etcd: TLS endpoint against a plain-text server fails as Unavailable",
@@ -216,13 +238,16 @@ TEST_CASE("etcd: a hung member gives Unavailable after the request timeout",
   std::unique_ptr<Datastore> store = MustOpen(config);
   REQUIRE(store->Create("/calico/a", "1").ok());  // connected
   REQUIRE(kill(server->pid(), SIGSTOP) == 0);
+  // SIGSTOP lands asynchronously: a request racing it could still be answered.
+  REQUIRE(WaitStopped(server->pid()));
   const absl::Time start = absl::Now();
   absl::StatusOr<Entry> got = store->Get("/calico/a");
   const absl::Duration elapsed = absl::Now() - start;
   kill(server->pid(), SIGCONT);
+  INFO(got.status().ToString());
   REQUIRE(absl::IsUnavailable(got.status()));
-  CHECK_THAT(Msg(got.status()), Catch::Contains(server->ClientUrl()) &&
-                                    Catch::Contains("Deadline Exceeded"));
+  CHECK_THAT(Msg(got.status()),
+             Catch::Contains(server->ClientUrl()) && Catch::Contains("Deadline Exceeded"));
   CHECK(elapsed >= absl::Milliseconds(250));
   CHECK(elapsed < absl::Seconds(2));
   // And it recovers by itself once the member runs again.
@@ -306,8 +331,7 @@ TEST_CASE("etcd: 3-member cluster: losing the serving member keeps writes and wa
   REQUIRE(store->Update("/calico/c/0", "w", list->entries[0].mod_revision).ok());
 }
 
-TEST_CASE("etcd: a watch on a compacted revision fails with IsCompacted",
-          "[integration][etcd]") {
+TEST_CASE("etcd: a watch on a compacted revision fails with IsCompacted", "[integration][etcd]") {
   std::unique_ptr<EtcdServer> server = MustStartServer();
   std::unique_ptr<Datastore> store = MustOpen(EtcdConfig({server->ClientUrl()}));
   absl::StatusOr<Revision> first = store->Create("/calico/k/a", "1");
@@ -351,9 +375,8 @@ TEST_CASE("etcd: Update keeps the TTL lease of Create", "[integration][etcd]") {
 
 // etcdctl against `url`; true if it exited 0.
 bool Etcdctl(const std::string& url, const std::string& args) {
-  const std::string command =
-      absl::StrCat("env -u ETCDCTL_API /usr/bin/etcdctl --endpoints=", url, " ", args,
-                   " >/dev/null 2>&1");
+  const std::string command = absl::StrCat("env -u ETCDCTL_API /usr/bin/etcdctl --endpoints=", url,
+                                           " ", args, " >/dev/null 2>&1");
   return std::system(command.c_str()) == 0;
 }
 

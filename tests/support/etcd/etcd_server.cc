@@ -265,10 +265,9 @@ absl::Status EtcdServer::WaitHealthy(absl::Duration timeout) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return absl::DeadlineExceededError(absl::StrCat("etcd ", name_, " at ", ClientUrl(),
-                                                  " not healthy within ",
-                                                  absl::FormatDuration(timeout),
-                                                  "; log tail:\n", LogTail(1500)));
+  return absl::DeadlineExceededError(
+      absl::StrCat("etcd ", name_, " at ", ClientUrl(), " not healthy within ",
+                   absl::FormatDuration(timeout), "; log tail:\n", LogTail(1500)));
 }
 
 absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(int members) {
