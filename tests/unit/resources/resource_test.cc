@@ -213,6 +213,15 @@ TEST_CASE("BGP rules", "[unit][resources]") {
   CHECK(node.object["spec"]["bgp"]["ipv4Address"] == "10.0.0.5/24");  // host bits are the point here
 }
 
+TEST_CASE("ClusterInformation and IPAMConfiguration", "[unit][resources]") {
+  // Not in the golden files: calicoctl refuses to write ClusterInformation (the daemons own it).
+  Resource info = One("apiVersion: projectcalico.org/v3\nkind: ClusterInformation\nmetadata: {name: default}\n"
+                      "spec: {clusterGUID: abc, calicoVersion: v3.28.0, datastoreReady: false}\n");
+  CHECK(info.object["spec"]["datastoreReady"] == false);  // *bool upstream: false is printed
+  Resource ipam = One("apiVersion: projectcalico.org/v3\nkind: IPAMConfiguration\nmetadata: {name: default}\n");
+  CHECK(ipam.object["spec"] == Json::parse(R"({"strictAffinity": false, "autoAllocateBlocks": true})"));
+}
+
 TEST_CASE("YAML quoting round-trips values that look like other types", "[unit][resources]") {
   Resource r = One("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata:\n  name: s\n  labels:\n"
                    "    a: \"80\"\n    b: \"true\"\n    c: \"\"\n    d: \"y\"\n    e: \"1.5\"\n    f: plain\n"
