@@ -171,6 +171,24 @@ TEST_CASE("sqlite: explicit Compact validates and is idempotent", "[unit][datast
   REQUIRE(CountRows(harness.path(), "history") == 2);
 }
 
+TEST_CASE("sqlite: a watch that lags behind a compaction fails and stays failed",
+          "[unit][datastore][sqlite]") {
+  SqliteHarness harness;
+  std::unique_ptr<Datastore> store = harness.Connect();
+  Revision first = Ok(store->Create("/l/a", "1"));
+  std::unique_ptr<Watch> watch = Ok(store->WatchPrefix("/l/", first));
+  Ok(store->Create("/l/b", "2"));
+  Revision third = Ok(store->Create("/l/c", "3"));
+  // The watch has not read revision first+1 yet when it is compacted away.
+  REQUIRE(store->Compact(third).ok());
+  absl::StatusOr<std::vector<Event>> next = watch->Next(absl::Seconds(1));
+  INFO(next.status().ToString());
+  REQUIRE(IsCompacted(next.status()));
+  REQUIRE(Msg(next.status()).find(absl::StrCat("revision ", first + 1, " was requested")) !=
+          std::string::npos);
+  REQUIRE(IsCompacted(watch->Next(absl::Milliseconds(10)).status()));
+}
+
 TEST_CASE("sqlite: a watch reads a long backlog in order", "[unit][datastore][sqlite]") {
   SqliteOptions options;
   options.fsync_each_commit = false;
