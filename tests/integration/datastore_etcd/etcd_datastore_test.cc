@@ -5,9 +5,11 @@
 #include "common/datastore/etcd/etcd_datastore.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -178,6 +180,105 @@ TEST_CASE("etcd: TLS endpoint against a plain-text server fails as Unavailable",
   absl::StatusOr<Entry> got = store->Get("/calico/x");
   REQUIRE(absl::IsUnavailable(got.status()));
   CHECK_THAT(Msg(got.status()), Catch::Contains(url));
+}
+
+// A private temp directory, removed with its contents.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char pattern[] = "/tmp/calico-etcd-tls-XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Writes ca.pem, server.{pem,key} (SAN IP:127.0.0.1), client.{pem,key} and, from a second
+// CA, other-ca.pem into `dir` with the openssl CLI; P-256 keys, valid for a day.
+bool MakeCertificates(const std::string& dir) {
+  const std::string script = absl::StrCat(R"(set -e; cd ')", dir, R"(';
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+    key ca.key; key other-ca.key; key server.key; key client.key
+    openssl req -x509 -new -key ca.key -out ca.pem -days 1 -subj /CN=calico-test-ca
+    openssl req -x509 -new -key other-ca.key -out other-ca.pem -days 1 -subj /CN=other-ca
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl req -new -key server.key -out server.csr -subj /CN=etcd
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+      -extfile server.ext -out server.pem
+    openssl req -new -key client.key -out client.csr -subj /CN=calico
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+      -extfile client.ext -out client.pem
+  )");
+  const std::string log = dir + "/openssl.log";
+  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) return false;
+  // The test process runs gRPC threads: the child only dup2()s and execs.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    execl("/bin/bash", "bash", "-c", script.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(log_fd);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+TEST_CASE("etcd: TLS with a CA and a client certificate", "[integration][etcd][tls]") {
+  ScratchDir dir;
+  const std::string d = dir.path();
+  REQUIRE(MakeCertificates(d));
+  calico::testing::EtcdTlsOptions tls;
+  tls.cert_file = d + "/server.pem";
+  tls.key_file = d + "/server.key";
+  tls.trusted_ca_file = d + "/ca.pem";
+  tls.client_cert_auth = true;
+  absl::StatusOr<std::unique_ptr<EtcdServer>> server = EtcdServer::StartTls(tls);
+  INFO(server.status().ToString());
+  REQUIRE(server.ok());
+  const std::string url = (*server)->ClientUrl();
+  REQUIRE_THAT(url, Catch::StartsWith("https://"));
+
+  Config config = EtcdConfig({url});
+  config.etcd_ca_cert_file = d + "/ca.pem";
+  SECTION("CA and client certificate: reads, writes and watches work") {
+    config.etcd_cert_file = d + "/client.pem";
+    config.etcd_key_file = d + "/client.key";
+    std::unique_ptr<Datastore> store = MustOpen(config);
+    absl::StatusOr<Revision> created = store->Create("/calico/tls", "1");
+    INFO(created.status().ToString());
+    REQUIRE(created.ok());
+    absl::StatusOr<std::unique_ptr<Watch>> watch = store->WatchPrefix("/calico/", *created - 1);
+    REQUIRE(watch.ok());
+    std::vector<Event> events = Collect(**watch, 1, absl::Seconds(5));
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].key == "/calico/tls");
+  }
+  SECTION("no client certificate: the server refuses the handshake") {
+    std::unique_ptr<Datastore> store = MustOpen(config);
+    absl::StatusOr<Revision> created = store->Create("/calico/tls", "1");
+    REQUIRE(absl::IsUnavailable(created.status()));
+    CHECK_THAT(Msg(created.status()), Catch::Contains(url));
+  }
+  SECTION("a CA that did not sign the server certificate") {
+    config.etcd_ca_cert_file = d + "/other-ca.pem";
+    config.etcd_cert_file = d + "/client.pem";
+    config.etcd_key_file = d + "/client.key";
+    std::unique_ptr<Datastore> store = MustOpen(config);
+    absl::StatusOr<Revision> created = store->Create("/calico/tls", "1");
+    REQUIRE(absl::IsUnavailable(created.status()));
+    CHECK_THAT(Msg(created.status()), Catch::Contains(url));
+  }
 }
 
 TEST_CASE("etcd: a dead first endpoint fails over to the second", "[integration][etcd]") {

@@ -130,6 +130,11 @@ absl::StatusOr<std::string> UnusedLoopbackUrl() {
 }
 
 absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start() {
+  return StartTls(EtcdTlsOptions{});
+}
+
+absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::StartTls(const EtcdTlsOptions& tls) {
+  const bool use_tls = !tls.cert_file.empty();
   absl::Status last;
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
     std::unique_ptr<EtcdServer> server(new EtcdServer());
@@ -143,6 +148,14 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start() {
     if (!peer.ok()) return peer.status();
     server->client_port_ = *client;
     server->peer_port_ = *peer;
+    server->health_port_ = *client;
+    if (use_tls) {
+      absl::StatusOr<int> health = FreeLoopbackPort();
+      if (!health.ok()) return health.status();
+      server->health_port_ = *health;
+      server->tls_ = true;
+      server->tls_options_ = tls;
+    }
     server->initial_cluster_ = absl::StrCat("m0=", PeerUrl(*peer));
     server->cluster_token_ = UniqueToken();
     last = server->Spawn();
@@ -161,7 +174,9 @@ EtcdServer::~EtcdServer() {
   }
 }
 
-std::string EtcdServer::ClientUrl() const { return PeerUrl(client_port_); }
+std::string EtcdServer::ClientUrl() const {
+  return absl::StrCat(tls_ ? "https" : "http", "://127.0.0.1:", client_port_);
+}
 
 void EtcdServer::Stop() {
   if (pid_ <= 0) return;
@@ -192,11 +207,14 @@ absl::Status EtcdServer::Spawn() {
   if (pid_ > 0) return absl::FailedPreconditionError("etcd " + name_ + " already running");
   const std::string client_url = ClientUrl();
   const std::string peer_url = PeerUrl(peer_port_);
+  // With TLS, a second plain listener serves the /health probe (HealthOnce speaks HTTP only).
+  const std::string listen_client_urls =
+      tls_ ? absl::StrCat(client_url, ",", PeerUrl(health_port_)) : client_url;
   std::vector<std::string> args = {
       kEtcdBinary,
       "--name=" + name_,
       "--data-dir=" + root_dir_ + "/data",
-      "--listen-client-urls=" + client_url,
+      "--listen-client-urls=" + listen_client_urls,
       "--advertise-client-urls=" + client_url,
       "--listen-peer-urls=" + peer_url,
       "--initial-advertise-peer-urls=" + peer_url,
@@ -209,6 +227,14 @@ absl::Status EtcdServer::Spawn() {
       "--logger=zap",
       "--log-outputs=stderr",
   };
+  if (tls_) {
+    args.push_back("--cert-file=" + tls_options_.cert_file);
+    args.push_back("--key-file=" + tls_options_.key_file);
+    if (!tls_options_.trusted_ca_file.empty()) {
+      args.push_back("--trusted-ca-file=" + tls_options_.trusted_ca_file);
+    }
+    if (tls_options_.client_cert_auth) args.push_back("--client-cert-auth=true");
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -255,7 +281,7 @@ absl::Status EtcdServer::Spawn() {
 absl::Status EtcdServer::WaitHealthy(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
-    if (HealthOnce(client_port_)) return absl::OkStatus();
+    if (HealthOnce(health_port_)) return absl::OkStatus();
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
@@ -288,6 +314,7 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(int members) {
       if (!peer.ok()) return peer.status();
       member->client_port_ = *client;
       member->peer_port_ = *peer;
+      member->health_port_ = *client;
       member->cluster_token_ = token;
       initial.push_back(absl::StrCat(member->name_, "=", PeerUrl(*peer)));
       cluster->members_.push_back(std::move(member));

@@ -26,10 +26,21 @@
 
 namespace calico::testing {
 
+// Client TLS for a single member (files are PEM). With TLS the member also listens on a plain
+// loopback port of its own, used only for the /health probe.
+struct EtcdTlsOptions {
+  std::string cert_file;
+  std::string key_file;
+  std::string trusted_ca_file;  // with client_cert_auth: the CA client certificates must chain to
+  bool client_cert_auth = false;
+};
+
 class EtcdServer {
  public:
   // A single-member cluster with fast raft timers, started and healthy.
   static absl::StatusOr<std::unique_ptr<EtcdServer>> Start();
+  // The same, serving clients over https:// only.
+  static absl::StatusOr<std::unique_ptr<EtcdServer>> StartTls(const EtcdTlsOptions& tls);
   ~EtcdServer();
 
   EtcdServer(const EtcdServer&) = delete;
@@ -44,7 +55,7 @@ class EtcdServer {
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
 
-  // "http://127.0.0.1:<port>"
+  // "http://127.0.0.1:<port>" ("https://..." with TLS)
   std::string ClientUrl() const;
   int client_port() const { return client_port_; }
   const std::string& name() const { return name_; }
@@ -64,6 +75,9 @@ class EtcdServer {
   std::string cluster_token_;
   int client_port_ = 0;
   int peer_port_ = 0;
+  int health_port_ = 0;  // plain-http probe port when the client port speaks TLS
+  bool tls_ = false;
+  EtcdTlsOptions tls_options_;
   pid_t pid_ = -1;
 };
 
