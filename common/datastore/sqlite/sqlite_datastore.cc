@@ -236,12 +236,17 @@ class SqliteWatch : public Watch {
           return error_;
         }
         // Transient (e.g. a lock during WAL recovery): the contract says watches heal by
-        // themselves, so retry at the next poll.
-        log::Warn("datastore_watch_poll_failed",
-                  {{"path", db_->path()}, {"error", ToStd(batch.status().message())}});
+        // themselves, so retry at the next poll. Logged once per failure streak, not per poll.
+        if (!failing_) {
+          log::Warn("datastore_watch_poll_failed",
+                    {{"path", db_->path()}, {"error", ToStd(batch.status().message())}});
+        }
+        failing_ = true;
         data_version_ = -1;
-      } else if (!batch->empty()) {
-        return batch;
+      } else {
+        if (failing_) log::Info("datastore_watch_poll_recovered", {{"path", db_->path()}});
+        failing_ = false;
+        if (!batch->empty()) return batch;
       }
       absl::Time now = absl::Now();
       if (now >= deadline) return std::vector<Event>();
@@ -337,7 +342,8 @@ class SqliteWatch : public Watch {
   absl::Duration poll_interval_;
   int64_t data_version_ = -1;   // -1: poll unconditionally
   int64_t next_expiry_ms_ = 0;  // earliest expires_at seen, 0 if none
-  absl::Status error_;
+  absl::Status error_;           // sticky compaction error
+  bool failing_ = false;         // the last poll failed transiently
   std::atomic<bool> cancelled_{false};
 };
 

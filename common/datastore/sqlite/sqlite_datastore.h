@@ -19,7 +19,8 @@
 //  - Retention: writers auto-compact history in batches, keeping at least retain_revisions
 //    revisions AND everything younger than retain_duration (defaults: 10,000 and 5 minutes), so
 //    the file stops growing while a watcher that lags by a few minutes can still resume.
-//    Compact(rev) compacts explicitly; compacting an already compacted revision is a no-op.
+//    Compact(rev) compacts explicitly; compacting an already compacted revision is a no-op,
+//    a future one InvalidArgument.
 //  - Thread safety: one connection per Datastore behind a mutex; one per Watch.
 
 #include <cstdint>
