@@ -1,9 +1,9 @@
 #include "common/datastore/config.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdlib>
 #include <string_view>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -43,14 +43,14 @@ absl::Status Validate(const Config& config, const std::string& where) {
     }
     for (const std::string& endpoint : config.etcd_endpoints) {
       if (endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": etcd endpoint \"", endpoint, "\" must start with http:// or https://"));
+        return absl::InvalidArgumentError(absl::StrCat(where, ": etcd endpoint \"", endpoint,
+                                                       "\" must start with http:// or https://"));
       }
     }
     if (config.etcd_cert_file.empty() != config.etcd_key_file.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": etcd client certificate and key must be given together (cert \"",
-          config.etcd_cert_file, "\", key \"", config.etcd_key_file, "\")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": etcd client certificate and key must be given together (cert \"",
+                       config.etcd_cert_file, "\", key \"", config.etcd_key_file, "\")"));
     }
   } else if (config.sqlite_path.empty()) {
     return absl::InvalidArgumentError(
@@ -115,8 +115,8 @@ absl::StatusOr<Config> ConfigFromFile(const std::string& path) {
 
   ASSIGN_OR_RETURN(std::string api_version, scalar(root, "apiVersion", "apiVersion"));
   if (api_version != "projectcalico.org/v3") {
-    return field_error("apiVersion", absl::StrCat("\"", api_version,
-                                                   "\" is not projectcalico.org/v3"));
+    return field_error("apiVersion",
+                       absl::StrCat("\"", api_version, "\" is not projectcalico.org/v3"));
   }
   ASSIGN_OR_RETURN(std::string kind, scalar(root, "kind", "kind"));
   if (kind != "CalicoAPIConfig") {
@@ -153,14 +153,12 @@ absl::StatusOr<Config> ConfigFromFile(const std::string& path) {
     return Annotate(parsed.status(), absl::StrCat("datastore config ", path));
   }
   config.type = *parsed;
-  ASSIGN_OR_RETURN(config.etcd_ca_cert_file,
-                   scalar(spec, "etcdCACertFile", "spec.etcdCACertFile"));
+  ASSIGN_OR_RETURN(config.etcd_ca_cert_file, scalar(spec, "etcdCACertFile", "spec.etcdCACertFile"));
   ASSIGN_OR_RETURN(config.etcd_cert_file, scalar(spec, "etcdCertFile", "spec.etcdCertFile"));
   ASSIGN_OR_RETURN(config.etcd_key_file, scalar(spec, "etcdKeyFile", "spec.etcdKeyFile"));
   ASSIGN_OR_RETURN(config.etcd_username, scalar(spec, "etcdUsername", "spec.etcdUsername"));
   ASSIGN_OR_RETURN(config.etcd_password, scalar(spec, "etcdPassword", "spec.etcdPassword"));
-  ASSIGN_OR_RETURN(std::string datastore_path,
-                   scalar(spec, "datastorePath", "spec.datastorePath"));
+  ASSIGN_OR_RETURN(std::string datastore_path, scalar(spec, "datastorePath", "spec.datastorePath"));
   if (!datastore_path.empty()) config.sqlite_path = datastore_path;
   RETURN_IF_ERROR(Validate(config, absl::StrCat("datastore config ", path)));
   return config;

@@ -6,8 +6,10 @@ namespace calico::datastore {
 
 absl::StatusOr<std::unique_ptr<Datastore>> Open(const Config& config) {
   switch (config.type) {
-    case BackendType::kEmbedded: return OpenSqlite(config);
-    case BackendType::kEtcdV3: return OpenEtcd(config);
+    case BackendType::kEmbedded:
+      return OpenSqlite(config);
+    case BackendType::kEtcdV3:
+      return OpenEtcd(config);
   }
   return absl::InvalidArgumentError("unknown datastore backend type");
 }

@@ -60,9 +60,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
                                                              const ConnectionOptions& options) {
   sqlite3* db = nullptr;
   // NOMUTEX: every owner serialises its own use; SQLite's mutex would only add cost.
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   auto connection = std::unique_ptr<Connection>(new Connection(path, db));
   if (rc != SQLITE_OK) return connection->Error(rc, "opening the database");
   sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));

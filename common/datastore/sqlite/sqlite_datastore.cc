@@ -101,8 +101,7 @@ class Notifier {
   }
   void WaitFor(uint64_t seen, absl::Duration timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                 [&] { return generation_ != seen; });
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return generation_ != seen; });
   }
 
  private:
@@ -149,8 +148,8 @@ absl::StatusOr<Revision> SweepExpired(Connection& db, Revision rev, int64_t now_
     ASSIGN_OR_RETURN(Query del, db.Prepare("DELETE FROM kv WHERE key = ?1"));
     RETURN_IF_ERROR(del.Bind(1, key).Run());
     RETURN_IF_ERROR(AppendHistory(db, rev, key, kTypeDelete, "", now_ms));
-    log::Debug("datastore_key_expired", {{"path", db.path()}, {"key", key},
-                                         {"revision", absl::StrCat(rev)}});
+    log::Debug("datastore_key_expired",
+               {{"path", db.path()}, {"key", key}, {"revision", absl::StrCat(rev)}});
   }
   return rev;
 }
@@ -177,33 +176,33 @@ absl::Status CreateSchema(Connection& db) {
       if (row) version = q.Int(0);
     }
     if (version > kSchemaVersion) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "embedded datastore %s: schema version %d is newer than this binary's %d", db.path(),
-          version, kSchemaVersion));
+      return absl::FailedPreconditionError(
+          absl::StrFormat("embedded datastore %s: schema version %d is newer than this binary's %d",
+                          db.path(), version, kSchemaVersion));
     }
-    RETURN_IF_ERROR(db.Exec(
-        "CREATE TABLE IF NOT EXISTS meta("
-        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
-        "  revision INTEGER NOT NULL,"
-        "  compacted INTEGER NOT NULL)"));
+    RETURN_IF_ERROR(
+        db.Exec("CREATE TABLE IF NOT EXISTS meta("
+                "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+                "  revision INTEGER NOT NULL,"
+                "  compacted INTEGER NOT NULL)"));
     RETURN_IF_ERROR(
         db.Exec("INSERT OR IGNORE INTO meta(id, revision, compacted) VALUES (1, 0, 0)"));
-    RETURN_IF_ERROR(db.Exec(
-        "CREATE TABLE IF NOT EXISTS kv("
-        "  key BLOB PRIMARY KEY,"
-        "  value BLOB NOT NULL,"
-        "  create_rev INTEGER NOT NULL,"
-        "  mod_rev INTEGER NOT NULL,"
-        "  expires_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"));
-    RETURN_IF_ERROR(db.Exec(
-        "CREATE INDEX IF NOT EXISTS kv_expiry ON kv(expires_at) WHERE expires_at > 0"));
-    RETURN_IF_ERROR(db.Exec(
-        "CREATE TABLE IF NOT EXISTS history("
-        "  rev INTEGER PRIMARY KEY,"
-        "  key BLOB NOT NULL,"
-        "  type INTEGER NOT NULL,"
-        "  value BLOB NOT NULL,"
-        "  written_at INTEGER NOT NULL)"));
+    RETURN_IF_ERROR(
+        db.Exec("CREATE TABLE IF NOT EXISTS kv("
+                "  key BLOB PRIMARY KEY,"
+                "  value BLOB NOT NULL,"
+                "  create_rev INTEGER NOT NULL,"
+                "  mod_rev INTEGER NOT NULL,"
+                "  expires_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"));
+    RETURN_IF_ERROR(
+        db.Exec("CREATE INDEX IF NOT EXISTS kv_expiry ON kv(expires_at) WHERE expires_at > 0"));
+    RETURN_IF_ERROR(
+        db.Exec("CREATE TABLE IF NOT EXISTS history("
+                "  rev INTEGER PRIMARY KEY,"
+                "  key BLOB NOT NULL,"
+                "  type INTEGER NOT NULL,"
+                "  value BLOB NOT NULL,"
+                "  written_at INTEGER NOT NULL)"));
     RETURN_IF_ERROR(db.Exec("PRAGMA user_version = 1"));
     return db.Exec("COMMIT");
   }();
@@ -342,8 +341,8 @@ class SqliteWatch : public Watch {
   absl::Duration poll_interval_;
   int64_t data_version_ = -1;   // -1: poll unconditionally
   int64_t next_expiry_ms_ = 0;  // earliest expires_at seen, 0 if none
-  absl::Status error_;           // sticky compaction error
-  bool failing_ = false;         // the last poll failed transiently
+  absl::Status error_;          // sticky compaction error
+  bool failing_ = false;        // the last poll failed transiently
   std::atomic<bool> cancelled_{false};
 };
 
@@ -352,16 +351,17 @@ class SqliteDatastore : public Datastore {
   static absl::StatusOr<std::unique_ptr<Datastore>> Create(const Config& config,
                                                            const SqliteOptions& options) {
     if (options.retain_revisions < 0 || options.compaction_batch < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "embedded datastore ", config.sqlite_path,
-          ": retain_revisions must be >= 0 and compaction_batch >= 1"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("embedded datastore ", config.sqlite_path,
+                       ": retain_revisions must be >= 0 and compaction_batch >= 1"));
     }
     RETURN_IF_ERROR(MakeParentDirs(config.sqlite_path));
     ConnectionOptions connection_options{options.busy_timeout, options.fsync_each_commit};
     ASSIGN_OR_RETURN(std::unique_ptr<Connection> db,
                      Connection::Open(config.sqlite_path, connection_options));
     RETURN_IF_ERROR(CreateSchema(*db));
-    return std::unique_ptr<Datastore>(new SqliteDatastore(config.sqlite_path, options, std::move(db)));
+    return std::unique_ptr<Datastore>(
+        new SqliteDatastore(config.sqlite_path, options, std::move(db)));
   }
 
   absl::StatusOr<Entry> Get(std::string_view key) override {
@@ -406,20 +406,23 @@ class SqliteDatastore : public Datastore {
                                   const CreateOptions& options) override {
     int64_t ttl_ms = 0;
     if (options.ttl > absl::ZeroDuration()) {
-      ttl_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(options.ttl, absl::Milliseconds(1))));
+      ttl_ms = std::max<int64_t>(
+          1, absl::ToInt64Milliseconds(absl::Ceil(options.ttl, absl::Milliseconds(1))));
     }
     return RunWrite([&](Connection& db, Revision& rev, int64_t now_ms) -> absl::Status {
       ASSIGN_OR_RETURN(std::optional<Revision> existing, ModRevision(db, key));
       if (existing) {
-        return absl::AlreadyExistsError(absl::StrCat("key ", KeyForMessage(key),
-                                                     " already exists (mod_revision ",
-                                                     *existing, ")"));
+        return absl::AlreadyExistsError(absl::StrCat(
+            "key ", KeyForMessage(key), " already exists (mod_revision ", *existing, ")"));
       }
       ++rev;
       ASSIGN_OR_RETURN(Query q, db.Prepare("INSERT INTO kv(key, value, create_rev, mod_rev, "
                                            "expires_at) VALUES (?1, ?2, ?3, ?3, ?4)"));
-      RETURN_IF_ERROR(
-          q.Bind(1, key).Bind(2, value).Bind(3, rev).Bind(4, ttl_ms > 0 ? now_ms + ttl_ms : 0).Run());
+      RETURN_IF_ERROR(q.Bind(1, key)
+                          .Bind(2, value)
+                          .Bind(3, rev)
+                          .Bind(4, ttl_ms > 0 ? now_ms + ttl_ms : 0)
+                          .Run());
       return AppendHistory(db, rev, key, kTypePut, value, now_ms);
     });
   }
@@ -458,8 +461,8 @@ class SqliteDatastore : public Datastore {
     ASSIGN_OR_RETURN(Meta meta, ReadMeta(*db));
     // Fail now rather than at the first Next(): the caller is still in its list/watch setup.
     if (after < meta.compacted) return CompactedError(after + 1, meta.compacted);
-    return std::unique_ptr<Watch>(new SqliteWatch(std::move(db), notifier_, prefix, after,
-                                                  options_.watch_poll_interval));
+    return std::unique_ptr<Watch>(
+        new SqliteWatch(std::move(db), notifier_, prefix, after, options_.watch_poll_interval));
   }
 
   absl::Status Compact(Revision revision) override {
@@ -496,8 +499,7 @@ class SqliteDatastore : public Datastore {
         db_(std::move(db)),
         notifier_(std::make_shared<Notifier>()) {}
 
-  static absl::StatusOr<std::optional<Revision>> ModRevision(Connection& db,
-                                                             std::string_view key) {
+  static absl::StatusOr<std::optional<Revision>> ModRevision(Connection& db, std::string_view key) {
     ASSIGN_OR_RETURN(Query q, db.Prepare("SELECT mod_rev FROM kv WHERE key = ?1"));
     q.Bind(1, key);
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -560,9 +562,9 @@ class SqliteDatastore : public Datastore {
     if (!row || q.IsNull(0)) return absl::OkStatus();
     Revision target = q.Int(0);
     RETURN_IF_ERROR(CompactTo(*db_, target));
-    log::Debug("datastore_auto_compacted",
-               {{"path", path_}, {"compacted", absl::StrCat(target)},
-                {"revision", absl::StrCat(rev)}});
+    log::Debug(
+        "datastore_auto_compacted",
+        {{"path", path_}, {"compacted", absl::StrCat(target)}, {"revision", absl::StrCat(rev)}});
     return absl::OkStatus();
   }
 

@@ -7,8 +7,8 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string_view>
 #include <thread>
@@ -165,8 +165,9 @@ void RequireWatchCompacted(Datastore& store, std::string_view prefix, Revision a
     status = watch.status();
   } else {
     absl::StatusOr<std::vector<Event>> batch = (*watch)->Next(absl::Seconds(3));
-    if (batch.ok()) FAIL("watch after compacted revision " << after << " delivered "
-                                                           << batch->size() << " events");
+    if (batch.ok())
+      FAIL("watch after compacted revision " << after << " delivered " << batch->size()
+                                             << " events");
     status = batch.status();
   }
   INFO(status.ToString());
@@ -247,8 +248,7 @@ void UpdateDeleteWithRevision(Harness& harness) {
 
 void AnyRevision(Harness& harness) {
   std::unique_ptr<Datastore> store = harness.Connect();
-  REQUIRE(store->Update("/t/a", "x", kAnyRevision).status().code() ==
-          absl::StatusCode::kNotFound);
+  REQUIRE(store->Update("/t/a", "x", kAnyRevision).status().code() == absl::StatusCode::kNotFound);
   REQUIRE(store->Delete("/t/a", kAnyRevision).status().code() == absl::StatusCode::kNotFound);
   Revision created = OK_OR_FAIL(store->Create("/t/a", "1"));
   Revision second = OK_OR_FAIL(store->Update("/t/a", "2", kAnyRevision));
@@ -271,8 +271,8 @@ void ListByPrefix(Harness& harness) {
   Revision current = OK_OR_FAIL(store->CurrentRevision());
 
   ListResult children = OK_OR_FAIL(store->List("/a/b/"));
-  REQUIRE(children.entries == std::vector<Entry>{{"/a/b/1", "one", b1, b1},
-                                                 {"/a/b/2", "two", b2, b2}});
+  REQUIRE(children.entries ==
+          std::vector<Entry>{{"/a/b/1", "one", b1, b1}, {"/a/b/2", "two", b2, b2}});
   REQUIRE(children.revision == current);
 
   ListResult all = OK_OR_FAIL(store->List("/a/b"));

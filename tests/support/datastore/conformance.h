@@ -19,12 +19,11 @@
 
 #include <sys/types.h>
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "absl/time/time.h"
 #include "common/datastore/datastore.h"
@@ -61,8 +60,7 @@ class ChildProcess {
  public:
   // Starts `argv` (argv[0] is the path) with the current environment minus the datastore
   // variables, plus `env`. A start failure is reported by Wait() as exit status 127.
-  ChildProcess(const std::vector<std::string>& argv,
-               const std::map<std::string, std::string>& env);
+  ChildProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -110,39 +108,39 @@ struct StringMaker<calico::datastore::Entry> {
 }  // namespace Catch
 
 #define CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr, name, fn) \
-  TEST_CASE(prefix ": " name, tags) {                                                \
-    auto calico_harness_ = (make_harness_expr);                                      \
-    ::calico::datastore::testing::cases::fn(*calico_harness_);                      \
+  TEST_CASE(prefix ": " name, tags) {                                                 \
+    auto calico_harness_ = (make_harness_expr);                                       \
+    ::calico::datastore::testing::cases::fn(*calico_harness_);                        \
   }
 
 // Expands to Catch2 v2 TEST_CASEs named "<prefix>: ..." each with `tags`, creating its harness
 // with `make_harness_expr` (a std::unique_ptr to a Harness; a fresh, empty store per case).
-#define CALICO_DATASTORE_CONFORMANCE_TESTS(prefix, tags, make_harness_expr)                     \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "create, get, AlreadyExists, NotFound", CreateGet)          \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "update and delete compare mod_revision",                  \
-                                     UpdateDeleteWithRevision)                                  \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "kAnyRevision writes unconditionally", AnyRevision)        \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "list by prefix is sorted and exact", ListByPrefix)        \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "two clients share one store", ClientsShareTheStore)       \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "watch delivers puts and deletes in order", OrderedWatch)  \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "watch resumes from a revision", ResumeWatch)              \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "watch sees only its prefix", WatchSeesOnlyItsPrefix)      \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "Cancel wakes a blocked Next", CancelWakesNext)            \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "compaction fails older watches only", Compaction)         \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "TTL key expires with a delete event", TtlExpiry)          \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "watch survives a server restart", WatchSurvivesRestart)   \
-  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                           \
-                                     "concurrent CAS writers in separate processes",            \
+#define CALICO_DATASTORE_CONFORMANCE_TESTS(prefix, tags, make_harness_expr)                    \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "create, get, AlreadyExists, NotFound", CreateGet)        \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "update and delete compare mod_revision",                 \
+                                     UpdateDeleteWithRevision)                                 \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "kAnyRevision writes unconditionally", AnyRevision)       \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "list by prefix is sorted and exact", ListByPrefix)       \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "two clients share one store", ClientsShareTheStore)      \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "watch delivers puts and deletes in order", OrderedWatch) \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "watch resumes from a revision", ResumeWatch)             \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "watch sees only its prefix", WatchSeesOnlyItsPrefix)     \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "Cancel wakes a blocked Next", CancelWakesNext)           \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "compaction fails older watches only", Compaction)        \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "TTL key expires with a delete event", TtlExpiry)         \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "watch survives a server restart", WatchSurvivesRestart)  \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "concurrent CAS writers in separate processes",           \
                                      ConcurrentWriterProcesses)

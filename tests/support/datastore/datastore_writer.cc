@@ -43,8 +43,8 @@ absl::Status Increment(Datastore& store, const std::string& key, long count) {
     absl::StatusOr<Entry> entry = store.Get(key);
     if (!entry.ok()) return Annotate(entry.status(), "reading " + key);
     long value = 0;
-    auto [end, ec] = std::from_chars(entry->value.data(), entry->value.data() + entry->value.size(),
-                                     value);
+    auto [end, ec] =
+        std::from_chars(entry->value.data(), entry->value.data() + entry->value.size(), value);
     if (ec != std::errc() || end != entry->value.data() + entry->value.size()) {
       return absl::InvalidArgumentError("value of " + key + " is not a number: " + entry->value);
     }

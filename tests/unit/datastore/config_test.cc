@@ -1,20 +1,20 @@
-#include <catch2/catch.hpp>
+#include "common/datastore/config.h"
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <string>
 
 #include "common/base/status_macros.h"
-#include "common/datastore/config.h"
 #include "tests/support/datastore/conformance.h"
 
 namespace calico::datastore {
 namespace {
 
-constexpr const char* kVariables[] = {"DATASTORE_TYPE",    "ETCD_ENDPOINTS", "ETCD_CA_CERT_FILE",
-                                      "ETCD_CERT_FILE",    "ETCD_KEY_FILE",  "ETCD_USERNAME",
-                                      "ETCD_PASSWORD",     "CALICO_DATASTORE_PATH"};
+constexpr const char* kVariables[] = {"DATASTORE_TYPE", "ETCD_ENDPOINTS",       "ETCD_CA_CERT_FILE",
+                                      "ETCD_CERT_FILE", "ETCD_KEY_FILE",        "ETCD_USERNAME",
+                                      "ETCD_PASSWORD",  "CALICO_DATASTORE_PATH"};
 
 // Clears the datastore variables for one test and puts the originals back afterwards, so the
 // tests neither see the developer's environment nor leak into the next test.

@@ -221,8 +221,7 @@ TEST_CASE("sqlite: an expired key is hidden at once and deleted by the next writ
   }
   REQUIRE(store->Get("/t/k").status().code() == absl::StatusCode::kNotFound);
   REQUIRE(Ok(store->List("/t/")).entries.empty());
-  REQUIRE(store->Update("/t/k", "x", kAnyRevision).status().code() ==
-          absl::StatusCode::kNotFound);
+  REQUIRE(store->Update("/t/k", "x", kAnyRevision).status().code() == absl::StatusCode::kNotFound);
   REQUIRE(Ok(store->CurrentRevision()) == created);  // the failed update rolled its sweep back
 
   Revision other = Ok(store->Create("/t/other", "w"));
