@@ -358,7 +358,7 @@ int Session::WriteFromFile(const std::string& verb) {
   if (!done.empty()) {
     io_.out << "Partially " << past << ": " << done.size() << " of " << docs->size() << " "
             << what << ": " << absl::StrJoin(done, ", ") << "\n";
-  } else {
+  } else if (many) {
     io_.err << "No resources " << past << " (" << failed << " of " << docs->size() << " failed)\n";
   }
   return 1;

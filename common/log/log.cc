@@ -116,7 +116,7 @@ void Emit(Level level, std::string_view event, std::initializer_list<Field> fiel
   gettimeofday(&tv, nullptr);
   struct tm tm;
   gmtime_r(&tv.tv_sec, &tm);
-  char ts[40];
+  char ts[96];  // roomy: the compiler cannot prove the fields are in range
   std::snprintf(ts, sizeof ts, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tv.tv_usec / 1000);
   std::lock_guard lock(g_mu);

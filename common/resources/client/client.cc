@@ -59,6 +59,22 @@ std::string MetaString(const Resource& r, const char* field) {
   return it->get<std::string>();
 }
 
+// Fields that address space or allocations depend on cannot change in place (as upstream):
+// blocks already carved from a pool would no longer match it.
+absl::Status CheckImmutable(const Resource& current, const Resource& next) {
+  if (current.kind->kind != "IPPool") return absl::OkStatus();
+  for (const char* field : {"cidr", "blockSize"}) {
+    Json a = current.object.value("spec", Json::object()).value(field, Json());
+    Json b = next.object.value("spec", Json::object()).value(field, Json());
+    if (a != b) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          next.Describe(), ": spec.", field, ": cannot be changed (", a.dump(), " to ", b.dump(),
+          "); create a new pool and disable this one"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<int64_t>> ResourceVersionOf(const Resource& resource) {
@@ -133,9 +149,11 @@ absl::StatusOr<Resource> Client::Create(const Resource& resource) {
 
 absl::StatusOr<Resource> Client::Replace(const Resource& resource) {
   ASSIGN_OR_RETURN(std::optional<int64_t> wanted, ResourceVersionOf(resource));
-  RETURN_IF_ERROR(CheckAgainstOthers(resource));
   for (int attempt = 1;; ++attempt) {
+    // Existence first: "not found" is the answer for a missing object, whatever else is wrong.
     ASSIGN_OR_RETURN(Resource current, Get(*resource.kind, resource.Namespace(), resource.Name()));
+    RETURN_IF_ERROR(CheckImmutable(current, resource));
+    if (attempt == 1) RETURN_IF_ERROR(CheckAgainstOthers(resource));
     ASSIGN_OR_RETURN(std::optional<int64_t> current_rv, ResourceVersionOf(current));
     Revision expected = current_rv.value_or(0);
     if (wanted.has_value() && *wanted != expected) {

@@ -287,6 +287,11 @@ TEST_CASE("calicoctl label and patch validate before writing", "[unit][calicoctl
   CHECK(ctl({"get", "ippool", "p1", "-o", "yaml"}).out.find("blockSize: 26") != std::string::npos);
   Result rename = ctl({"patch", "ippool", "p1", "-p", R"({"metadata":{"name":"p2"}})"});
   CHECK(rename.code == 1);
+  Result move = ctl({"patch", "ippool", "p1", "-p", R"({"spec":{"cidr":"10.11.0.0/16"}})"});
+  CHECK(move.code == 1);
+  CHECK(move.err ==
+        "Failed to patch: IPPool \"p1\": spec.cidr: cannot be changed (\"10.10.0.0/16\" to "
+        "\"10.11.0.0/16\"); create a new pool and disable this one\n");
 }
 
 TEST_CASE("calicoctl lists namespaced kinds per namespace or across all", "[unit][calicoctl]") {
