@@ -2,12 +2,12 @@
 //  - put-if-revision: Update(key, value, last revision) back to back: latency p50/p99, ops/s.
 //  - watch delivery: one more client watches the whole run's prefix; for every event, the time
 //    from the start of the Update that wrote it to its arrival from Watch::Next.
-// Then `etcdctl check perf --load=s` against the same etcd, and our 8-writer etcd throughput
-// as a ratio to its. Note that check perf's "s" load is rate-limited to 150 writes/s (50
-// clients, 1 KiB values, plain puts): it says whether the disk/etcd keep up with that, so a
-// ratio above 1 means "faster than the small-cluster bar", not "faster than etcd".
+// Then `etcdctl check perf` (etcd's own Go client) against the same etcd, and our 8-writer etcd
+// throughput as a ratio to what it reports. The default load is "l" (500 clients, plain puts,
+// rate-limited at 8,000 writes/s — above what this machine sustains, so the number is the
+// real capacity); "s" is capped at 150 writes/s and would make any ratio meaningless.
 //
-// Usage: datastore_bench [--seconds=N] [--skip-etcdctl]
+// Usage: datastore_bench [--seconds=N] [--skip-etcdctl] [--etcdctl-load=s|m|l|xl]
 // Numbers on a shared 2-vCPU machine are noisy: compare ratios, not absolutes.
 
 #include <fcntl.h>
@@ -194,17 +194,17 @@ void PrintRow(const char* backend, int writers, const RunResult& r) {
   std::fflush(stdout);
 }
 
-// Runs `etcdctl check perf --load=s` against `url`; returns its output. Killed by pid after
+// Runs `etcdctl check perf --load=<load>` against `url`; returns its output. Killed by pid after
 // `timeout` (it normally takes ~60 s).
-absl::StatusOr<std::string> RunCheckPerf(const std::string& url, const std::string& out_path,
-                                         absl::Duration timeout) {
+absl::StatusOr<std::string> RunCheckPerf(const std::string& url, const std::string& load,
+                                         const std::string& out_path, absl::Duration timeout) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::vector<std::string> args = {"/usr/bin/etcdctl", "--endpoints=" + url, "check", "perf",
-                                   "--load=s"};
+                                   "--load=" + load};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -239,6 +239,7 @@ absl::StatusOr<std::string> RunCheckPerf(const std::string& url, const std::stri
 int Main(int argc, char** argv) {
   absl::Duration duration = absl::Seconds(3);
   bool skip_etcdctl = false;
+  std::string etcdctl_load = "l";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     int seconds = 0;
@@ -247,8 +248,13 @@ int Main(int argc, char** argv) {
       duration = absl::Seconds(seconds);
     } else if (arg == "--skip-etcdctl") {
       skip_etcdctl = true;
+    } else if (arg.rfind("--etcdctl-load=", 0) == 0 &&
+               (arg.substr(15) == "s" || arg.substr(15) == "m" || arg.substr(15) == "l" ||
+                arg.substr(15) == "xl")) {
+      etcdctl_load = arg.substr(15);
     } else {
-      std::fprintf(stderr, "usage: %s [--seconds=N] [--skip-etcdctl]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--seconds=N] [--skip-etcdctl] [--etcdctl-load=s|m|l|xl]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -311,10 +317,11 @@ int Main(int argc, char** argv) {
   }
 
   if (!skip_etcdctl) {
-    std::printf("\netcdctl check perf --load=s against the same etcd (~60 s)...\n");
+    std::printf("\netcdctl check perf --load=%s against the same etcd (~60 s)...\n",
+                etcdctl_load.c_str());
     std::fflush(stdout);
-    absl::StatusOr<std::string> output =
-        RunCheckPerf((*server)->ClientUrl(), dir + "/check-perf.txt", absl::Seconds(150));
+    absl::StatusOr<std::string> output = RunCheckPerf(
+        (*server)->ClientUrl(), etcdctl_load, dir + "/check-perf.txt", absl::Seconds(180));
     if (!output.ok()) {
       std::printf("etcdctl check perf: %s\n", output.status().ToString().c_str());
       ++failures;
@@ -327,8 +334,9 @@ int Main(int argc, char** argv) {
         std::printf("etcdctl: %s\n", match[0].str().c_str());
         std::printf(
             "etcd put-if-revision, 8 writers: %.0f writes/s = %.2fx etcdctl check perf "
-            "(its 's' load is rate-limited to 150 writes/s)\n",
-            etcd_8_writers, reference > 0 ? etcd_8_writers / reference : 0.0);
+            "--load=%s (plain puts; PASS/FAIL is its own verdict against that load's bar)\n",
+            etcd_8_writers, reference > 0 ? etcd_8_writers / reference : 0.0,
+            etcdctl_load.c_str());
       } else {
         std::printf("etcdctl check perf: no throughput line in its output:\n%s\n", output->c_str());
         ++failures;
