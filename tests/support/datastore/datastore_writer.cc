@@ -19,24 +19,9 @@
 #include "common/base/status_macros.h"
 #include "common/datastore/config.h"
 #include "common/datastore/datastore.h"
-#ifdef CALICO_DATASTORE_WRITER_SQLITE_ONLY
-// Until the etcd backend (and so Open()) is part of the build, the writer opens SQLite itself.
-#include "common/datastore/sqlite/sqlite_datastore.h"
-#endif
 
 namespace calico::datastore {
 namespace {
-
-absl::StatusOr<std::unique_ptr<Datastore>> OpenFromConfig(const Config& config) {
-#ifdef CALICO_DATASTORE_WRITER_SQLITE_ONLY
-  if (config.type != BackendType::kEmbedded) {
-    return absl::UnimplementedError("this datastore_writer was built without the etcd backend");
-  }
-  return OpenSqlite(config);
-#else
-  return Open(config);
-#endif
-}
 
 absl::Status Increment(Datastore& store, const std::string& key, long count) {
   for (long done = 0; done < count;) {
@@ -71,7 +56,7 @@ int Main(int argc, char** argv) {
   absl::StatusOr<Config> config = ConfigFromEnvironment();
   absl::Status status = config.status();
   if (status.ok()) {
-    absl::StatusOr<std::unique_ptr<Datastore>> store = OpenFromConfig(*config);
+    absl::StatusOr<std::unique_ptr<Datastore>> store = Open(*config);
     status = store.ok() ? Increment(**store, argv[2], count) : store.status();
   }
   if (!status.ok()) {
