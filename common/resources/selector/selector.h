@@ -19,7 +19,7 @@ class Node;  // AST, private to selector.cc
 
 class Selector {
  public:
-  // InvalidArgument with the position: `unexpected "&&" at position 7 in selector "a == 'x' && && b"`.
+  // InvalidArgument with the 0-based byte position, e.g. for "a == 'x' && && b" position 12.
   static absl::StatusOr<Selector> Parse(std::string_view text);
 
   bool Matches(const Labels& labels) const;
