@@ -53,6 +53,30 @@ struct Block {
   net::IpAddress AddressOf(int ordinal) const;
   // Node of the affinity ("host:node1" → "node1"), or empty.
   std::string AffineNode() const;
+
+  // Mutations (pure). The caller bumps `sequence_number` once per write of the block *before*
+  // mutating, so every allocation made by that write records the block's new value.
+  //
+  // Takes up to `n` ordinals from the front of the FIFO, skipping addresses inside `reserved`
+  // (they keep their place in the list). Returns the ordinals taken, in order.
+  std::vector<int> AutoAssign(int n, const AllocationAttributes& attrs,
+                              const std::vector<net::Prefix>& reserved);
+  // A specific ordinal: AlreadyExists if allocated, OutOfRange if outside the block.
+  absl::Status Assign(int ordinal, const AllocationAttributes& attrs);
+  // Frees an allocated ordinal (a free one is left alone) and appends it to the FIFO; drops
+  // attributes nothing refers to any more.
+  void Release(int ordinal);
+  // Free ordinals whose address is not reserved.
+  int NumFreeUsable(const std::vector<net::Prefix>& reserved) const;
+  // Allocated ordinals whose attributes carry `handle_id`, ascending.
+  std::vector<int> OrdinalsOfHandle(std::string_view handle_id) const;
+  // Attributes of an allocated ordinal, or nullptr when free.
+  const AllocationAttributes* AttributesOf(int ordinal) const;
+  // The block sequence number the ordinal was allocated at (0 for blocks written before
+  // per-allocation numbers existed, as upstream).
+  uint64_t SequenceNumberOf(int ordinal) const;
+
+  bool operator==(const Block&) const = default;
 };
 
 enum class AffinityState { kPending, kConfirmed, kPendingDeletion };
@@ -60,12 +84,14 @@ enum class AffinityState { kPending, kConfirmed, kPendingDeletion };
 struct BlockAffinity {
   AffinityState state = AffinityState::kPending;
   bool deleted = false;
+  bool operator==(const BlockAffinity&) const = default;
 };
 
 struct Handle {
   std::string handle_id;
   std::map<std::string, int> blocks;  // block CIDR text → addresses this handle holds there
   bool deleted = false;
+  bool operator==(const Handle&) const = default;
 };
 
 // Keys.
