@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +72,9 @@ struct Assigned {
   net::IpAddress ip;
   net::Prefix block;
   std::string how;
+  // The block sequence number the allocation was made at: quote it in a ReleaseRequest so a
+  // late release can never free a later owner's address.
+  uint64_t sequence_number = 0;
 };
 
 struct AutoAssignResult {
@@ -100,9 +104,19 @@ struct AllocatorOptions {
   int max_cas_attempts = 10;  // per block write, before Aborted surfaces
 };
 
+class AllocatorState;
+
+// Thread-safe: ipamd serves concurrent requests from one Allocator. Concurrent writes of one
+// block from this process are coalesced into one CAS (group commit), so N pods starting at once
+// on a node cost about one block write, not N conflicting ones. Caches the node's affine blocks
+// and the last value of each block it wrote; the CAS makes a stale cache safe (Aborted or
+// NotFound → re-read), and the slow paths (claim, borrow) re-read before deciding.
 class Allocator {
  public:
   Allocator(datastore::Datastore& store, Environment env, AllocatorOptions options = {});
+  ~Allocator();
+  Allocator(const Allocator&) = delete;
+  Allocator& operator=(const Allocator&) = delete;
 
   // Both families or neither: if v6 cannot be satisfied after v4 was, the v4 addresses are
   // released before the error returns.
@@ -129,6 +143,7 @@ class Allocator {
   datastore::Datastore& store_;
   Environment env_;
   AllocatorOptions options_;
+  std::unique_ptr<AllocatorState> state_;  // caches and per-block write queues (allocator.cc)
 };
 
 }  // namespace calico::ipamd

@@ -1,0 +1,1277 @@
+#include "ipamd/allocator/allocator.h"
+
+// How the pieces fit:
+//  - Every block write goes through a BlockSlot: a per-block queue with group commit. The first
+//    request to arrive becomes the writer; requests arriving while it writes queue up and the
+//    next writer applies them all to one copy of the block and writes it with one CAS. An op
+//    that cannot apply (block full, address taken, stale release) fails alone; the rest commit.
+//    On Aborted the writer re-reads and re-applies every op from scratch (ops are pure functions
+//    of the block), up to max_cas_attempts.
+//  - The slot keeps the last value and mod revision it read or wrote, so the affine fast path
+//    is one Update (no read) — if another process wrote meanwhile, the CAS says so.
+//  - The node's confirmed affine blocks are cached per node; claim and borrow re-list first.
+//
+// Crashed claims and deletions (documented in allocator.h's invariants, repaired here):
+//  - A claim writes affinity(pending) → block (CAS create) → affinity(confirmed). When this
+//    allocator (re)loads a node's affinities it settles leftovers: a pending or pendingDeletion
+//    affinity whose block exists and is affine to the node is confirmed; one whose block does
+//    not exist (or belongs elsewhere) is deleted (CAS on its revision). A concurrent claim by
+//    another process for the same node that loses its pending key this way recreates it as
+//    confirmed after creating the block, so no claim is lost. No clock is involved: an
+//    affinity key is written only by its own node's allocator (and operator tools).
+//  - Releasing an empty block writes affinity(pendingDeletion) → deletes the block (CAS on the
+//    revision at which it was seen empty, so a concurrent allocation wins and the affinity goes
+//    back to confirmed) → deletes the affinity.
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/base/status_macros.h"
+#include "common/log/log.h"
+#include "common/resources/selector/selector.h"
+
+namespace calico::ipamd {
+namespace {
+
+using datastore::Entry;
+using datastore::Revision;
+
+std::string HostAffinity(std::string_view node) { return absl::StrCat("host:", ToAbsl(node)); }
+std::string Cidr(const net::Prefix& p) { return net::FormatCidr(p); }
+std::string Ip(const net::IpAddress& ip) { return net::FormatIp(ip); }
+
+// A batch-able change of one block. `apply` must be a pure function of the block it is given
+// (it is re-run after a CAS conflict): it mutates the block and records its outputs, or returns
+// an error, in which case its changes are discarded and the rest of the batch still commits.
+struct BlockOp {
+  std::function<absl::Status(Block&)> apply;
+  bool want_after = false;  // copy the committed block into `after` (release → empty check)
+  absl::Status result;
+  std::optional<Block> after;
+  Revision after_revision = 0;
+  bool done = false;
+};
+
+}  // namespace
+
+struct BlockSlot {
+  explicit BlockSlot(const net::Prefix& c) : cidr(c), key(BlockKey(c)) {}
+  const net::Prefix cidr;
+  const std::string key;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool writing = false;  // a thread holds the writer role
+  std::deque<BlockOp*> queue;
+  // The last value seen, valid when `known`; written only by the writer (under `mu`).
+  bool known = false;
+  std::optional<Block> block;  // nullopt: absent (or deleted) when last read
+  Revision revision = 0;
+};
+
+class AllocatorState {
+ public:
+  std::mutex mu;
+  std::map<net::Prefix, std::shared_ptr<BlockSlot>> slots;
+  // node → confirmed affine block CIDRs, loaded (and settled) on first use / on refresh.
+  std::map<std::string, std::set<net::Prefix>> affine;
+  std::map<std::string, std::shared_ptr<const resources::selector::Selector>> selectors;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  std::shared_ptr<BlockSlot> Slot(const net::Prefix& cidr) {
+    std::lock_guard<std::mutex> l(mu);
+    std::shared_ptr<BlockSlot>& s = slots[cidr];
+    if (!s) s = std::make_shared<BlockSlot>(cidr);
+    return s;
+  }
+  // Snapshot of the cached affine set; nullopt if not loaded.
+  std::optional<std::set<net::Prefix>> Affine(const std::string& node) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = affine.find(node);
+    if (it == affine.end()) return std::nullopt;
+    return it->second;
+  }
+  void AddAffine(const std::string& node, const net::Prefix& cidr) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = affine.find(node);
+    if (it != affine.end()) it->second.insert(cidr);
+  }
+  void RemoveAffine(const std::string& node, const net::Prefix& cidr) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = affine.find(node);
+    if (it != affine.end()) it->second.erase(cidr);
+  }
+  uint64_t Random() {
+    std::lock_guard<std::mutex> l(mu);
+    return rng();
+  }
+};
+
+namespace {
+
+// Holds a slot's writer role for its lifetime; queued ops wait meanwhile.
+class WriterRole {
+ public:
+  explicit WriterRole(BlockSlot& slot) : slot_(slot) {
+    std::unique_lock<std::mutex> l(slot_.mu);
+    slot_.cv.wait(l, [&] { return !slot_.writing; });
+    slot_.writing = true;
+  }
+  ~WriterRole() {
+    std::lock_guard<std::mutex> l(slot_.mu);
+    slot_.writing = false;
+    slot_.cv.notify_all();
+  }
+
+ private:
+  BlockSlot& slot_;
+};
+
+// Reads the block (writer role held) and caches it. nullopt: absent.
+absl::StatusOr<std::pair<std::optional<Block>, Revision>> Fetch(datastore::Datastore& store,
+                                                                BlockSlot& slot) {
+  absl::StatusOr<Entry> e = store.Get(slot.key);
+  std::optional<Block> block;
+  Revision rev = 0;
+  if (e.ok()) {
+    absl::StatusOr<Block> b = DecodeBlock(e->value);
+    if (!b.ok()) return Annotate(b.status(), slot.key);
+    block = std::move(*b);
+    rev = e->mod_revision;
+  } else if (!absl::IsNotFound(e.status())) {
+    return Annotate(e.status(), absl::StrCat("reading block ", Cidr(slot.cidr)));
+  }
+  std::lock_guard<std::mutex> l(slot.mu);
+  slot.known = true;
+  slot.block = block;
+  slot.revision = rev;
+  return std::make_pair(std::move(block), rev);
+}
+
+// The cached value or a fresh read (writer role held).
+absl::StatusOr<std::pair<std::optional<Block>, Revision>> Current(datastore::Datastore& store,
+                                                                  BlockSlot& slot) {
+  {
+    std::lock_guard<std::mutex> l(slot.mu);
+    if (slot.known) return std::make_pair(slot.block, slot.revision);
+  }
+  return Fetch(store, slot);
+}
+
+// Drops the cached value: the next write re-reads.
+void Forget(BlockSlot& slot) {
+  std::lock_guard<std::mutex> l(slot.mu);
+  slot.known = false;
+}
+
+// The writer's job: apply the batch to one copy of the block, write it with one CAS.
+void WriteBatch(datastore::Datastore& store, BlockSlot& slot, const std::vector<BlockOp*>& batch,
+                int max_attempts) {
+  auto fail_all = [&](const absl::Status& s) {
+    for (BlockOp* op : batch) op->result = s;
+  };
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    absl::StatusOr<std::pair<std::optional<Block>, Revision>> current = Current(store, slot);
+    if (!current.ok()) return fail_all(current.status());
+    auto& [block, rev] = *current;
+    if (!block || block->deleted) {
+      Forget(slot);  // absence is never trusted from cache: re-read next time
+      return fail_all(
+          absl::NotFoundError(absl::StrCat("block ", Cidr(slot.cidr), " does not exist")));
+    }
+    Block working = *block;
+    ++working.sequence_number;
+    bool changed = false;
+    for (BlockOp* op : batch) {
+      Block trial = working;
+      op->result = op->apply(trial);
+      if (op->result.ok() && !(trial == working)) {
+        working = std::move(trial);
+        changed = true;
+      }
+    }
+    if (!changed) {
+      // Nothing to write (every op failed or was a no-op); report the block as it stands.
+      for (BlockOp* op : batch) {
+        if (op->want_after) op->after = *block;
+        op->after_revision = rev;
+      }
+      return;
+    }
+    absl::StatusOr<Revision> written = store.Update(slot.key, EncodeBlock(working), rev);
+    if (written.ok()) {
+      std::lock_guard<std::mutex> l(slot.mu);
+      for (BlockOp* op : batch) {
+        if (op->want_after) op->after = working;
+        op->after_revision = *written;
+      }
+      slot.known = true;
+      slot.block = std::move(working);
+      slot.revision = *written;
+      return;
+    }
+    Forget(slot);
+    if (absl::IsAborted(written.status())) continue;  // someone else wrote it: re-read, re-apply
+    if (absl::IsNotFound(written.status())) {
+      return fail_all(absl::NotFoundError(
+          absl::StrCat("block ", Cidr(slot.cidr), " does not exist")));
+    }
+    return fail_all(Annotate(written.status(), absl::StrCat("writing block ", Cidr(slot.cidr))));
+  }
+  log::Warn("block_cas_exhausted", {{"cidr", Cidr(slot.cidr)},
+                                    {"attempts", std::to_string(max_attempts)}});
+  fail_all(absl::AbortedError(absl::StrCat("block ", Cidr(slot.cidr), ": ", max_attempts,
+                                           " conflicting writes in a row; try again")));
+}
+
+// Queues `op` on the slot and returns once a writer (maybe this thread) has committed it.
+absl::Status RunOp(datastore::Datastore& store, BlockSlot& slot, BlockOp& op, int max_attempts) {
+  std::unique_lock<std::mutex> l(slot.mu);
+  slot.queue.push_back(&op);
+  while (!op.done) {
+    if (slot.writing) {
+      slot.cv.wait(l);
+      continue;
+    }
+    slot.writing = true;
+    std::vector<BlockOp*> batch(slot.queue.begin(), slot.queue.end());
+    slot.queue.clear();
+    l.unlock();
+    WriteBatch(store, slot, batch, max_attempts);
+    l.lock();
+    for (BlockOp* b : batch) b->done = true;
+    slot.writing = false;
+    slot.cv.notify_all();
+  }
+  return op.result;
+}
+
+struct Env {
+  std::vector<Pool> pools;
+  IpamConfig config;
+  std::vector<net::Prefix> reservations;
+};
+
+absl::StatusOr<Env> LoadEnv(const Environment& e) {
+  Env env;
+  if (e.pools) {
+    ASSIGN_OR_RETURN(env.pools, e.pools());
+  }
+  if (e.config) {
+    ASSIGN_OR_RETURN(env.config, e.config());
+  }
+  if (e.reservations) {
+    ASSIGN_OR_RETURN(env.reservations, e.reservations());
+  }
+  return env;
+}
+
+bool PoolValid(const Pool& p) {
+  return p.block_size >= p.cidr.len && p.block_size <= p.cidr.addr.Bits() &&
+         p.cidr.addr.Bits() - p.block_size <= 20;  // a block's ordinals must fit a JSON array
+}
+
+const Pool* PoolOf(const std::vector<Pool>& pools, const net::Prefix& block) {
+  for (const Pool& p : pools) {
+    if (net::Contains(p.cidr, block)) return &p;
+  }
+  return nullptr;
+}
+
+std::string PoolList(const std::vector<const Pool*>& pools) {
+  std::vector<std::string> names;
+  for (const Pool* p : pools) names.push_back(absl::StrCat("\"", p->name, "\" (", Cidr(p->cidr), ")"));
+  return absl::StrCat("[", absl::StrJoin(names, ", "), "]");
+}
+
+// Address `i` (0-based) of the sequence of `block_size` blocks of `pool`.
+net::Prefix NthBlock(const Pool& pool, net::Uint128 i) {
+  const int host_bits = pool.cidr.addr.Bits() - pool.block_size;
+  return net::Prefix{net::Add(net::Masked(pool.cidr).addr, i << host_bits), pool.block_size};
+}
+
+}  // namespace
+
+class AllocatorImpl {
+ public:
+  AllocatorImpl(datastore::Datastore& store, const Environment& env, const AllocatorOptions& opts,
+                AllocatorState& state)
+      : store_(store), env_(env), options_(opts), state_(state) {}
+
+  // --- node affinities -------------------------------------------------------------------
+
+  // Lists the node's affinities, settles crashed claims/deletions, and caches the confirmed set.
+  absl::StatusOr<std::set<net::Prefix>> LoadAffine(const std::string& node) {
+    ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(AffinityPrefix(node)));
+    std::set<net::Prefix> confirmed;
+    for (const Entry& e : list.entries) {
+      std::optional<net::Prefix> cidr = CidrFromKey(e.key);
+      if (!cidr) continue;
+      absl::StatusOr<BlockAffinity> a = DecodeAffinity(e.value);
+      if (!a.ok()) {
+        log::Warn("affinity_invalid", {{"key", e.key}, {"error", ToStd(a.status().message())}});
+        continue;
+      }
+      if (a->state == AffinityState::kConfirmed && !a->deleted) {
+        confirmed.insert(*cidr);
+        continue;
+      }
+      // A leftover of a crashed claim or deletion: settle it by what the block says.
+      std::shared_ptr<BlockSlot> slot = state_.Slot(*cidr);
+      bool ours = false;
+      {
+        WriterRole role(*slot);
+        ASSIGN_OR_RETURN(auto current, Fetch(store_, *slot));
+        ours = current.first && !current.first->deleted &&
+               current.first->affinity == HostAffinity(node);
+      }
+      if (ours) {
+        absl::StatusOr<Revision> r =
+            store_.Update(e.key, EncodeAffinity({AffinityState::kConfirmed, false}), e.mod_revision);
+        if (r.ok()) {
+          confirmed.insert(*cidr);
+          log::Info("affinity_repaired", {{"node", node}, {"cidr", Cidr(*cidr)}});
+        } else if (!absl::IsAborted(r.status()) && !absl::IsNotFound(r.status())) {
+          return Annotate(r.status(), e.key);
+        }
+      } else {
+        absl::StatusOr<Revision> r = store_.Delete(e.key, e.mod_revision);
+        if (r.ok()) log::Info("affinity_cleaned", {{"node", node}, {"cidr", Cidr(*cidr)}});
+        if (!r.ok() && !absl::IsAborted(r.status()) && !absl::IsNotFound(r.status())) {
+          return Annotate(r.status(), e.key);
+        }
+      }
+    }
+    std::lock_guard<std::mutex> l(state_.mu);
+    state_.affine[node] = confirmed;
+    return confirmed;
+  }
+
+  absl::StatusOr<std::set<net::Prefix>> Affine(const std::string& node) {
+    if (std::optional<std::set<net::Prefix>> cached = state_.Affine(node)) return *cached;
+    return LoadAffine(node);
+  }
+
+  // Claims `cidr` for `node`. true: the block now exists affine to the node (created by us, or
+  // it already was); false: someone else holds that CIDR.
+  absl::StatusOr<bool> Claim(const std::string& node, const net::Prefix& cidr) {
+    const std::string aff_key = AffinityKey(node, cidr);
+    const std::string pending = EncodeAffinity({AffinityState::kPending, false});
+    absl::StatusOr<Revision> aff_rev = store_.Create(aff_key, pending);
+    if (absl::IsAlreadyExists(aff_rev.status())) {
+      // Our own node's key: left by a crashed claim, or the cache is stale. Take it over.
+      absl::StatusOr<Entry> e = store_.Get(aff_key);
+      if (absl::IsNotFound(e.status())) return false;
+      if (!e.ok()) return Annotate(e.status(), aff_key);
+      aff_rev = store_.Update(aff_key, pending, e->mod_revision);
+      if (absl::IsAborted(aff_rev.status()) || absl::IsNotFound(aff_rev.status())) return false;
+    }
+    if (!aff_rev.ok()) return Annotate(aff_rev.status(), absl::StrCat("claiming ", Cidr(cidr)));
+
+    std::shared_ptr<BlockSlot> slot = state_.Slot(cidr);
+    Block fresh = Block::Empty(cidr, HostAffinity(node));
+    absl::StatusOr<Revision> block_rev;
+    {
+      WriterRole role(*slot);
+      block_rev = store_.Create(slot->key, EncodeBlock(fresh));
+      std::lock_guard<std::mutex> l(slot->mu);
+      if (block_rev.ok()) {
+        slot->known = true;
+        slot->block = fresh;
+        slot->revision = *block_rev;
+      } else {
+        slot->known = false;
+      }
+    }
+    if (!block_rev.ok()) {
+      // Lost the race (or failed): our pending affinity must not outlive the attempt.
+      absl::StatusOr<Revision> d = store_.Delete(aff_key, *aff_rev);
+      if (!d.ok() && !absl::IsNotFound(d.status())) {
+        log::Warn("affinity_cleanup_failed", {{"key", aff_key},
+                                              {"error", ToStd(d.status().message())}});
+      }
+      if (absl::IsAlreadyExists(block_rev.status())) return false;
+      return Annotate(block_rev.status(), absl::StrCat("creating block ", Cidr(cidr)));
+    }
+    const std::string confirmed = EncodeAffinity({AffinityState::kConfirmed, false});
+    absl::StatusOr<Revision> c = store_.Update(aff_key, confirmed, *aff_rev);
+    if (!c.ok()) {
+      // Settled away by a concurrent LoadAffine (or rewritten): state our claim again.
+      c = store_.Create(aff_key, confirmed);
+      if (absl::IsAlreadyExists(c.status())) c = store_.Update(aff_key, confirmed, datastore::kAnyRevision);
+    }
+    if (!c.ok()) {
+      // The block is ours (its affinity field says so); the pending key is repaired by the next
+      // LoadAffine. Surface the error: the datastore is failing.
+      return Annotate(c.status(), absl::StrCat("confirming affinity of ", Cidr(cidr)));
+    }
+    state_.AddAffine(node, cidr);
+    log::Info("block_claimed", {{"node", node}, {"cidr", Cidr(cidr)}});
+    return true;
+  }
+
+  // --- block operations -----------------------------------------------------------------
+
+  struct Taken {
+    std::vector<int> ordinals;
+    uint64_t sequence_number = 0;
+  };
+
+  // Takes up to `n` addresses from the block. `affine_node`: only while the block is still
+  // affine to it (the fast path must not silently borrow).
+  absl::StatusOr<Taken> TakeFrom(const net::Prefix& cidr, int n, const AllocationAttributes& attrs,
+                                 const std::vector<net::Prefix>& reserved,
+                                 const std::string* affine_node) {
+    Taken taken;
+    BlockOp op;
+    op.apply = [&](Block& b) -> absl::Status {
+      taken = Taken{};
+      if (affine_node != nullptr && b.affinity != HostAffinity(*affine_node)) {
+        return absl::FailedPreconditionError("no longer affine");
+      }
+      taken.ordinals = b.AutoAssign(n, attrs, reserved);
+      if (taken.ordinals.empty()) return absl::ResourceExhaustedError("block full");
+      taken.sequence_number = b.sequence_number;
+      return absl::OkStatus();
+    };
+    std::shared_ptr<BlockSlot> slot = state_.Slot(cidr);
+    RETURN_IF_ERROR(RunOp(store_, *slot, op, options_.max_cas_attempts));
+    return taken;
+  }
+
+  struct Freed {
+    net::IpAddress ip;
+    std::string handle_id;
+  };
+
+  // Frees the ordinals `select` picks (re-run on every attempt) and, if that leaves the block
+  // empty, releases the block when the rules allow.
+  absl::StatusOr<std::vector<Freed>> ReleaseIn(
+      const net::Prefix& cidr, std::function<absl::StatusOr<std::vector<int>>(const Block&)> select) {
+    std::vector<Freed> freed;
+    BlockOp op;
+    op.want_after = true;
+    op.apply = [&](Block& b) -> absl::Status {
+      freed.clear();
+      ASSIGN_OR_RETURN(std::vector<int> ordinals, select(b));
+      for (int o : ordinals) {
+        const AllocationAttributes* a = b.AttributesOf(o);
+        if (a == nullptr) continue;
+        freed.push_back({b.AddressOf(o), a->handle_id});
+        b.Release(o);
+      }
+      return absl::OkStatus();
+    };
+    std::shared_ptr<BlockSlot> slot = state_.Slot(cidr);
+    absl::Status s = RunOp(store_, *slot, op, options_.max_cas_attempts);
+    if (absl::IsNotFound(s)) return std::vector<Freed>{};  // no block, nothing to free
+    RETURN_IF_ERROR(s);
+    if (!freed.empty() && op.after && op.after->Empty()) {
+      absl::Status gc = MaybeReleaseEmptyBlock(*slot, *op.after);
+      if (!gc.ok()) {
+        // The addresses are free; a block that stays is only a missed optimisation.
+        log::Warn("empty_block_release_failed",
+                  {{"cidr", Cidr(cidr)}, {"error", ToStd(gc.message())}});
+      }
+    }
+    return freed;
+  }
+
+  // A block left empty returns to the pool unless it is its node's only affine block in that
+  // pool (the node would just claim it again for its next pod).
+  absl::Status MaybeReleaseEmptyBlock(BlockSlot& slot, const Block& seen) {
+    const std::string node = seen.AffineNode();
+    if (!node.empty()) {
+      ASSIGN_OR_RETURN(Env env, LoadEnv(env_));
+      const Pool* pool = PoolOf(env.pools, seen.cidr);
+      if (pool != nullptr) {
+        ASSIGN_OR_RETURN(std::set<net::Prefix> affine, Affine(node));
+        auto others = [&](const std::set<net::Prefix>& set) {
+          int n = 0;
+          for (const net::Prefix& p : set) {
+            if (p != seen.cidr && net::Contains(pool->cidr, p)) ++n;
+          }
+          return n;
+        };
+        if (others(affine) == 0) return absl::OkStatus();
+        // The cache says there are others: make sure before giving this one up.
+        ASSIGN_OR_RETURN(affine, LoadAffine(node));
+        if (others(affine) == 0) return absl::OkStatus();
+      }
+      // else: its pool is gone, so the block goes whatever the node holds.
+    }
+    return ReleaseBlockIfEmpty(slot, node);
+  }
+
+  // Deletes the block if it is still empty and affine to `node` (or unaffine when node is
+  // empty), CAS-guarded, with the affinity walked through pendingDeletion.
+  absl::Status ReleaseBlockIfEmpty(BlockSlot& slot, const std::string& node) {
+    const std::string aff_key = node.empty() ? "" : AffinityKey(node, slot.cidr);
+    std::optional<Revision> aff_rev;
+    if (!node.empty()) {
+      absl::StatusOr<Entry> e = store_.Get(aff_key);
+      if (e.ok()) {
+        absl::StatusOr<Revision> r = store_.Update(
+            aff_key, EncodeAffinity({AffinityState::kPendingDeletion, false}), e->mod_revision);
+        if (absl::IsAborted(r.status())) return absl::OkStatus();  // someone is busy with it: leave it
+        if (!r.ok() && !absl::IsNotFound(r.status())) return Annotate(r.status(), aff_key);
+        if (r.ok()) aff_rev = *r;
+      } else if (!absl::IsNotFound(e.status())) {
+        return Annotate(e.status(), aff_key);
+      }
+    }
+    absl::Status deleted = absl::OkStatus();
+    bool gone = false;
+    {
+      WriterRole role(slot);
+      ASSIGN_OR_RETURN(auto current, Current(store_, slot));
+      const std::optional<Block>& block = current.first;
+      const Revision rev = current.second;
+      const bool still = block && block->Empty() &&
+                         (node.empty() ? !block->affinity.has_value()
+                                       : block->affinity == HostAffinity(node));
+      if (still) {
+        absl::StatusOr<Revision> d = store_.Delete(slot.key, rev);
+        Forget(slot);
+        if (d.ok() || absl::IsNotFound(d.status())) {
+          gone = true;
+        } else if (!absl::IsAborted(d.status())) {
+          deleted = Annotate(d.status(), absl::StrCat("deleting block ", Cidr(slot.cidr)));
+        }
+      }
+    }
+    if (node.empty()) return deleted;
+    if (gone) {
+      state_.RemoveAffine(node, slot.cidr);
+      absl::StatusOr<Revision> d =
+          store_.Delete(aff_key, aff_rev ? *aff_rev : datastore::kAnyRevision);
+      if (!d.ok() && !absl::IsNotFound(d.status()) && !absl::IsAborted(d.status())) {
+        return Annotate(d.status(), aff_key);  // LoadAffine settles the pendingDeletion key
+      }
+      log::Info("block_released", {{"node", node}, {"cidr", Cidr(slot.cidr)}});
+      return absl::OkStatus();
+    }
+    // A concurrent allocation won (or the delete failed): the node keeps the block.
+    if (aff_rev) {
+      absl::StatusOr<Revision> r = store_.Update(
+          aff_key, EncodeAffinity({AffinityState::kConfirmed, false}), *aff_rev);
+      if (!r.ok() && !absl::IsAborted(r.status()) && !absl::IsNotFound(r.status())) {
+        return Annotate(r.status(), aff_key);
+      }
+    }
+    return deleted;
+  }
+
+  // --- handles --------------------------------------------------------------------------
+
+  // Adds `delta` (per block CIDR text) to the handle record, creating it if absent; deletes it
+  // when nothing remains.
+  absl::Status AdjustHandle(const std::string& handle_id, const std::map<std::string, int>& delta) {
+    const std::string key = HandleKey(handle_id);
+    for (int attempt = 0; attempt < options_.max_cas_attempts; ++attempt) {
+      absl::StatusOr<Entry> e = store_.Get(key);
+      Handle h{handle_id, {}, false};
+      Revision rev = 0;
+      bool exists = false;
+      if (e.ok()) {
+        ASSIGN_OR_RETURN(h, DecodeHandle(e->value));
+        h.handle_id = handle_id;
+        rev = e->mod_revision;
+        exists = true;
+      } else if (!absl::IsNotFound(e.status())) {
+        return Annotate(e.status(), key);
+      }
+      for (const auto& [block, n] : delta) {
+        int& count = h.blocks[block];
+        count += n;
+        if (count <= 0) h.blocks.erase(block);
+      }
+      absl::StatusOr<Revision> w;
+      if (!exists) {
+        if (h.blocks.empty()) return absl::OkStatus();
+        w = store_.Create(key, EncodeHandle(h));
+      } else if (h.blocks.empty()) {
+        w = store_.Delete(key, rev);
+      } else {
+        w = store_.Update(key, EncodeHandle(h), rev);
+      }
+      if (w.ok()) return absl::OkStatus();
+      if (absl::IsAborted(w.status()) || absl::IsAlreadyExists(w.status()) || absl::IsNotFound(w.status())) continue;
+      return Annotate(w.status(), absl::StrCat("writing handle ", handle_id));
+    }
+    return absl::AbortedError(absl::StrCat("handle ", handle_id, ": ", options_.max_cas_attempts,
+                                           " conflicting writes in a row; try again"));
+  }
+
+  // Fast path of a new handle: one Create, falling back to read-modify-write.
+  absl::Status AddToHandle(const std::string& handle_id, const std::map<std::string, int>& delta) {
+    Handle h{handle_id, delta, false};
+    absl::StatusOr<Revision> w = store_.Create(HandleKey(handle_id), EncodeHandle(h));
+    if (w.ok()) return absl::OkStatus();
+    if (!absl::IsAlreadyExists(w.status())) {
+      return Annotate(w.status(), absl::StrCat("writing handle ", handle_id));
+    }
+    return AdjustHandle(handle_id, delta);
+  }
+
+  // --- pools ----------------------------------------------------------------------------
+
+  absl::StatusOr<bool> Selects(const Pool& pool, const std::string& node,
+                               std::optional<std::map<std::string, std::string>>& labels) {
+    std::shared_ptr<const resources::selector::Selector> sel;
+    {
+      std::lock_guard<std::mutex> l(state_.mu);
+      auto it = state_.selectors.find(pool.node_selector);
+      if (it != state_.selectors.end()) sel = it->second;
+    }
+    if (!sel) {
+      absl::StatusOr<resources::selector::Selector> parsed =
+          resources::selector::Selector::Parse(pool.node_selector);
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("IPPool \"", pool.name, "\": nodeSelector: ",
+                                                       ToStd(parsed.status().message())));
+      }
+      sel = std::make_shared<const resources::selector::Selector>(*parsed);
+      std::lock_guard<std::mutex> l(state_.mu);
+      state_.selectors.emplace(pool.node_selector, sel);
+    }
+    if (!labels) {
+      if (env_.node_labels) {
+        ASSIGN_OR_RETURN(labels, env_.node_labels(node));
+      } else {
+        labels.emplace();
+      }
+    }
+    return sel->Matches(*labels);
+  }
+
+  absl::StatusOr<std::vector<const Pool*>> CandidatePools(
+      const Env& env, int family, const std::vector<std::string>& requested,
+      const std::string& node, Use use) {
+    std::optional<std::map<std::string, std::string>> labels;
+    const char* use_name = use == Use::kWorkload ? "Workload" : "Tunnel";
+    auto allows = [&](const Pool& p) { return use == Use::kWorkload ? p.allow_workload : p.allow_tunnel; };
+    std::vector<const Pool*> out;
+    if (!requested.empty()) {
+      for (const std::string& name : requested) {
+        const Pool* found = nullptr;
+        std::optional<net::Prefix> as_cidr = net::ParsePrefix(name);
+        for (const Pool& p : env.pools) {
+          if (p.name == name || (as_cidr && net::Masked(*as_cidr) == net::Masked(p.cidr))) {
+            found = &p;
+            break;
+          }
+        }
+        if (found == nullptr) {
+          return absl::InvalidArgumentError(absl::StrCat("IP pool \"", name, "\" not found"));
+        }
+        const std::string what = absl::StrCat("IP pool \"", found->name, "\" (", Cidr(found->cidr), ")");
+        if (found->cidr.addr.family != family) {
+          return absl::InvalidArgumentError(absl::StrCat(what, " requested for IPv", family,
+                                                         " but is IPv", found->cidr.addr.family));
+        }
+        if (found->disabled) return absl::InvalidArgumentError(absl::StrCat(what, " is disabled"));
+        if (!allows(*found)) {
+          return absl::InvalidArgumentError(absl::StrCat(what, " does not allow use ", use_name));
+        }
+        if (!PoolValid(*found)) {
+          return absl::InvalidArgumentError(absl::StrCat(what, ": blockSize ", found->block_size,
+                                                         " unusable"));
+        }
+        ASSIGN_OR_RETURN(bool match, Selects(*found, node, labels));
+        if (!match) {
+          return absl::InvalidArgumentError(absl::StrCat(what, ": nodeSelector \"",
+                                                         found->node_selector,
+                                                         "\" does not select node \"", node, "\""));
+        }
+        if (std::find(out.begin(), out.end(), found) == out.end()) out.push_back(found);
+      }
+      return out;
+    }
+    for (const Pool& p : env.pools) {
+      if (p.cidr.addr.family != family || p.disabled || p.manual_assignment || !allows(p) ||
+          !PoolValid(p)) {
+        continue;
+      }
+      ASSIGN_OR_RETURN(bool match, Selects(p, node, labels));
+      if (match) out.push_back(&p);
+    }
+    std::sort(out.begin(), out.end(), [](const Pool* a, const Pool* b) { return a->name < b->name; });
+    return out;
+  }
+
+  // --- assignment -----------------------------------------------------------------------
+
+  struct FamilyResult {
+    std::vector<Assigned> assigned;
+  };
+
+  // Everything AssignFamily took, for rollback.
+  void Rollback(const std::string& handle_id, const std::vector<Assigned>& assigned) {
+    std::map<net::Prefix, std::map<int, uint64_t>> by_block;
+    for (const Assigned& a : assigned) {
+      by_block[a.block][static_cast<int>(net::ToInteger(a.ip) - net::ToInteger(a.block.addr))] =
+          a.sequence_number;
+    }
+    for (const auto& [cidr, ordinals] : by_block) {
+      absl::StatusOr<std::vector<Freed>> r =
+          ReleaseIn(cidr, [&](const Block& b) -> absl::StatusOr<std::vector<int>> {
+            std::vector<int> out;
+            for (const auto& [o, seq] : ordinals) {
+              const AllocationAttributes* a = b.AttributesOf(o);
+              if (a != nullptr && a->handle_id == handle_id && b.SequenceNumberOf(o) == seq) {
+                out.push_back(o);
+              }
+            }
+            return out;
+          });
+      if (!r.ok()) {
+        // Left allocated under the handle in the block only: ReleaseByHandle's scan and
+        // `ipam check` find it.
+        log::Warn("rollback_failed", {{"handle", handle_id}, {"cidr", Cidr(cidr)},
+                                      {"error", ToStd(r.status().message())}});
+      }
+    }
+  }
+
+  absl::StatusOr<std::vector<Assigned>> AssignFamily(const Env& env, const AutoAssignRequest& req,
+                                                     int family, int n,
+                                                     const std::vector<std::string>& requested) {
+    std::vector<Assigned> out;
+    if (n <= 0) return out;
+    ASSIGN_OR_RETURN(std::vector<const Pool*> pools,
+                     CandidatePools(env, family, requested, req.node, req.use));
+    if (pools.empty()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "no IPv", family, " IP pool is enabled for node \"", req.node, "\" and use ",
+          req.use == Use::kWorkload ? "Workload" : "Tunnel"));
+    }
+    AllocationAttributes attrs{req.handle_id, req.attributes};
+    if (!attrs.secondary.count("node")) attrs.secondary["node"] = req.node;
+    auto in_pools = [&](const net::Prefix& cidr) {
+      return std::any_of(pools.begin(), pools.end(),
+                         [&](const Pool* p) { return net::Contains(p->cidr, cidr); });
+    };
+    auto record = [&](const net::Prefix& cidr, const Taken& t, const std::string& how) {
+      Block probe;
+      probe.cidr = cidr;
+      for (int o : t.ordinals) {
+        out.push_back({probe.AddressOf(o), cidr, how, t.sequence_number});
+      }
+    };
+    auto fail = [&](absl::Status s) -> absl::Status {
+      Rollback(req.handle_id, out);
+      return s;
+    };
+    const std::string affinity = HostAffinity(req.node);
+
+    // (1) The node's affine blocks with room; on the second pass with a freshly listed set.
+    std::set<net::Prefix> affine;
+    for (int pass = 0; pass < 2 && static_cast<int>(out.size()) < n; ++pass) {
+      absl::StatusOr<std::set<net::Prefix>> a = pass == 0 ? Affine(req.node) : LoadAffine(req.node);
+      if (!a.ok()) return fail(a.status());
+      affine = std::move(*a);
+      for (const net::Prefix& cidr : affine) {
+        if (static_cast<int>(out.size()) >= n) break;
+        if (cidr.addr.family != family || !in_pools(cidr)) continue;
+        if (pass == 1) Forget(*state_.Slot(cidr));  // re-read: another process may have freed
+        absl::StatusOr<Taken> t = TakeFrom(cidr, n - static_cast<int>(out.size()), attrs,
+                                           env.reservations, &req.node);
+        if (t.ok()) {
+          record(cidr, *t, absl::StrCat("affine block ", Cidr(cidr), " of ", req.node));
+          continue;
+        }
+        if (absl::IsNotFound(t.status()) || t.status().code() == absl::StatusCode::kFailedPrecondition) {
+          state_.RemoveAffine(req.node, cidr);  // gone or no longer ours
+          continue;
+        }
+        if (t.status().code() == absl::StatusCode::kResourceExhausted) continue;
+        return fail(t.status());
+      }
+    }
+
+    // (2) Claim new blocks.
+    std::vector<std::string> why;
+    if (static_cast<int>(out.size()) < n) {
+      if (!env.config.auto_allocate_blocks) {
+        why.push_back("autoAllocateBlocks is false");
+      } else {
+        absl::Status s = ClaimAndTake(env, req, family, n, pools, attrs, affine, out, why);
+        if (!s.ok()) return fail(s);
+      }
+    }
+
+    // (3) Borrow from any block of the candidate pools.
+    if (static_cast<int>(out.size()) < n) {
+      if (env.config.strict_affinity) {
+        why.push_back("strictAffinity forbids borrowing");
+      } else {
+        absl::StatusOr<datastore::ListResult> list = store_.List(BlockPrefix(family));
+        if (!list.ok()) return fail(Annotate(list.status(), "listing blocks"));
+        for (const Entry& e : list->entries) {
+          if (static_cast<int>(out.size()) >= n) break;
+          absl::StatusOr<Block> b = DecodeBlock(e.value);
+          if (!b.ok() || b->deleted || !in_pools(b->cidr)) continue;
+          if (b->NumFreeUsable(env.reservations) == 0) continue;
+          std::shared_ptr<BlockSlot> slot = state_.Slot(b->cidr);
+          {
+            std::lock_guard<std::mutex> l(slot->mu);
+            if (!slot->writing && (!slot->known || slot->revision < e.mod_revision)) {
+              slot->known = true;
+              slot->block = *b;
+              slot->revision = e.mod_revision;
+            }
+          }
+          absl::StatusOr<Taken> t = TakeFrom(b->cidr, n - static_cast<int>(out.size()), attrs,
+                                             env.reservations, nullptr);
+          if (t.ok()) {
+            const std::string owner = b->AffineNode();
+            record(b->cidr, *t,
+                   b->affinity == affinity
+                       ? absl::StrCat("affine block ", Cidr(b->cidr), " of ", req.node,
+                                      " (affinity not listed)")
+                       : absl::StrCat("borrowed from block ", Cidr(b->cidr),
+                                      owner.empty() ? std::string(" (no affinity)")
+                                                    : absl::StrCat(" (affine to ", owner, ")")));
+            continue;
+          }
+          if (absl::IsNotFound(t.status()) ||
+              t.status().code() == absl::StatusCode::kResourceExhausted) {
+            continue;
+          }
+          return fail(t.status());
+        }
+        if (static_cast<int>(out.size()) < n) why.push_back("no block of these pools has room to borrow");
+      }
+    }
+    if (static_cast<int>(out.size()) < n) {
+      return fail(absl::ResourceExhaustedError(absl::StrCat(
+          "cannot assign ", n, " IPv", family, " address", n == 1 ? "" : "es", " for node \"",
+          req.node, "\" from IP pools ", PoolList(pools), " (got ", out.size(), "): ",
+          absl::StrJoin(why, "; "))));
+    }
+    return out;
+  }
+
+  absl::Status ClaimAndTake(const Env& env, const AutoAssignRequest& req, int family, int n,
+                            const std::vector<const Pool*>& pools, const AllocationAttributes& attrs,
+                            std::set<net::Prefix>& affine, std::vector<Assigned>& out,
+                            std::vector<std::string>& why) {
+    auto count_family = [&] {
+      int c = 0;
+      for (const net::Prefix& p : affine) c += p.addr.family == family;
+      return c;
+    };
+    const int max = env.config.max_blocks_per_host;
+    if (max > 0 && count_family() >= max) {
+      why.push_back(absl::StrCat("node holds maxBlocksPerHost (", max, ") IPv", family, " blocks"));
+      return absl::OkStatus();
+    }
+    // Existing blocks, to skip them without enumerating a (possibly 2^70-block) pool.
+    ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(BlockPrefix(family)));
+    std::set<net::Prefix> existing;
+    for (const Entry& e : list.entries) {
+      if (std::optional<net::Prefix> c = CidrFromKey(e.key)) existing.insert(*c);
+    }
+    auto taken_or_reserved = [&](const Pool& pool, const net::Prefix& cidr) {
+      if (existing.count(cidr)) return true;
+      for (const net::Prefix& e : existing) {  // blocks of another size (the pool was edited)
+        if (e.len != pool.block_size && net::Overlaps(e, cidr)) return true;
+      }
+      for (const net::Prefix& r : env.reservations) {
+        if (net::Contains(r, cidr)) return true;  // nothing in it could ever be handed out
+      }
+      return false;
+    };
+    bool any_free = false;
+    for (const Pool* pool : pools) {
+      const net::Uint128 count = net::Uint128(1) << (pool->block_size - pool->cidr.len);
+      size_t in_pool = 0;
+      for (const net::Prefix& e : existing) in_pool += net::Contains(pool->cidr, e);
+      // Visiting existing+64 candidates finds a free one if the pool has any: every skip is an
+      // existing (or reserved) block, and losing a claim race adds that block to the skips.
+      const net::Uint128 budget =
+          std::min<net::Uint128>(count, static_cast<net::Uint128>(in_pool + 64 + env.reservations.size() * 64));
+      net::Uint128 start = static_cast<net::Uint128>(state_.Random());
+      if (pool->cidr.addr.family == 6) start = (start << 64) | state_.Random();
+      start %= count;
+      for (net::Uint128 i = 0; i < budget && static_cast<int>(out.size()) < n; ++i) {
+        const net::Prefix cidr = NthBlock(*pool, (start + i) % count);
+        if (taken_or_reserved(*pool, cidr)) continue;
+        any_free = true;
+        if (max > 0 && count_family() >= max) {
+          why.push_back(absl::StrCat("node holds maxBlocksPerHost (", max, ") IPv", family, " blocks"));
+          return absl::OkStatus();
+        }
+        ASSIGN_OR_RETURN(bool won, Claim(req.node, cidr));
+        existing.insert(cidr);
+        if (!won) continue;
+        affine.insert(cidr);
+        absl::StatusOr<Taken> t = TakeFrom(cidr, n - static_cast<int>(out.size()), attrs,
+                                           env.reservations, &req.node);
+        if (t.ok()) {
+          Block probe;
+          probe.cidr = cidr;
+          for (int o : t->ordinals) {
+            out.push_back({probe.AddressOf(o), cidr,
+                           absl::StrCat("claimed block ", Cidr(cidr), " for ", req.node),
+                           t->sequence_number});
+          }
+        } else if (!absl::IsNotFound(t.status()) &&
+                   t.status().code() != absl::StatusCode::kResourceExhausted &&
+                   t.status().code() != absl::StatusCode::kFailedPrecondition) {
+          return t.status();
+        }
+      }
+    }
+    if (!any_free && static_cast<int>(out.size()) < n) why.push_back("no free blocks left in the pools");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<AutoAssignResult> AutoAssign(const AutoAssignRequest& req) {
+    if (req.handle_id.empty()) return absl::InvalidArgumentError("AutoAssign: empty handle ID");
+    if (req.node.empty()) return absl::InvalidArgumentError("AutoAssign: empty node name");
+    if (req.num_v4 < 0 || req.num_v6 < 0) {
+      return absl::InvalidArgumentError("AutoAssign: negative address count");
+    }
+    ASSIGN_OR_RETURN(Env env, LoadEnv(env_));
+    AutoAssignResult result;
+    ASSIGN_OR_RETURN(result.v4, AssignFamily(env, req, 4, req.num_v4, req.v4_pools));
+    absl::StatusOr<std::vector<Assigned>> v6 = AssignFamily(env, req, 6, req.num_v6, req.v6_pools);
+    if (!v6.ok()) {
+      Rollback(req.handle_id, result.v4);  // both families or neither
+      return v6.status();
+    }
+    result.v6 = std::move(*v6);
+    std::map<std::string, int> delta;
+    for (const auto* list : {&result.v4, &result.v6}) {
+      for (const Assigned& a : *list) ++delta[Cidr(a.block)];
+    }
+    if (!delta.empty()) {
+      absl::Status h = AddToHandle(req.handle_id, delta);
+      if (!h.ok()) {
+        Rollback(req.handle_id, result.v4);
+        Rollback(req.handle_id, result.v6);
+        return h;
+      }
+    }
+    for (const auto* list : {&result.v4, &result.v6}) {
+      for (const Assigned& a : *list) {
+        log::Debug("ip_assigned", {{"ip", Ip(a.ip)}, {"handle", req.handle_id}, {"how", a.how}});
+      }
+    }
+    return result;
+  }
+
+  absl::StatusOr<Assigned> AssignIP(const net::IpAddress& ip, const std::string& handle_id,
+                                    const std::map<std::string, std::string>& attributes,
+                                    const std::string& node) {
+    if (handle_id.empty()) return absl::InvalidArgumentError("AssignIP: empty handle ID");
+    ASSIGN_OR_RETURN(Env env, LoadEnv(env_));
+    const Pool* pool = nullptr;
+    for (const Pool& p : env.pools) {
+      if (!p.disabled && PoolValid(p) && net::Contains(p.cidr, ip)) pool = &p;
+    }
+    if (pool == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Ip(ip), " is not in any enabled IP pool"));
+    }
+    const net::Prefix cidr = net::Masked(net::Prefix{ip, pool->block_size});
+    AllocationAttributes attrs{handle_id, attributes};
+    if (!node.empty() && !attrs.secondary.count("node")) attrs.secondary["node"] = node;
+    Assigned assigned{ip, cidr, "", 0};
+    bool claimed = false;
+    for (int attempt = 0; attempt < options_.max_cas_attempts; ++attempt) {
+      BlockOp op;
+      std::string owner;
+      op.apply = [&](Block& b) -> absl::Status {
+        std::optional<int> o = b.OrdinalOf(ip);
+        if (!o) return absl::InternalError("address outside its block");
+        RETURN_IF_ERROR(b.Assign(*o, attrs));
+        assigned.sequence_number = b.sequence_number;
+        owner = b.AffineNode();
+        return absl::OkStatus();
+      };
+      absl::Status s = RunOp(store_, *state_.Slot(cidr), op, options_.max_cas_attempts);
+      if (s.ok()) {
+        assigned.how = claimed ? absl::StrCat("claimed block ", Cidr(cidr), " for ", node)
+                       : owner.empty()
+                           ? absl::StrCat("requested address in block ", Cidr(cidr), " (no affinity)")
+                           : absl::StrCat("requested address in block ", Cidr(cidr),
+                                          " (affine to ", owner, ")");
+        break;
+      }
+      if (!absl::IsNotFound(s)) return s;
+      if (node.empty()) {
+        // Nobody to make it affine to: an unaffine block (borrowable by everyone).
+        Block fresh = Block::Empty(cidr, std::nullopt);
+        absl::StatusOr<Revision> c = store_.Create(BlockKey(cidr), EncodeBlock(fresh));
+        if (!c.ok() && !absl::IsAlreadyExists(c.status())) return c.status();
+      } else {
+        ASSIGN_OR_RETURN(claimed, Claim(node, cidr));
+      }
+      Forget(*state_.Slot(cidr));
+      if (attempt + 1 == options_.max_cas_attempts) {
+        return absl::AbortedError(absl::StrCat("block ", Cidr(cidr), ": kept changing; try again"));
+      }
+    }
+    absl::Status h = AddToHandle(handle_id, {{Cidr(cidr), 1}});
+    if (!h.ok()) {
+      Rollback(handle_id, {assigned});
+      return h;
+    }
+    log::Debug("ip_assigned", {{"ip", Ip(ip)}, {"handle", handle_id}, {"how", assigned.how}});
+    return assigned;
+  }
+
+  // --- release --------------------------------------------------------------------------
+
+  absl::StatusOr<std::vector<Block>> AllBlocks() {
+    std::vector<Block> out;
+    for (int family : {4, 6}) {
+      ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(BlockPrefix(family)));
+      for (const Entry& e : list.entries) {
+        absl::StatusOr<Block> b = DecodeBlock(e.value);
+        if (!b.ok()) {
+          log::Warn("block_invalid", {{"key", e.key}, {"error", ToStd(b.status().message())}});
+          continue;
+        }
+        out.push_back(std::move(*b));
+      }
+    }
+    std::sort(out.begin(), out.end(), [](const Block& a, const Block& b) { return a.cidr < b.cidr; });
+    return out;
+  }
+
+  absl::StatusOr<std::vector<net::IpAddress>> ReleaseByHandle(const std::string& handle_id) {
+    if (handle_id.empty()) return absl::InvalidArgumentError("ReleaseByHandle: empty handle ID");
+    const std::string key = HandleKey(handle_id);
+    std::vector<net::IpAddress> released;
+    auto of_handle = [&](const Block& b) -> absl::StatusOr<std::vector<int>> {
+      return b.OrdinalsOfHandle(handle_id);
+    };
+    for (int attempt = 0; attempt < options_.max_cas_attempts; ++attempt) {
+      absl::StatusOr<Entry> e = store_.Get(key);
+      if (!e.ok() && !absl::IsNotFound(e.status())) return Annotate(e.status(), key);
+      bool scan = !e.ok();  // no record: the crash window (block written, handle not) or done
+      std::set<net::Prefix> visited;
+      if (e.ok()) {
+        ASSIGN_OR_RETURN(Handle h, DecodeHandle(e->value));
+        for (const auto& [text, count] : h.blocks) {
+          std::optional<net::Prefix> cidr = net::ParsePrefix(text);
+          if (!cidr) {
+            scan = true;
+            continue;
+          }
+          visited.insert(*cidr);
+          ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(*cidr, of_handle));
+          for (const Freed& x : f) released.push_back(x.ip);
+          if (static_cast<int>(f.size()) != count) scan = true;  // record and blocks disagree
+        }
+        // Free check against what this process knows: a cached block holding the handle that
+        // the record does not name (a crash between block and handle write) forces the scan.
+        if (!scan) {
+          std::lock_guard<std::mutex> l(state_.mu);
+          for (const auto& [cidr, slot] : state_.slots) {
+            if (visited.count(cidr)) continue;
+            std::lock_guard<std::mutex> sl(slot->mu);
+            if (slot->known && slot->block && !slot->block->OrdinalsOfHandle(handle_id).empty()) {
+              scan = true;
+              break;
+            }
+          }
+        }
+      }
+      if (scan) {
+        ASSIGN_OR_RETURN(std::vector<Block> blocks, AllBlocks());
+        for (const Block& b : blocks) {
+          if (visited.count(b.cidr) || b.OrdinalsOfHandle(handle_id).empty()) continue;
+          ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(b.cidr, of_handle));
+          for (const Freed& x : f) released.push_back(x.ip);
+        }
+      }
+      if (!e.ok()) break;
+      absl::StatusOr<Revision> d = store_.Delete(key, e->mod_revision);
+      if (d.ok() || absl::IsNotFound(d.status())) break;
+      if (!absl::IsAborted(d.status())) return Annotate(d.status(), absl::StrCat("deleting handle ", handle_id));
+      // The record changed under us (another assignment to this handle): go round again.
+      if (attempt + 1 == options_.max_cas_attempts) {
+        return absl::AbortedError(absl::StrCat("handle ", handle_id, " kept changing; try again"));
+      }
+    }
+    std::sort(released.begin(), released.end());
+    released.erase(std::unique(released.begin(), released.end()), released.end());
+    if (!released.empty()) {
+      log::Debug("handle_released", {{"handle", handle_id}, {"count", std::to_string(released.size())}});
+    }
+    return released;
+  }
+
+  absl::StatusOr<std::vector<net::IpAddress>> ReleaseIPs(const std::vector<ReleaseRequest>& reqs) {
+    ASSIGN_OR_RETURN(Env env, LoadEnv(env_));
+    // Group by block. The block of an address is found from its pool's block size, or — for a
+    // pool since deleted — from the blocks that exist.
+    std::map<net::Prefix, std::vector<const ReleaseRequest*>> by_block;
+    std::optional<std::vector<Block>> all;
+    for (const ReleaseRequest& r : reqs) {
+      std::optional<net::Prefix> cidr;
+      for (const Pool& p : env.pools) {
+        if (PoolValid(p) && net::Contains(p.cidr, r.ip)) {
+          cidr = net::Masked(net::Prefix{r.ip, p.block_size});
+        }
+      }
+      if (!cidr) {
+        if (!all) {
+          ASSIGN_OR_RETURN(all, AllBlocks());
+        }
+        for (const Block& b : *all) {
+          if (net::Contains(b.cidr, r.ip)) cidr = b.cidr;
+        }
+      }
+      if (!cidr) continue;  // in no block: already free
+      by_block[*cidr].push_back(&r);
+    }
+    // Validate every precondition before changing anything, so a stale request fails the call
+    // as a whole (each block write re-checks them under its CAS).
+    auto select_for = [&](const std::vector<const ReleaseRequest*>& rs) {
+      return [&rs](const Block& b) -> absl::StatusOr<std::vector<int>> {
+        std::vector<int> out;
+        for (const ReleaseRequest* r : rs) {
+          std::optional<int> o = b.OrdinalOf(r->ip);
+          if (!o) continue;
+          const AllocationAttributes* a = b.AttributesOf(*o);
+          if (a == nullptr) continue;  // already free: idempotent
+          if (r->handle_id && a->handle_id != *r->handle_id) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                Ip(r->ip), " is held by handle \"", a->handle_id, "\", not \"", *r->handle_id, "\""));
+          }
+          if (r->sequence_number && b.SequenceNumberOf(*o) != *r->sequence_number) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                Ip(r->ip), " was reallocated (sequence number ", b.SequenceNumberOf(*o),
+                ", request quotes ", *r->sequence_number, ")"));
+          }
+          out.push_back(*o);
+        }
+        return out;
+      };
+    };
+    for (const auto& [cidr, rs] : by_block) {
+      absl::StatusOr<Entry> e = store_.Get(BlockKey(cidr));
+      if (absl::IsNotFound(e.status())) continue;
+      if (!e.ok()) return Annotate(e.status(), absl::StrCat("reading block ", Cidr(cidr)));
+      ASSIGN_OR_RETURN(Block b, DecodeBlock(e->value));
+      RETURN_IF_ERROR(select_for(rs)(b).status());
+    }
+    std::vector<net::IpAddress> released;
+    std::map<std::string, std::map<std::string, int>> handle_delta;
+    for (const auto& [cidr, rs] : by_block) {
+      ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(cidr, select_for(rs)));
+      for (const Freed& x : f) {
+        released.push_back(x.ip);
+        if (!x.handle_id.empty()) --handle_delta[x.handle_id][Cidr(cidr)];
+      }
+    }
+    for (const auto& [handle, delta] : handle_delta) {
+      absl::Status s = AdjustHandle(handle, delta);
+      if (!s.ok()) {
+        // The addresses are free; the record over-counts, which `ipam check` reports and a
+        // later ReleaseByHandle clears.
+        log::Warn("handle_decrement_failed", {{"handle", handle}, {"error", ToStd(s.message())}});
+      }
+    }
+    return released;
+  }
+
+  absl::StatusOr<std::vector<net::IpAddress>> GetHandle(const std::string& handle_id) {
+    ASSIGN_OR_RETURN(Entry e, store_.Get(HandleKey(handle_id)));
+    ASSIGN_OR_RETURN(Handle h, DecodeHandle(e.value));
+    std::vector<net::IpAddress> out;
+    for (const auto& [text, count] : h.blocks) {
+      std::optional<net::Prefix> cidr = net::ParsePrefix(text);
+      if (!cidr) continue;
+      absl::StatusOr<Entry> be = store_.Get(BlockKey(*cidr));
+      if (absl::IsNotFound(be.status())) continue;
+      if (!be.ok()) return be.status();
+      ASSIGN_OR_RETURN(Block b, DecodeBlock(be->value));
+      for (int o : b.OrdinalsOfHandle(handle_id)) out.push_back(b.AddressOf(o));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  absl::Status ReleaseNodeAffinities(const std::string& node) {
+    ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(AffinityPrefix(node)));
+    for (const Entry& e : list.entries) {
+      std::optional<net::Prefix> cidr = CidrFromKey(e.key);
+      if (!cidr) continue;
+      std::shared_ptr<BlockSlot> slot = state_.Slot(*cidr);
+      // Empty blocks go; blocks still holding addresses lose their affinity and stay.
+      RETURN_IF_ERROR(ReleaseBlockIfEmpty(*slot, node));
+      BlockOp op;
+      op.apply = [&](Block& b) -> absl::Status {
+        if (b.affinity == HostAffinity(node)) b.affinity.reset();
+        return absl::OkStatus();
+      };
+      absl::Status s = RunOp(store_, *slot, op, options_.max_cas_attempts);
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+      absl::StatusOr<Revision> d = store_.Delete(e.key, datastore::kAnyRevision);
+      if (!d.ok() && !absl::IsNotFound(d.status())) return Annotate(d.status(), e.key);
+      log::Info("affinity_released", {{"node", node}, {"cidr", Cidr(*cidr)}});
+    }
+    std::lock_guard<std::mutex> l(state_.mu);
+    state_.affine.erase(node);
+    return absl::OkStatus();
+  }
+
+ private:
+  datastore::Datastore& store_;
+  const Environment& env_;
+  const AllocatorOptions& options_;
+  AllocatorState& state_;
+};
+
+Allocator::Allocator(datastore::Datastore& store, Environment env, AllocatorOptions options)
+    : store_(store), env_(std::move(env)), options_(options), state_(std::make_unique<AllocatorState>()) {
+  if (options_.max_cas_attempts < 1) options_.max_cas_attempts = 1;
+}
+
+Allocator::~Allocator() = default;
+
+absl::StatusOr<AutoAssignResult> Allocator::AutoAssign(const AutoAssignRequest& request) {
+  return AllocatorImpl(store_, env_, options_, *state_).AutoAssign(request);
+}
+
+absl::StatusOr<Assigned> Allocator::AssignIP(const net::IpAddress& ip, const std::string& handle_id,
+                                             const std::map<std::string, std::string>& attributes,
+                                             const std::string& node) {
+  return AllocatorImpl(store_, env_, options_, *state_).AssignIP(ip, handle_id, attributes, node);
+}
+
+absl::StatusOr<std::vector<net::IpAddress>> Allocator::ReleaseByHandle(const std::string& handle_id) {
+  return AllocatorImpl(store_, env_, options_, *state_).ReleaseByHandle(handle_id);
+}
+
+absl::StatusOr<std::vector<net::IpAddress>> Allocator::ReleaseIPs(
+    const std::vector<ReleaseRequest>& requests) {
+  return AllocatorImpl(store_, env_, options_, *state_).ReleaseIPs(requests);
+}
+
+absl::StatusOr<std::vector<net::IpAddress>> Allocator::GetHandle(const std::string& handle_id) {
+  return AllocatorImpl(store_, env_, options_, *state_).GetHandle(handle_id);
+}
+
+absl::StatusOr<std::vector<Block>> Allocator::ListBlocks() {
+  return AllocatorImpl(store_, env_, options_, *state_).AllBlocks();
+}
+
+absl::Status Allocator::ReleaseNodeAffinities(const std::string& node) {
+  return AllocatorImpl(store_, env_, options_, *state_).ReleaseNodeAffinities(node);
+}
+
+}  // namespace calico::ipamd
