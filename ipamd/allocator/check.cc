@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -44,7 +43,9 @@ struct BlockScan {
 };
 
 void CheckBlockShape(const Block& block, const InUse& in_use, CheckReport& report) {
-  auto problem = [&](std::string text) { report.invalid_blocks.push_back({block.cidr, std::move(text)}); };
+  auto problem = [&](std::string text) {
+    report.invalid_blocks.push_back({block.cidr, std::move(text)});
+  };
   const std::string node = HostNode(block.affinity);
   if (block.affinity && !block.affinity->empty()) {
     if (node.empty()) {
@@ -57,14 +58,15 @@ void CheckBlockShape(const Block& block, const InUse& in_use, CheckReport& repor
   if (!expected) {
     problem(absl::StrCat("CIDR /", block.cidr.len, " is not a plausible block size"));
   } else if (block.NumAddresses() != *expected) {
-    problem(absl::StrCat("allocations has ", block.NumAddresses(), " entries but a /", block.cidr.len,
-                         " block has ", *expected, " addresses"));
+    problem(absl::StrCat("allocations has ", block.NumAddresses(), " entries but a /",
+                         block.cidr.len, " block has ", *expected, " addresses"));
   }
   // Free-list entries: each a valid ordinal, listed once.
   std::set<int> free;
   for (int ordinal : block.unallocated) {
     if (ordinal < 0 || ordinal >= block.NumAddresses()) {
-      problem(absl::StrCat("unallocated lists ordinal ", ordinal, ", outside 0-", block.NumAddresses() - 1));
+      problem(absl::StrCat("unallocated lists ordinal ", ordinal, ", outside 0-",
+                           block.NumAddresses() - 1));
     } else if (!free.insert(ordinal).second) {
       problem(absl::StrCat("unallocated lists ordinal ", ordinal, " more than once"));
     }
@@ -72,7 +74,8 @@ void CheckBlockShape(const Block& block, const InUse& in_use, CheckReport& repor
   for (int ordinal = 0; ordinal < block.NumAddresses(); ++ordinal) {
     const std::optional<int>& slot = block.allocations[ordinal];
     const bool is_free = free.count(ordinal) > 0;
-    const std::string where = absl::StrCat("ordinal ", ordinal, " (", net::FormatIp(AddressAt(block.cidr, ordinal)), ")");
+    const std::string where =
+        absl::StrCat("ordinal ", ordinal, " (", net::FormatIp(AddressAt(block.cidr, ordinal)), ")");
     if (slot && is_free) problem(absl::StrCat(where, " is both free and allocated"));
     if (!slot && !is_free) problem(absl::StrCat(where, " is neither free nor allocated"));
     if (slot && (*slot < 0 || *slot >= static_cast<int>(block.attributes.size()))) {
@@ -90,7 +93,8 @@ CheckReport Check(const std::vector<Block>& blocks_in, const std::vector<Handle>
   // Sorted by CIDR so the report's order depends only on the state, not on listing order.
   std::vector<const Block*> blocks;
   for (const Block& b : blocks_in) blocks.push_back(&b);
-  std::sort(blocks.begin(), blocks.end(), [](const Block* a, const Block* b) { return a->cidr < b->cidr; });
+  std::sort(blocks.begin(), blocks.end(),
+            [](const Block* a, const Block* b) { return a->cidr < b->cidr; });
 
   BlockScan scan;
   for (size_t i = 0; i < blocks.size(); ++i) {
@@ -111,7 +115,8 @@ CheckReport Check(const std::vector<Block>& blocks_in, const std::vector<Handle>
       scan.allocated.emplace(ip, std::make_pair(i, ordinal));
       const bool attrs_ok = *slot >= 0 && *slot < static_cast<int>(block.attributes.size());
       const AllocationAttributes* attrs = attrs_ok ? &block.attributes[*slot] : nullptr;
-      if (attrs != nullptr && !attrs->handle_id.empty()) ++scan.handle_blocks[attrs->handle_id][cidr_text];
+      if (attrs != nullptr && !attrs->handle_id.empty())
+        ++scan.handle_blocks[attrs->handle_id][cidr_text];
       // The one rule that must never be wrong: an address some WorkloadEndpoint or Node uses is
       // not a leak, whatever its handle or attributes say.
       if (in_use.ips.count(ip)) continue;
@@ -176,8 +181,8 @@ absl::Status Bad(const std::string& where, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("IPAM check report: ", where, ": ", what));
 }
 
-absl::StatusOr<std::string> StringField(const Json& obj, const char* field, const std::string& where,
-                                        bool required = true) {
+absl::StatusOr<std::string> StringField(const Json& obj, const char* field,
+                                        const std::string& where, bool required = true) {
   auto it = obj.find(field);
   if (it == obj.end()) {
     if (required) return Bad(where, absl::StrCat("missing \"", field, "\""));
@@ -187,17 +192,22 @@ absl::StatusOr<std::string> StringField(const Json& obj, const char* field, cons
   return it->get<std::string>();
 }
 
-absl::StatusOr<net::IpAddress> IpField(const Json& obj, const char* field, const std::string& where) {
+absl::StatusOr<net::IpAddress> IpField(const Json& obj, const char* field,
+                                       const std::string& where) {
   ASSIGN_OR_RETURN(std::string text, StringField(obj, field, where));
   std::optional<net::IpAddress> ip = net::ParseIp(text);
-  if (!ip) return Bad(absl::StrCat(where, ".", field), absl::StrCat("\"", text, "\" is not an IP address"));
+  if (!ip)
+    return Bad(absl::StrCat(where, ".", field),
+               absl::StrCat("\"", text, "\" is not an IP address"));
   return *ip;
 }
 
-absl::StatusOr<net::Prefix> CidrField(const Json& obj, const char* field, const std::string& where) {
+absl::StatusOr<net::Prefix> CidrField(const Json& obj, const char* field,
+                                      const std::string& where) {
   ASSIGN_OR_RETURN(std::string text, StringField(obj, field, where));
   std::optional<net::Prefix> cidr = net::ParsePrefix(text);
-  if (!cidr) return Bad(absl::StrCat(where, ".", field), absl::StrCat("\"", text, "\" is not a CIDR"));
+  if (!cidr)
+    return Bad(absl::StrCat(where, ".", field), absl::StrCat("\"", text, "\" is not a CIDR"));
   return *cidr;
 }
 
@@ -218,7 +228,8 @@ absl::StatusOr<int> IntField(const Json& obj, const char* field, const std::stri
 absl::StatusOr<CheckReport> ParseReport(const Json& root) {
   if (!root.is_object()) return Bad("document", "not a JSON object");
   if (root.contains("version") && root["version"] != kReportVersion) {
-    return Bad("version", absl::StrCat(root["version"].dump(), " is not supported (expected ", kReportVersion, ")"));
+    return Bad("version", absl::StrCat(root["version"].dump(), " is not supported (expected ",
+                                       kReportVersion, ")"));
   }
   CheckReport report;
   ASSIGN_OR_RETURN(const Json* leaks, ArrayField(root, "allocatedNotInUse"));
@@ -235,7 +246,8 @@ absl::StatusOr<CheckReport> ParseReport(const Json& root) {
       if (attrs != item.end()) {
         if (!attrs->is_object()) return Bad(where + ".attributes", "not an object");
         for (auto it = attrs->begin(); it != attrs->end(); ++it) {
-          if (!it.value().is_string()) return Bad(absl::StrCat(where, ".attributes.", it.key()), "not a string");
+          if (!it.value().is_string())
+            return Bad(absl::StrCat(where, ".attributes.", it.key()), "not a string");
           a.attributes[it.key()] = it.value().get<std::string>();
         }
       }
@@ -296,7 +308,9 @@ std::string ReportToJson(const CheckReport& report) {
   root["version"] = kReportVersion;
   Json leaks = Json::array();
   for (const auto& a : report.allocated_not_in_use) {
-    Json item = {{"ip", net::FormatIp(a.ip)}, {"block", net::FormatCidr(a.block)}, {"handleID", a.handle_id}};
+    Json item = {{"ip", net::FormatIp(a.ip)},
+                 {"block", net::FormatCidr(a.block)},
+                 {"handleID", a.handle_id}};
     Json attrs = Json::object();
     for (const auto& [k, v] : a.attributes) attrs[k] = v;
     item["attributes"] = std::move(attrs);
@@ -311,7 +325,9 @@ std::string ReportToJson(const CheckReport& report) {
   root["inUseNotAllocated"] = std::move(unallocated);
   Json handles = Json::array();
   for (const auto& h : report.handles_mismatched) {
-    handles.push_back({{"handleID", h.handle_id}, {"handleCount", h.handle_count}, {"blockCount", h.block_count}});
+    handles.push_back({{"handleID", h.handle_id},
+                       {"handleCount", h.handle_count},
+                       {"blockCount", h.block_count}});
   }
   root["handlesMismatched"] = std::move(handles);
   Json invalid = Json::array();

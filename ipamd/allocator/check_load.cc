@@ -32,7 +32,8 @@ void Record(InUse& in_use, const net::IpAddress& ip, const std::string& user) {
 
 absl::StatusOr<const resources::KindInfo*> Kind(const char* name) {
   const resources::KindInfo* kind = resources::FindKind(name);
-  if (kind == nullptr) return absl::InternalError(absl::StrCat("resource kind ", name, " is not registered"));
+  if (kind == nullptr)
+    return absl::InternalError(absl::StrCat("resource kind ", name, " is not registered"));
   return kind;
 }
 
@@ -64,8 +65,9 @@ absl::StatusOr<InUse> LoadInUse(resources::Client& client) {
       if (value == nullptr || !value->is_string() || value->get<std::string>().empty()) continue;
       std::optional<net::IpAddress> ip = net::ParseIp(value->get<std::string>());
       if (!ip) {
-        return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": ", tunnel.what, " address \"",
-                                                       value->get<std::string>(), "\" is not an IP address"));
+        return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": ", tunnel.what,
+                                                       " address \"", value->get<std::string>(),
+                                                       "\" is not an IP address"));
       }
       Record(in_use, *ip, absl::StrCat("Node ", node.Name(), " (", tunnel.what, ")"));
     }
@@ -84,7 +86,8 @@ absl::StatusOr<InUse> LoadInUse(resources::Client& client) {
         return absl::InvalidArgumentError(
             absl::StrCat(wep.Describe(), ": spec.ipNetworks: \"", text, "\" is not a CIDR"));
       }
-      Record(in_use, prefix->addr, absl::StrCat("WorkloadEndpoint ", wep.Namespace(), "/", wep.Name()));
+      Record(in_use, prefix->addr,
+             absl::StrCat("WorkloadEndpoint ", wep.Namespace(), "/", wep.Name()));
     }
   }
   return in_use;

@@ -1,10 +1,9 @@
 // Check(): every rule of ipamd/allocator/check.h on hand-built blocks, plus the report JSON.
-#include <catch2/catch.hpp>
+#include "ipamd/allocator/check.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <string>
-
-#include "ipamd/allocator/check.h"
 
 namespace {
 
@@ -64,14 +63,16 @@ InUse Nodes(std::set<std::string> nodes) {
 
 bool HasProblem(const CheckReport& r, const std::string& block, const std::string& fragment) {
   for (const auto& b : r.invalid_blocks) {
-    if (calico::net::FormatCidr(b.block) == block && b.problem.find(fragment) != std::string::npos) return true;
+    if (calico::net::FormatCidr(b.block) == block && b.problem.find(fragment) != std::string::npos)
+      return true;
   }
   return false;
 }
 
 std::string Problems(const CheckReport& r) {
   std::string out;
-  for (const auto& b : r.invalid_blocks) out += calico::net::FormatCidr(b.block) + ": " + b.problem + "\n";
+  for (const auto& b : r.invalid_blocks)
+    out += calico::net::FormatCidr(b.block) + ": " + b.problem + "\n";
   return out;
 }
 
@@ -79,7 +80,8 @@ std::string Problems(const CheckReport& r) {
 
 TEST_CASE("Check: a consistent state is clean", "[unit][ipam_check]") {
   Block b = MakeBlock("10.65.0.0/26", "host:node1");
-  Allocate(b, 0, "k8s-pod-network.a", 1, {{"node", "node1"}, {"pod", "a"}, {"namespace", "default"}});
+  Allocate(b, 0, "k8s-pod-network.a", 1,
+           {{"node", "node1"}, {"pod", "a"}, {"namespace", "default"}});
   Allocate(b, 1, "vxlan-tunnel-addr-node1", 2, {{"node", "node1"}, {"type", "vxlanTunnelAddress"}});
   InUse in_use = Nodes({"node1"});
   in_use.ips[Ip("10.65.0.0")] = "WorkloadEndpoint default/a";
@@ -91,15 +93,19 @@ TEST_CASE("Check: a consistent state is clean", "[unit][ipam_check]") {
   REQUIRE(r.Clean());
 }
 
-TEST_CASE("Check: an allocated address nobody uses is a leak candidate with handle, attributes and sequence",
-          "[unit][ipam_check]") {
+TEST_CASE(
+    "Check: an allocated address nobody uses is a leak candidate with handle, attributes and "
+    "sequence",
+    "[unit][ipam_check]") {
   Block b = MakeBlock("10.65.0.0/26", "host:node1");
   Allocate(b, 0, "k8s-pod-network.a", 3, {{"pod", "a"}, {"namespace", "ns1"}, {"node", "node1"}});
-  Allocate(b, 5, "k8s-pod-network.gone", 7, {{"pod", "gone"}, {"namespace", "ns1"}, {"node", "node1"}});
+  Allocate(b, 5, "k8s-pod-network.gone", 7,
+           {{"pod", "gone"}, {"namespace", "ns1"}, {"node", "node1"}});
   InUse in_use = Nodes({"node1"});
   in_use.ips[Ip("10.65.0.0")] = "WorkloadEndpoint ns1/a";
-  CheckReport r = Check({b}, {MakeHandle("k8s-pod-network.a", {{"10.65.0.0/26", 1}}),
-                              MakeHandle("k8s-pod-network.gone", {{"10.65.0.0/26", 1}})},
+  CheckReport r = Check({b},
+                        {MakeHandle("k8s-pod-network.a", {{"10.65.0.0/26", 1}}),
+                         MakeHandle("k8s-pod-network.gone", {{"10.65.0.0/26", 1}})},
                         in_use);
   REQUIRE(r.allocated_not_in_use.size() == 1);
   const auto& leak = r.allocated_not_in_use[0];
@@ -113,12 +119,13 @@ TEST_CASE("Check: an allocated address nobody uses is a leak candidate with hand
   CHECK(r.invalid_blocks.empty());
 }
 
-TEST_CASE("Check: an address in use is never a leak, whatever else is wrong with it", "[unit][ipam_check]") {
+TEST_CASE("Check: an address in use is never a leak, whatever else is wrong with it",
+          "[unit][ipam_check]") {
   Block b = MakeBlock("10.65.0.0/26", "host:node1");
   Allocate(b, 0, "k8s-pod-network.a", 1);
-  Allocate(b, 1, "", 1);                    // no handle at all
-  Allocate(b, 2, "k8s-pod-network.x", 1);   // handle record missing
-  b.allocations[3] = 42;                    // attributes index out of range
+  Allocate(b, 1, "", 1);                   // no handle at all
+  Allocate(b, 2, "k8s-pod-network.x", 1);  // handle record missing
+  b.allocations[3] = 42;                   // attributes index out of range
   b.unallocated.erase(std::find(b.unallocated.begin(), b.unallocated.end(), 3));
   Block orphan = MakeBlock("10.65.1.0/26", "host:deleted-node");  // affine to a node that is gone
   Allocate(orphan, 9, "k8s-pod-network.b", 4);
@@ -132,14 +139,15 @@ TEST_CASE("Check: an address in use is never a leak, whatever else is wrong with
   CHECK_FALSE(r.invalid_blocks.empty());  // the block problems are still reported
 }
 
-TEST_CASE("Check: in use but not allocated, outside any block or on a free ordinal", "[unit][ipam_check]") {
+TEST_CASE("Check: in use but not allocated, outside any block or on a free ordinal",
+          "[unit][ipam_check]") {
   Block b = MakeBlock("10.65.0.0/26", "host:node1");
   Allocate(b, 0, "h", 1);
   InUse in_use = Nodes({"node1"});
   in_use.ips[Ip("10.65.0.0")] = "WorkloadEndpoint default/a";
-  in_use.ips[Ip("10.65.0.4")] = "WorkloadEndpoint default/b";       // free in its block
-  in_use.ips[Ip("192.168.9.9")] = "Node node1 (ipip tunnel)";        // no block at all
-  in_use.ips[Ip("fd00::5")] = "WorkloadEndpoint default/c";          // other family
+  in_use.ips[Ip("10.65.0.4")] = "WorkloadEndpoint default/b";  // free in its block
+  in_use.ips[Ip("192.168.9.9")] = "Node node1 (ipip tunnel)";  // no block at all
+  in_use.ips[Ip("fd00::5")] = "WorkloadEndpoint default/c";    // other family
   CheckReport r = Check({b}, {MakeHandle("h", {{"10.65.0.0/26", 1}})}, in_use);
   REQUIRE(r.in_use_not_allocated.size() == 3);
   CHECK(r.in_use_not_allocated[0].ip == Ip("10.65.0.4"));
@@ -156,13 +164,13 @@ TEST_CASE("Check: handles whose refcount disagrees with the blocks", "[unit][ipa
   Allocate(b1, 1, "two", 1);
   Allocate(b1, 2, "undercounted", 1);
   Allocate(b1, 3, "undercounted", 1);
-  Allocate(b1, 4, "no-record", 1);      // crash between block write and handle write
-  Allocate(b2, 0, "moved", 1);          // handle says b1, blocks say b2: same total, wrong block
+  Allocate(b1, 4, "no-record", 1);  // crash between block write and handle write
+  Allocate(b2, 0, "moved", 1);      // handle says b1, blocks say b2: same total, wrong block
   std::vector<Handle> handles = {
       MakeHandle("two", {{"10.65.0.0/26", 2}}),
       MakeHandle("undercounted", {{"10.65.0.0/26", 1}}),
-      MakeHandle("empty", {}),                             // a handle with no addresses
-      MakeHandle("stale", {{"10.65.0.0/26", 1}}),          // refcount 1, nothing in the blocks
+      MakeHandle("empty", {}),                     // a handle with no addresses
+      MakeHandle("stale", {{"10.65.0.0/26", 1}}),  // refcount 1, nothing in the blocks
       MakeHandle("moved", {{"10.65.0.0/26", 1}}),
   };
   InUse in_use = Nodes({"node1"});
@@ -228,7 +236,8 @@ TEST_CASE("Check: invalid blocks", "[unit][ipam_check]") {
     b.allocations[2] = 1;
     CheckReport r = Check({b}, {}, in_use);
     INFO(Problems(r));
-    CHECK(HasProblem(r, "10.65.0.0/26", "ordinal 2 (10.65.0.2) refers to attributes[1], but the block has 1"));
+    CHECK(HasProblem(r, "10.65.0.0/26",
+                     "ordinal 2 (10.65.0.2) refers to attributes[1], but the block has 1"));
     // Not in use and no attributes: still a leak candidate, with no handle to quote.
     REQUIRE(r.allocated_not_in_use.size() == 1);
     CHECK(r.allocated_not_in_use[0].handle_id.empty());
@@ -239,11 +248,13 @@ TEST_CASE("Check: invalid blocks", "[unit][ipam_check]") {
     b.unallocated.resize(32);
     CheckReport r = Check({b}, {}, in_use);
     INFO(Problems(r));
-    CHECK(HasProblem(r, "10.65.0.0/26", "allocations has 32 entries but a /26 block has 64 addresses"));
+    CHECK(HasProblem(r, "10.65.0.0/26",
+                     "allocations has 32 entries but a /26 block has 64 addresses"));
   }
   SECTION("overlapping blocks") {
-    CheckReport r = Check({MakeBlock("10.65.0.0/26", "host:node1"), MakeBlock("10.65.0.0/27", "host:node1")}, {},
-                          in_use);
+    CheckReport r =
+        Check({MakeBlock("10.65.0.0/26", "host:node1"), MakeBlock("10.65.0.0/27", "host:node1")},
+              {}, in_use);
     INFO(Problems(r));
     CHECK(r.invalid_blocks.size() == 1);
     CHECK(HasProblem(r, "10.65.0.0/27", "overlaps block 10.65.0.0/26"));
@@ -264,7 +275,8 @@ TEST_CASE("Check: IPv6 /122 blocks", "[unit][ipam_check]") {
   CHECK(r.allocated_not_in_use[0].ip == Ip("fd00:10:65::3f"));
 }
 
-TEST_CASE("Check: the report depends on the state, not on the listing order", "[unit][ipam_check]") {
+TEST_CASE("Check: the report depends on the state, not on the listing order",
+          "[unit][ipam_check]") {
   Block a = MakeBlock("10.65.0.0/26", "host:node1");
   Block b = MakeBlock("10.65.0.64/26", "host:ghost");
   Allocate(a, 1, "h1", 1);
@@ -279,9 +291,11 @@ TEST_CASE("Check: the report depends on the state, not on the listing order", "[
 
 TEST_CASE("Report JSON round-trips and rejects malformed reports", "[unit][ipam_check]") {
   CheckReport r;
-  r.allocated_not_in_use.push_back(
-      {Ip("10.65.0.5"), Cidr("10.65.0.0/26"), "k8s-pod-network.x", {{"pod", "p"}, {"namespace", "n"}},
-       18446744073709551615ULL});
+  r.allocated_not_in_use.push_back({Ip("10.65.0.5"),
+                                    Cidr("10.65.0.0/26"),
+                                    "k8s-pod-network.x",
+                                    {{"pod", "p"}, {"namespace", "n"}},
+                                    18446744073709551615ULL});
   r.allocated_not_in_use.push_back({Ip("fd00::3"), Cidr("fd00::/122"), "h6", {}, 0});
   r.in_use_not_allocated.push_back({Ip("10.65.0.9"), "WorkloadEndpoint default/w"});
   r.handles_mismatched.push_back({"h", 2, 1});
@@ -302,22 +316,23 @@ TEST_CASE("Report JSON round-trips and rejects malformed reports", "[unit][ipam_
     const char* json;
     const char* fragment;
   };
-  for (const Bad& bad : {
-           Bad{"not json", "not valid JSON"},
-           Bad{"[]", "not a JSON object"},
-           Bad{R"({"version": 2})", "version: 2 is not supported"},
-           Bad{R"({"allocatedNotInUse": {}})", "allocatedNotInUse: not an array"},
-           Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.300", "block": "10.0.0.0/26", "sequenceNumber": 1}]})",
-               "allocatedNotInUse[0].ip: \"10.0.0.300\" is not an IP address"},
-           Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.3", "block": "10.0.0.0/26"}]})",
-               "missing \"sequenceNumber\""},
-           Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.3", "block": "10.0.0.0/26", "sequenceNumber": -1}]})",
-               "sequenceNumber: not a non-negative integer"},
-           Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.3", "block": "x", "sequenceNumber": 1}]})",
-               "block: \"x\" is not a CIDR"},
-           Bad{R"({"handlesMismatched": [{"handleID": "h", "handleCount": "2", "blockCount": 1}]})",
-               "handleCount: not an integer"},
-       }) {
+  for (
+      const Bad& bad : {
+          Bad{"not json", "not valid JSON"},
+          Bad{"[]", "not a JSON object"},
+          Bad{R"({"version": 2})", "version: 2 is not supported"},
+          Bad{R"({"allocatedNotInUse": {}})", "allocatedNotInUse: not an array"},
+          Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.300", "block": "10.0.0.0/26", "sequenceNumber": 1}]})",
+              "allocatedNotInUse[0].ip: \"10.0.0.300\" is not an IP address"},
+          Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.3", "block": "10.0.0.0/26"}]})",
+              "missing \"sequenceNumber\""},
+          Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.3", "block": "10.0.0.0/26", "sequenceNumber": -1}]})",
+              "sequenceNumber: not a non-negative integer"},
+          Bad{R"({"allocatedNotInUse": [{"ip": "10.0.0.3", "block": "x", "sequenceNumber": 1}]})",
+              "block: \"x\" is not a CIDR"},
+          Bad{R"({"handlesMismatched": [{"handleID": "h", "handleCount": "2", "blockCount": 1}]})",
+              "handleCount: not an integer"},
+      }) {
     INFO(bad.json);
     auto parsed = calico::ipamd::ReportFromJson(bad.json);
     REQUIRE_FALSE(parsed.ok());
