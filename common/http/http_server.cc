@@ -1,6 +1,7 @@
 #include "common/http/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 
@@ -59,6 +60,12 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   std::unique_ptr<HttpServer> self(new HttpServer());
   self->server_ = std::make_unique<httplib::Server>();
   httplib::Server& svr = *self->server_;
+  // httplib's default also sets SO_REUSEPORT, which would let a second daemon bind the same
+  // port and silently share (steal half of) its probes. SO_REUSEADDR alone survives restarts.
+  svr.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   svr.Get("/liveness", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });

@@ -101,6 +101,11 @@ absl::StatusOr<std::unique_ptr<UnixServer>> UnixServer::Start(const UnixServerOp
     return absl::InvalidArgumentError(absl::StrCat("socket path ", path, " is longer than ",
                                                    sizeof(sockaddr_un{}.sun_path) - 1, " bytes"));
   }
+  // gRPC refuses to start a server without a synchronous service ("completion queues must be
+  // frequently polled"); say so in our words.
+  if (options.services.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no gRPC services to serve on ", path));
+  }
   std::string dir = path.substr(0, path.find_last_of('/'));
   if (!dir.empty()) RETURN_IF_ERROR(EnsurePrivateDir(dir));
   RETURN_IF_ERROR(RemoveStaleSocket(path));
