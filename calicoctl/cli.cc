@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "calicoctl/ipam.h"
 #include "calicoctl/table.h"
 #include "common/base/status_macros.h"
 #include "common/resources/client/client.h"
@@ -41,6 +42,7 @@ constexpr const char* kUsage = R"(Usage:
     patch     Merge-patch an existing resource.
     label     Set or remove a label of a resource.
     validate  Check resources in a file or stdin without writing them.
+    ipam      IP address management: show, check, release, configure.
     version   Show the client version and, if reachable, the cluster's.
 
 Options:
@@ -84,7 +86,8 @@ std::string KindsHelp() {
 }
 
 const std::vector<CommandSpec>& Commands() {
-  static const auto* specs = new std::vector<CommandSpec>{
+  static const std::vector<CommandSpec>* specs = [] {
+    auto* all = new std::vector<CommandSpec>{
       {"create",
        "Usage:\n  calicoctl create --filename=<FILENAME> [--skip-exists] [--namespace=<NS>] [--config=<CONFIG>]\n\n"
        "  -f --filename=<FILENAME>  File with resources (YAML or JSON); '-' reads stdin.\n"
@@ -123,6 +126,12 @@ const std::vector<CommandSpec>& Commands() {
        "Usage:\n  calicoctl version [--client] [--config=<CONFIG>]\n",
        {{"client", 0, false}, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
   };
+    // `ipam` takes the union of its subcommands' options; ipam.cc checks which apply.
+    CommandSpec ipam{"ipam", "", {kConfigOpt, kHelpOpt, kAllowMismatchOpt}};
+    for (const IpamOption& o : IpamOptions()) ipam.options.push_back({o.long_name, o.short_name, o.takes_value});
+    all->push_back(std::move(ipam));
+    return all;
+  }();
   return *specs;
 }
 
@@ -239,6 +248,7 @@ class Session {
   int Label();
   int Validate();
   int Version();
+  int Ipam();
 
   const Parsed& args_;
   Io io_;
@@ -629,6 +639,16 @@ int Session::Version() {
   return 0;
 }
 
+int Session::Ipam() {
+  IpamArgs args{args_.positional, args_.values, args_.flags};
+  IpamConnect connect = [this]() -> absl::StatusOr<IpamConnection> {
+    absl::StatusOr<resources::Client*> client = Client();
+    if (!client.ok()) return client.status();
+    return IpamConnection{store_.get(), *client};
+  };
+  return RunIpam(args, io_, connect);
+}
+
 int Session::Dispatch() {
   if (args_.command == nullptr) {
     if (args_.Has("help")) {
@@ -639,6 +659,7 @@ int Session::Dispatch() {
     return 1;
   }
   const std::string& name = args_.command->name;
+  if (name == "ipam") return Ipam();  // its help is per subcommand
   if (args_.Has("help")) {
     io_.out << args_.command->usage;
     if (name == "get" || name == "delete" || name == "label" || name == "patch") io_.out << "\n" << KindsHelp();

@@ -230,4 +230,32 @@ void PrintTable(std::ostream& out, const std::vector<std::string>& headings,
   for (const auto& r : rows) print(r);
 }
 
+void PrintBorderedTable(std::ostream& out, const std::vector<std::string>& headings,
+                        const std::vector<std::vector<std::string>>& rows,
+                        const std::vector<bool>& right_aligned) {
+  std::vector<size_t> width(headings.size(), 0);
+  auto measure = [&](const std::vector<std::string>& r) {
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  };
+  measure(headings);
+  for (const auto& r : rows) measure(r);
+  std::string rule = "+";
+  for (size_t w : width) rule += std::string(w + 2, '-') + "+";
+  auto print = [&](const std::vector<std::string>& r, bool heading) {
+    std::string line = "|";
+    for (size_t i = 0; i < width.size(); ++i) {
+      const std::string cell = i < r.size() ? r[i] : "";
+      const std::string pad(width[i] - cell.size(), ' ');
+      const bool right = !heading && i < right_aligned.size() && right_aligned[i];
+      line += " " + (right ? pad + cell : cell + pad) + " |";
+    }
+    out << line << "\n";
+  };
+  out << rule << "\n";
+  print(headings, true);
+  out << rule << "\n";
+  for (const auto& r : rows) print(r, false);
+  if (!rows.empty()) out << rule << "\n";
+}
+
 }  // namespace calico::calicoctl

@@ -23,4 +23,10 @@ std::vector<std::string> Row(const resources::Resource& resource, const TableOpt
 void PrintTable(std::ostream& out, const std::vector<std::string>& headings,
                 const std::vector<std::vector<std::string>>& rows);
 
+// The bordered table upstream's `calicoctl ipam show` prints (+---+ rules, | cells |).
+// `right_aligned[i]` right-aligns column i's cells (counts); headings stay left-aligned.
+void PrintBorderedTable(std::ostream& out, const std::vector<std::string>& headings,
+                        const std::vector<std::vector<std::string>>& rows,
+                        const std::vector<bool>& right_aligned = {});
+
 }  // namespace calico::calicoctl
