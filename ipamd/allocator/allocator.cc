@@ -82,6 +82,24 @@ class AllocatorState {
   // node → confirmed affine block CIDRs, loaded (and settled) on first use / on refresh.
   std::map<std::string, std::set<net::Prefix>> affine;
   std::map<std::string, std::shared_ptr<const resources::selector::Selector>> selectors;
+  // Handles this process created, as written: ReleaseByHandle then skips reading the record
+  // (its Delete is a CAS on this revision, so a record changed since falls back to a read).
+  std::map<std::string, std::pair<Handle, Revision>> handles;
+  static constexpr size_t kMaxCachedHandles = 1 << 16;
+
+  void CacheHandle(const Handle& h, Revision rev) {
+    std::lock_guard<std::mutex> l(mu);
+    if (handles.size() >= kMaxCachedHandles) handles.clear();  // pods that never leave
+    handles[h.handle_id] = {h, rev};
+  }
+  std::optional<std::pair<Handle, Revision>> TakeHandle(const std::string& id) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = handles.find(id);
+    if (it == handles.end()) return std::nullopt;
+    std::pair<Handle, Revision> out = std::move(it->second);
+    handles.erase(it);
+    return out;
+  }
   std::mt19937_64 rng{std::random_device{}()};
 
   std::shared_ptr<BlockSlot> Slot(const net::Prefix& cidr) {
@@ -574,6 +592,7 @@ class AllocatorImpl {
   // when nothing remains.
   absl::Status AdjustHandle(const std::string& handle_id, const std::map<std::string, int>& delta) {
     const std::string key = HandleKey(handle_id);
+    state_.TakeHandle(handle_id);  // about to change: the cached copy goes stale
     for (int attempt = 0; attempt < options_.max_cas_attempts; ++attempt) {
       absl::StatusOr<Entry> e = store_.Get(key);
       Handle h{handle_id, {}, false};
@@ -613,7 +632,10 @@ class AllocatorImpl {
   absl::Status AddToHandle(const std::string& handle_id, const std::map<std::string, int>& delta) {
     Handle h{handle_id, delta, false};
     absl::StatusOr<Revision> w = store_.Create(HandleKey(handle_id), EncodeHandle(h));
-    if (w.ok()) return absl::OkStatus();
+    if (w.ok()) {
+      state_.CacheHandle(h, *w);
+      return absl::OkStatus();
+    }
     if (!absl::IsAlreadyExists(w.status())) {
       return Annotate(w.status(), absl::StrCat("writing handle ", handle_id));
     }
@@ -1056,8 +1078,16 @@ class AllocatorImpl {
     auto of_handle = [&](const Block& b) -> absl::StatusOr<std::vector<int>> {
       return b.OrdinalsOfHandle(handle_id);
     };
+    // First round from the record as this process wrote it, if it did (saves a read).
+    std::optional<std::pair<Handle, Revision>> cached = state_.TakeHandle(handle_id);
     for (int attempt = 0; attempt < options_.max_cas_attempts; ++attempt) {
-      absl::StatusOr<Entry> e = store_.Get(key);
+      absl::StatusOr<Entry> e;
+      if (cached) {
+        e = Entry{key, EncodeHandle(cached->first), 0, cached->second};
+        cached.reset();
+      } else {
+        e = store_.Get(key);
+      }
       if (!e.ok() && !absl::IsNotFound(e.status())) return Annotate(e.status(), key);
       bool scan = !e.ok();  // no record: the crash window (block written, handle not) or done
       std::set<net::Prefix> visited;

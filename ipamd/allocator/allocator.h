@@ -7,8 +7,10 @@
 //    is one compare-and-swap on its mod revision, retried (bounded) on Aborted, re-reading.
 //  - No address is lost: an assignment writes the block first, then the handle; a crash between
 //    them leaves an allocation whose handle record lacks it, which Check() reports and
-//    ReleaseByHandle still frees (it scans the blocks named by the handle AND, on mismatch, the
-//    node's blocks). Releases write the block first, then decrement the handle.
+//    ReleaseByHandle still frees: it releases the blocks the record names and scans every
+//    block when the record is missing, when a block holds a different count than the record
+//    says, or when a block this process has cached holds the handle but is not named.
+//    Releases write the block first, then decrement the handle.
 //  - A release quoting a stale sequence number is refused (FailedPrecondition).
 //  - Affinities are claimed pending → block created → confirmed; pending counts as absent.
 // Errors: InvalidArgument (bad request: unknown pool, malformed CIDR, address outside every
