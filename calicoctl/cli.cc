@@ -79,7 +79,8 @@ std::string KindsHelp() {
   for (const KindInfo* kind : resources::AllKinds()) {
     std::vector<std::string> aliases(kind->aliases.begin(), kind->aliases.end());
     out += absl::StrCat("  ", ToAbsl(kind->kind));
-    if (kind->api_version != "projectcalico.org/v3") out += absl::StrCat(" (", ToAbsl(kind->api_version), ")");
+    if (kind->api_version != "projectcalico.org/v3")
+      out += absl::StrCat(" (", ToAbsl(kind->api_version), ")");
     out += absl::StrCat(": ", absl::StrJoin(aliases, ", "), "\n");
   }
   return out;
@@ -88,47 +89,83 @@ std::string KindsHelp() {
 const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec>* specs = [] {
     auto* all = new std::vector<CommandSpec>{
-      {"create",
-       "Usage:\n  calicoctl create --filename=<FILENAME> [--skip-exists] [--namespace=<NS>] [--config=<CONFIG>]\n\n"
-       "  -f --filename=<FILENAME>  File with resources (YAML or JSON); '-' reads stdin.\n"
-       "  --skip-exists             Do not fail for resources that already exist.\n"
-       "  -n --namespace=<NS>       Namespace for namespaced resources that name none [default: default].\n",
-       {kFileOpt, {"skip-exists", 0, false}, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
-      {"replace",
-       "Usage:\n  calicoctl replace --filename=<FILENAME> [--namespace=<NS>] [--config=<CONFIG>]\n\n"
-       "  Replaces existing resources; a resourceVersion in the file makes it a compare-and-swap.\n",
-       {kFileOpt, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
-      {"apply",
-       "Usage:\n  calicoctl apply --filename=<FILENAME> [--namespace=<NS>] [--config=<CONFIG>]\n\n"
-       "  Creates resources that do not exist and replaces those that do.\n",
-       {kFileOpt, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
-      {"delete",
-       "Usage:\n  calicoctl delete (<KIND> <NAME>... | --filename=<FILENAME>) [--skip-not-exists] [--namespace=<NS>] [--config=<CONFIG>]\n",
-       {kFileOpt, {"skip-not-exists", 0, false}, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
-      {"get",
-       "Usage:\n  calicoctl get <KIND> [<NAME>...] [--output=<FORMAT>] [--namespace=<NS> | --all-namespaces] [--config=<CONFIG>]\n\n"
-       "  -o --output=<FORMAT>   ps (default), wide, yaml or json.\n"
-       "  -A --all-namespaces    All namespaces (namespaced kinds).\n",
-       {{"output", 'o', true}, kNamespaceOpt, {"all-namespaces", 'A', false}, kConfigOpt, kHelpOpt,
-        {"export", 0, false}, kAllowMismatchOpt}},
-      {"patch",
-       "Usage:\n  calicoctl patch <KIND> <NAME> --patch=<PATCH> [--type=merge] [--namespace=<NS>] [--config=<CONFIG>]\n\n"
-       "  -p --patch=<PATCH>  A JSON merge patch (RFC 7386), e.g. '{\"spec\":{\"disabled\":true}}'.\n",
-       {{"patch", 'p', true}, {"type", 't', true}, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
-      {"label",
-       "Usage:\n  calicoctl label <KIND> <NAME> (<KEY>=<VALUE> [--overwrite] | <KEY> --remove) [--namespace=<NS>] [--config=<CONFIG>]\n",
-       {{"overwrite", 0, false}, {"remove", 0, false}, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
-      {"validate",
-       "Usage:\n  calicoctl validate --filename=<FILENAME> [--namespace=<NS>]\n\n"
-       "  Validates every document without touching the datastore.\n",
-       {kFileOpt, kNamespaceOpt, kHelpOpt, kConfigOpt}},
-      {"version",
-       "Usage:\n  calicoctl version [--client] [--config=<CONFIG>]\n",
-       {{"client", 0, false}, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
-  };
+        {"create",
+         "Usage:\n  calicoctl create --filename=<FILENAME> [--skip-exists] [--namespace=<NS>] "
+         "[--config=<CONFIG>]\n\n"
+         "  -f --filename=<FILENAME>  File with resources (YAML or JSON); '-' reads stdin.\n"
+         "  --skip-exists             Do not fail for resources that already exist.\n"
+         "  -n --namespace=<NS>       Namespace for namespaced resources that name none [default: "
+         "default].\n",
+         {kFileOpt,
+          {"skip-exists", 0, false},
+          kNamespaceOpt,
+          kConfigOpt,
+          kHelpOpt,
+          kAllowMismatchOpt}},
+        {"replace",
+         "Usage:\n  calicoctl replace --filename=<FILENAME> [--namespace=<NS>] "
+         "[--config=<CONFIG>]\n\n"
+         "  Replaces existing resources; a resourceVersion in the file makes it a "
+         "compare-and-swap.\n",
+         {kFileOpt, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
+        {"apply",
+         "Usage:\n  calicoctl apply --filename=<FILENAME> [--namespace=<NS>] "
+         "[--config=<CONFIG>]\n\n"
+         "  Creates resources that do not exist and replaces those that do.\n",
+         {kFileOpt, kNamespaceOpt, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
+        {"delete",
+         "Usage:\n  calicoctl delete (<KIND> <NAME>... | --filename=<FILENAME>) "
+         "[--skip-not-exists] [--namespace=<NS>] [--config=<CONFIG>]\n",
+         {kFileOpt,
+          {"skip-not-exists", 0, false},
+          kNamespaceOpt,
+          kConfigOpt,
+          kHelpOpt,
+          kAllowMismatchOpt}},
+        {"get",
+         "Usage:\n  calicoctl get <KIND> [<NAME>...] [--output=<FORMAT>] [--namespace=<NS> | "
+         "--all-namespaces] [--config=<CONFIG>]\n\n"
+         "  -o --output=<FORMAT>   ps (default), wide, yaml or json.\n"
+         "  -A --all-namespaces    All namespaces (namespaced kinds).\n",
+         {{"output", 'o', true},
+          kNamespaceOpt,
+          {"all-namespaces", 'A', false},
+          kConfigOpt,
+          kHelpOpt,
+          {"export", 0, false},
+          kAllowMismatchOpt}},
+        {"patch",
+         "Usage:\n  calicoctl patch <KIND> <NAME> --patch=<PATCH> [--type=merge] "
+         "[--namespace=<NS>] [--config=<CONFIG>]\n\n"
+         "  -p --patch=<PATCH>  A JSON merge patch (RFC 7386), e.g. "
+         "'{\"spec\":{\"disabled\":true}}'.\n",
+         {{"patch", 'p', true},
+          {"type", 't', true},
+          kNamespaceOpt,
+          kConfigOpt,
+          kHelpOpt,
+          kAllowMismatchOpt}},
+        {"label",
+         "Usage:\n  calicoctl label <KIND> <NAME> (<KEY>=<VALUE> [--overwrite] | <KEY> --remove) "
+         "[--namespace=<NS>] [--config=<CONFIG>]\n",
+         {{"overwrite", 0, false},
+          {"remove", 0, false},
+          kNamespaceOpt,
+          kConfigOpt,
+          kHelpOpt,
+          kAllowMismatchOpt}},
+        {"validate",
+         "Usage:\n  calicoctl validate --filename=<FILENAME> [--namespace=<NS>]\n\n"
+         "  Validates every document without touching the datastore.\n",
+         {kFileOpt, kNamespaceOpt, kHelpOpt, kConfigOpt}},
+        {"version",
+         "Usage:\n  calicoctl version [--client] [--config=<CONFIG>]\n",
+         {{"client", 0, false}, kConfigOpt, kHelpOpt, kAllowMismatchOpt}},
+    };
     // `ipam` takes the union of its subcommands' options; ipam.cc checks which apply.
     CommandSpec ipam{"ipam", "", {kConfigOpt, kHelpOpt, kAllowMismatchOpt}};
-    for (const IpamOption& o : IpamOptions()) ipam.options.push_back({o.long_name, o.short_name, o.takes_value});
+    for (const IpamOption& o : IpamOptions())
+      ipam.options.push_back({o.long_name, o.short_name, o.takes_value});
     all->push_back(std::move(ipam));
     return all;
   }();
@@ -148,7 +185,8 @@ struct Parsed {
   }
 };
 
-absl::StatusOr<Parsed> ParseArgs(const std::vector<std::string>& args, std::map<std::string, std::string> globals) {
+absl::StatusOr<Parsed> ParseArgs(const std::vector<std::string>& args,
+                                 std::map<std::string, std::string> globals) {
   Parsed p;
   p.values = std::move(globals);
   size_t i = 0;
@@ -171,7 +209,8 @@ absl::StatusOr<Parsed> ParseArgs(const std::vector<std::string>& args, std::map<
   for (const CommandSpec& spec : Commands()) {
     if (spec.name == args[i]) p.command = &spec;
   }
-  if (p.command == nullptr) return absl::InvalidArgumentError("unknown command \"" + args[i] + "\"");
+  if (p.command == nullptr)
+    return absl::InvalidArgumentError("unknown command \"" + args[i] + "\"");
   ++i;
   auto find_long = [&](std::string_view name) -> const OptionSpec* {
     for (const OptionSpec& o : p.command->options)
@@ -209,15 +248,18 @@ absl::StatusOr<Parsed> ParseArgs(const std::vector<std::string>& args, std::map<
       if (opt != nullptr && a.size() > 2) inline_value = a.substr(a[2] == '=' ? 3 : 2);
     }
     if (opt == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option ", a, " for \"", p.command->name, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option ", a, " for \"", p.command->name, "\""));
     }
     if (!opt->takes_value) {
-      if (inline_value) return absl::InvalidArgumentError("option --" + opt->long_name + " takes no value");
+      if (inline_value)
+        return absl::InvalidArgumentError("option --" + opt->long_name + " takes no value");
       p.flags.insert(opt->long_name);
       continue;
     }
     if (!inline_value) {
-      if (i + 1 >= args.size()) return absl::InvalidArgumentError("option --" + opt->long_name + " needs a value");
+      if (i + 1 >= args.size())
+        return absl::InvalidArgumentError("option --" + opt->long_name + " needs a value");
       inline_value = args[++i];
     }
     p.values[opt->long_name] = *inline_value;
@@ -272,7 +314,8 @@ absl::StatusOr<resources::Client*> Session::Client() {
 
 absl::StatusOr<std::string> Session::ReadInput(std::string* display_name) {
   std::string file = args_.Value("filename");
-  if (file.empty()) return absl::InvalidArgumentError("a file is required: --filename=<FILE> (or - for stdin)");
+  if (file.empty())
+    return absl::InvalidArgumentError("a file is required: --filename=<FILE> (or - for stdin)");
   if (file == "-") {
     *display_name = "stdin";
     return std::string(std::istreambuf_iterator<char>(io_.in), std::istreambuf_iterator<char>());
@@ -288,7 +331,8 @@ absl::StatusOr<std::string> Session::ReadInput(std::string* display_name) {
 absl::StatusOr<const KindInfo*> Session::KindArg(const std::string& text) const {
   const KindInfo* kind = resources::FindKind(text);
   if (kind == nullptr) {
-    return absl::InvalidArgumentError("resource type '" + text + "' is not supported (see `calicoctl get --help`)");
+    return absl::InvalidArgumentError("resource type '" + text +
+                                      "' is not supported (see `calicoctl get --help`)");
   }
   return kind;
 }
@@ -301,8 +345,10 @@ int Session::WriteFromFile(const std::string& verb) {
   if (!text.ok()) return Fail(absl::StrCat("Failed to ", verb, ": ", text.status().message()));
   absl::StatusOr<std::vector<resources::ParsedDocument>> docs =
       resources::ParseDocuments(*text, DefaultNamespace());
-  if (!docs.ok()) return Fail(absl::StrCat("Failed to ", verb, " ", source, ": ", docs.status().message()));
-  if (docs->empty()) return Fail(absl::StrCat("Failed to ", verb, " ", source, ": no resources found"));
+  if (!docs.ok())
+    return Fail(absl::StrCat("Failed to ", verb, " ", source, ": ", docs.status().message()));
+  if (docs->empty())
+    return Fail(absl::StrCat("Failed to ", verb, " ", source, ": no resources found"));
 
   const bool many = docs->size() > 1;
   auto where = [&](const resources::ParsedDocument& d) {
@@ -315,7 +361,8 @@ int Session::WriteFromFile(const std::string& verb) {
   for (const resources::ParsedDocument& doc : *docs) {
     if (!doc.resource.ok()) {
       ++failed;
-      io_.err << "Failed to " << verb << " " << where(doc) << ": " << doc.resource.status().message() << "\n";
+      io_.err << "Failed to " << verb << " " << where(doc) << ": "
+              << doc.resource.status().message() << "\n";
       continue;
     }
     const Resource& r = *doc.resource;
@@ -327,7 +374,8 @@ int Session::WriteFromFile(const std::string& verb) {
     }
     if (!client.ok() || *client == nullptr) {
       client = Client();
-      if (!client.ok()) return Fail(absl::StrCat("Failed to ", verb, ": ", client.status().message()));
+      if (!client.ok())
+        return Fail(absl::StrCat("Failed to ", verb, ": ", client.status().message()));
     }
     absl::Status s;
     if (verb == "create") {
@@ -358,16 +406,19 @@ int Session::WriteFromFile(const std::string& verb) {
     done.push_back(many ? absl::StrCat(r.Describe(), " (document ", doc.index, ")") : r.Describe());
   }
   std::string past = verb == "apply" ? "applied" : verb == "delete" ? "deleted" : verb + "d";
-  std::string what = kinds.size() == 1 ? absl::StrCat("'", *kinds.begin(), "' resource(s)") : "resource(s)";
+  std::string what =
+      kinds.size() == 1 ? absl::StrCat("'", *kinds.begin(), "' resource(s)") : "resource(s)";
   if (failed == 0) {
     io_.out << "Successfully " << past << " " << done.size() << " " << what;
-    if (skipped > 0) io_.out << " (" << skipped << " skipped: " << (verb == "delete" ? "did not exist" : "already existed") << ")";
+    if (skipped > 0)
+      io_.out << " (" << skipped
+              << " skipped: " << (verb == "delete" ? "did not exist" : "already existed") << ")";
     io_.out << "\n";
     return 0;
   }
   if (!done.empty()) {
-    io_.out << "Partially " << past << ": " << done.size() << " of " << docs->size() << " "
-            << what << ": " << absl::StrJoin(done, ", ") << "\n";
+    io_.out << "Partially " << past << ": " << done.size() << " of " << docs->size() << " " << what
+            << ": " << absl::StrJoin(done, ", ") << "\n";
   } else if (many) {
     io_.err << "No resources " << past << " (" << failed << " of " << docs->size() << " failed)\n";
   }
@@ -376,14 +427,18 @@ int Session::WriteFromFile(const std::string& verb) {
 
 int Session::Delete() {
   if (args_.values.count("filename")) {
-    if (!args_.positional.empty()) return Fail("Failed to delete: give either --filename or <KIND> <NAME>..., not both");
+    if (!args_.positional.empty())
+      return Fail("Failed to delete: give either --filename or <KIND> <NAME>..., not both");
     return WriteFromFile("delete");
   }
-  if (args_.positional.size() < 2) return Fail("Failed to delete: expected <KIND> <NAME>... or --filename=<FILE>");
+  if (args_.positional.size() < 2)
+    return Fail("Failed to delete: expected <KIND> <NAME>... or --filename=<FILE>");
   absl::StatusOr<const KindInfo*> kind = KindArg(args_.positional[0]);
   if (!kind.ok()) return Fail("Failed to delete: " + std::string(kind.status().message()));
   if ((*kind)->kind == "ClusterInformation") {
-    return Fail("Failed to delete: ClusterInformation is written by the calico-cpp daemons, not by calicoctl");
+    return Fail(
+        "Failed to delete: ClusterInformation is written by the calico-cpp daemons, not by "
+        "calicoctl");
   }
   absl::StatusOr<resources::Client*> client = Client();
   if (!client.ok()) return Fail("Failed to delete: " + std::string(client.status().message()));
@@ -411,7 +466,8 @@ int Session::Get() {
   if (!kind.ok()) return Fail("Failed to get resources: " + std::string(kind.status().message()));
   std::string format = args_.Value("output", "ps");
   if (format != "ps" && format != "wide" && format != "yaml" && format != "json") {
-    return Fail("Failed to get resources: output format '" + format + "' is not supported (ps, wide, yaml, json)");
+    return Fail("Failed to get resources: output format '" + format +
+                "' is not supported (ps, wide, yaml, json)");
   }
   const bool all_ns = args_.Has("all-namespaces") && (*kind)->namespaced;
   if (all_ns && args_.values.count("namespace")) {
@@ -419,7 +475,8 @@ int Session::Get() {
   }
   std::string ns = (*kind)->namespaced && !all_ns ? DefaultNamespace() : "";
   absl::StatusOr<resources::Client*> client = Client();
-  if (!client.ok()) return Fail("Failed to get resources: " + std::string(client.status().message()));
+  if (!client.ok())
+    return Fail("Failed to get resources: " + std::string(client.status().message()));
 
   std::vector<Resource> found;
   int failed = 0;
@@ -429,7 +486,8 @@ int Session::Get() {
       if (all_ns) {
         // A name across all namespaces: every namespace's object of that name.
         absl::StatusOr<std::vector<Resource>> all = (*client)->List(**kind);
-        if (!all.ok()) return Fail("Failed to get resources: " + std::string(all.status().message()));
+        if (!all.ok())
+          return Fail("Failed to get resources: " + std::string(all.status().message()));
         bool any = false;
         for (Resource& r : *all) {
           if (r.Name() == args_.positional[i]) {
@@ -463,7 +521,8 @@ int Session::Get() {
       auto order = [](const Resource& r) {
         const Json& spec = r.object.contains("spec") ? r.object["spec"] : Json();
         return spec.is_object() && spec.contains("order") && spec["order"].is_number()
-                   ? spec["order"].get<double>() : std::numeric_limits<double>::infinity();
+                   ? spec["order"].get<double>()
+                   : std::numeric_limits<double>::infinity();
       };
       return order(a) < order(b);
     });
@@ -481,7 +540,8 @@ int Session::Get() {
     options.with_namespace = all_ns;
     if ((*kind)->kind == "Node" && options.wide) {
       const KindInfo* bgp = resources::FindKind("BGPConfiguration");
-      absl::StatusOr<Resource> def = bgp ? (*client)->Get(*bgp, "", "default") : absl::NotFoundError("");
+      absl::StatusOr<Resource> def =
+          bgp ? (*client)->Get(*bgp, "", "default") : absl::NotFoundError("");
       if (def.ok() && def->object.contains("spec") && def->object["spec"].contains("asNumber")) {
         options.default_as_number = def->object["spec"]["asNumber"].dump();
       }
@@ -510,14 +570,18 @@ void MergePatch(Json& target, const Json& patch) {
 }
 
 int Session::Patch() {
-  if (args_.positional.size() != 2) return Fail("Failed to patch: expected <KIND> <NAME> --patch=<PATCH>");
+  if (args_.positional.size() != 2)
+    return Fail("Failed to patch: expected <KIND> <NAME> --patch=<PATCH>");
   if (!args_.values.count("patch")) return Fail("Failed to patch: --patch=<PATCH> is required");
   std::string type = args_.Value("type", "merge");
-  if (type != "merge") return Fail("Failed to patch: patch type '" + type + "' is not supported (merge)");
+  if (type != "merge")
+    return Fail("Failed to patch: patch type '" + type + "' is not supported (merge)");
   absl::StatusOr<const KindInfo*> kind = KindArg(args_.positional[0]);
   if (!kind.ok()) return Fail("Failed to patch: " + std::string(kind.status().message()));
   if ((*kind)->kind == "ClusterInformation") {
-    return Fail("Failed to patch: ClusterInformation is written by the calico-cpp daemons, not by calicoctl");
+    return Fail(
+        "Failed to patch: ClusterInformation is written by the calico-cpp daemons, not by "
+        "calicoctl");
   }
   Json patch = Json::parse(args_.Value("patch"), nullptr, /*allow_exceptions=*/false);
   if (patch.is_discarded() || !patch.is_object()) {
@@ -550,7 +614,9 @@ int Session::Label() {
   absl::StatusOr<const KindInfo*> kind = KindArg(args_.positional[0]);
   if (!kind.ok()) return Fail("Failed to label: " + std::string(kind.status().message()));
   if ((*kind)->kind == "ClusterInformation") {
-    return Fail("Failed to label: ClusterInformation is written by the calico-cpp daemons, not by calicoctl");
+    return Fail(
+        "Failed to label: ClusterInformation is written by the calico-cpp daemons, not by "
+        "calicoctl");
   }
   const std::string& spec = args_.positional[2];
   const bool remove = args_.Has("remove");
@@ -560,8 +626,10 @@ int Session::Label() {
     key = spec.substr(0, eq);
     value = spec.substr(eq + 1);
   }
-  if (remove && eq != std::string::npos) return Fail("Failed to label: --remove takes a key, not key=value");
-  if (!remove && eq == std::string::npos) return Fail("Failed to label: expected <KEY>=<VALUE>, got \"" + spec + "\"");
+  if (remove && eq != std::string::npos)
+    return Fail("Failed to label: --remove takes a key, not key=value");
+  if (!remove && eq == std::string::npos)
+    return Fail("Failed to label: expected <KEY>=<VALUE>, got \"" + spec + "\"");
   if (key.empty()) return Fail("Failed to label: the label key is empty");
 
   absl::StatusOr<resources::Client*> client = Client();
@@ -590,9 +658,11 @@ int Session::Label() {
   absl::StatusOr<Resource> stored = (*client)->Replace(*updated);
   if (!stored.ok()) return Fail("Failed to label: " + std::string(stored.status().message()));
   if (remove) {
-    io_.out << "Successfully removed label " << key << " from " << args_.positional[0] << " " << args_.positional[1] << "\n";
+    io_.out << "Successfully removed label " << key << " from " << args_.positional[0] << " "
+            << args_.positional[1] << "\n";
   } else {
-    io_.out << "Successfully set label " << key << " on " << args_.positional[0] << " " << args_.positional[1] << "\n";
+    io_.out << "Successfully set label " << key << " on " << args_.positional[0] << " "
+            << args_.positional[1] << "\n";
   }
   return 0;
 }
@@ -601,13 +671,16 @@ int Session::Validate() {
   std::string source;
   absl::StatusOr<std::string> text = ReadInput(&source);
   if (!text.ok()) return Fail("Failed to validate: " + std::string(text.status().message()));
-  absl::StatusOr<std::vector<resources::ParsedDocument>> docs = resources::ParseDocuments(*text, DefaultNamespace());
-  if (!docs.ok()) return Fail(absl::StrCat("Failed to validate ", source, ": ", docs.status().message()));
+  absl::StatusOr<std::vector<resources::ParsedDocument>> docs =
+      resources::ParseDocuments(*text, DefaultNamespace());
+  if (!docs.ok())
+    return Fail(absl::StrCat("Failed to validate ", source, ": ", docs.status().message()));
   int failed = 0;
   for (const resources::ParsedDocument& doc : *docs) {
     if (doc.resource.ok()) continue;
     ++failed;
-    io_.err << "Failed to validate " << (docs->size() > 1 ? absl::StrCat("document ", doc.index, " of ", source) : source)
+    io_.err << "Failed to validate "
+            << (docs->size() > 1 ? absl::StrCat("document ", doc.index, " of ", source) : source)
             << ": " << doc.resource.status().message() << "\n";
   }
   if (failed > 0) return 1;
@@ -622,8 +695,9 @@ int Session::Version() {
   absl::StatusOr<resources::Client*> client = Client();
   const KindInfo* info = resources::FindKind("ClusterInformation");
   absl::StatusOr<Resource> cluster = !client.ok() ? absl::Status(client.status())
-                                     : info == nullptr ? absl::NotFoundError("ClusterInformation unknown")
-                                                       : (*client)->Get(*info, "", "default");
+                                     : info == nullptr
+                                         ? absl::NotFoundError("ClusterInformation unknown")
+                                         : (*client)->Get(*info, "", "default");
   if (!cluster.ok()) {
     io_.out << "Cluster Version:   unknown\n";
     io_.out << "Cluster Type:      unknown\n";
@@ -633,7 +707,9 @@ int Session::Version() {
     return 0;
   }
   const Json& spec = cluster->object.contains("spec") ? cluster->object["spec"] : Json::object();
-  auto str = [&](const char* f) { return spec.contains(f) && spec[f].is_string() ? spec[f].get<std::string>() : "unknown"; };
+  auto str = [&](const char* f) {
+    return spec.contains(f) && spec[f].is_string() ? spec[f].get<std::string>() : "unknown";
+  };
   io_.out << "Cluster Version:   " << str("calicoVersion") << "\n";
   io_.out << "Cluster Type:      " << str("clusterType") << "\n";
   return 0;
@@ -662,12 +738,14 @@ int Session::Dispatch() {
   if (name == "ipam") return Ipam();  // its help is per subcommand
   if (args_.Has("help")) {
     io_.out << args_.command->usage;
-    if (name == "get" || name == "delete" || name == "label" || name == "patch") io_.out << "\n" << KindsHelp();
+    if (name == "get" || name == "delete" || name == "label" || name == "patch")
+      io_.out << "\n" << KindsHelp();
     return 0;
   }
   if (name == "create" || name == "replace" || name == "apply") {
     if (!args_.positional.empty()) {
-      return Fail("Failed to " + name + ": unexpected argument \"" + args_.positional[0] + "\" (use --filename)");
+      return Fail("Failed to " + name + ": unexpected argument \"" + args_.positional[0] +
+                  "\" (use --filename)");
     }
     return WriteFromFile(name);
   }

@@ -34,7 +34,8 @@ std::string Text(const Json* value, const std::string& missing = "") {
   }
   if (value->is_object()) {
     std::vector<std::string> parts;
-    for (auto it = value->begin(); it != value->end(); ++it) parts.push_back(it.key() + "=" + Text(&it.value()));
+    for (auto it = value->begin(); it != value->end(); ++it)
+      parts.push_back(it.key() + "=" + Text(&it.value()));
     return absl::StrJoin(parts, ",");
   }
   return value->dump();
@@ -68,7 +69,8 @@ const std::map<std::string, Columns, std::less<>>& AllColumns() {
   static const auto* columns = new std::map<std::string, Columns, std::less<>>{
       {"IPPool",
        {{"NAME", "CIDR", "SELECTOR"},
-        {"NAME", "CIDR", "NAT", "IPIPMODE", "VXLANMODE", "DISABLED", "DISABLEBGPEXPORT", "SELECTOR"},
+        {"NAME", "CIDR", "NAT", "IPIPMODE", "VXLANMODE", "DISABLED", "DISABLEBGPEXPORT",
+         "SELECTOR"},
         {{"CIDR", Field({"spec", "cidr"})},
          {"NAT", Field({"spec", "natOutgoing"}, "false")},
          {"IPIPMODE", Field({"spec", "ipipMode"}, "Never")},
@@ -85,7 +87,8 @@ const std::map<std::string, Columns, std::less<>>& AllColumns() {
        {{"NAME", "PEERIP", "NODE", "ASN"},
         {"NAME", "PEERIP", "NODE", "ASN"},
         {{"PEERIP", Field({"spec", "peerIP"})},
-         {"NODE", [](const Json& o) {
+         {"NODE",
+          [](const Json& o) {
             std::string node = Text(Find(o, {"spec", "node"}));
             if (!node.empty()) return node;
             std::string sel = Text(Find(o, {"spec", "nodeSelector"}));
@@ -108,7 +111,10 @@ const std::map<std::string, Columns, std::less<>>& AllColumns() {
       {"IPReservation",
        {{"NAME"},
         {"NAME", "CIDRS"},
-        {{"CIDRS", [](const Json& o) { return Truncate(Text(Find(o, {"spec", "reservedCIDRs"})), 80); }}}}},
+        {{"CIDRS",
+          [](const Json& o) {
+            return Truncate(Text(Find(o, {"spec", "reservedCIDRs"})), 80);
+          }}}}},
       {"Tier", {{"NAME", "ORDER"}, {"NAME", "ORDER"}, {{"ORDER", Field({"spec", "order"})}}}},
       {"NetworkPolicy",
        {{"NAME", "TIER"},
@@ -125,15 +131,25 @@ const std::map<std::string, Columns, std::less<>>& AllColumns() {
       {"networking.k8s.io/NetworkPolicy",
        {{"NAME"},
         {"NAME", "PODSELECTOR"},
-        {{"PODSELECTOR", [](const Json& o) { return Text(Find(o, {"spec", "podSelector", "matchLabels"})); }}}}},
+        {{"PODSELECTOR",
+          [](const Json& o) {
+            return Text(Find(o, {"spec", "podSelector", "matchLabels"}));
+          }}}}},
       {"NetworkSet",
-       {{"NAME"}, {"NAME", "NETS"},
-        {{"NETS", [](const Json& o) { return Truncate(Text(Find(o, {"spec", "nets"})), 80); }}}}},
+       {{"NAME"},
+        {"NAME", "NETS"},
+        {{"NETS",
+          [](const Json& o) {
+            return Truncate(Text(Find(o, {"spec", "nets"})), 80);
+          }}}}},
       {"GlobalNetworkSet",
-       {{"NAME"}, {"NAME", "NETS"},
-        {{"NETS", [](const Json& o) { return Truncate(Text(Find(o, {"spec", "nets"})), 80); }}}}},
-      {"Profile",
-       {{"NAME"}, {"NAME", "LABELS"}, {{"LABELS", Field({"spec", "labelsToApply"})}}}},
+       {{"NAME"},
+        {"NAME", "NETS"},
+        {{"NETS",
+          [](const Json& o) {
+            return Truncate(Text(Find(o, {"spec", "nets"})), 80);
+          }}}}},
+      {"Profile", {{"NAME"}, {"NAME", "LABELS"}, {{"LABELS", Field({"spec", "labelsToApply"})}}}},
       {"HostEndpoint",
        {{"NAME", "NODE"},
         {"NAME", "NODE", "INTERFACE", "IPS", "PROFILES"},
@@ -144,7 +160,8 @@ const std::map<std::string, Columns, std::less<>>& AllColumns() {
       {"WorkloadEndpoint",
        {{"WORKLOAD", "NODE", "NETWORKS", "INTERFACE"},
         {"NAME", "WORKLOAD", "NODE", "NETWORKS", "INTERFACE", "PROFILES", "NATS"},
-        {{"WORKLOAD", [](const Json& o) {
+        {{"WORKLOAD",
+          [](const Json& o) {
             std::string w = Text(Find(o, {"spec", "workload"}));
             return w.empty() ? Text(Find(o, {"spec", "pod"})) : w;
           }},
@@ -200,7 +217,9 @@ std::vector<std::string> Row(const Resource& resource, const TableOptions& optio
       // A node without its own AS number inherits the cluster's, shown in parentheses.
       const Json* bgp = Find(resource.object, {"spec", "bgp"});
       const Json* asn = bgp != nullptr ? Find(*bgp, {"asNumber"}) : nullptr;
-      row.push_back(bgp == nullptr ? "" : asn != nullptr ? Text(asn) : "(" + options.default_as_number + ")");
+      row.push_back(bgp == nullptr   ? ""
+                    : asn != nullptr ? Text(asn)
+                                     : "(" + options.default_as_number + ")");
     } else {
       auto it = c.cells.find(heading);
       row.push_back(it == c.cells.end() ? "" : it->second(resource.object));
@@ -213,7 +232,8 @@ void PrintTable(std::ostream& out, const std::vector<std::string>& headings,
                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(headings.size(), 0);
   auto measure = [&](const std::vector<std::string>& r) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   };
   measure(headings);
   for (const auto& r : rows) measure(r);
@@ -235,7 +255,8 @@ void PrintBorderedTable(std::ostream& out, const std::vector<std::string>& headi
                         const std::vector<bool>& right_aligned) {
   std::vector<size_t> width(headings.size(), 0);
   auto measure = [&](const std::vector<std::string>& r) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   };
   measure(headings);
   for (const auto& r : rows) measure(r);

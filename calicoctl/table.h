@@ -11,7 +11,7 @@ namespace calico::calicoctl {
 
 struct TableOptions {
   bool wide = false;
-  bool with_namespace = false;  // -A on a namespaced kind prepends NAMESPACE
+  bool with_namespace = false;              // -A on a namespaced kind prepends NAMESPACE
   std::string default_as_number = "64512";  // BGPConfiguration "default" spec.asNumber
 };
 

@@ -1,10 +1,11 @@
 #include "common/log/log.h"
 
+#include <sys/time.h>
+
 #include <atomic>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
-#include <sys/time.h>
 
 namespace calico::log {
 namespace {
@@ -16,12 +17,18 @@ FILE* g_out = nullptr;               // guarded by g_mu; nullptr means stderr
 
 const char* LevelName(Level level) {
   switch (level) {
-    case Level::kTrace: return "trace";
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
-    case Level::kOff: return "off";
+    case Level::kTrace:
+      return "trace";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+    case Level::kOff:
+      return "off";
   }
   return "?";
 }
@@ -42,11 +49,21 @@ void AppendValue(std::string& out, std::string_view v) {
   out += '"';
   for (char c : v) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -72,13 +89,20 @@ Level GetLevel() { return g_level.load(); }
 bool ParseLevel(std::string_view text, Level* level) {
   std::string t;
   for (char c : text) t += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  if (t == "trace") *level = Level::kTrace;
-  else if (t == "debug") *level = Level::kDebug;
-  else if (t == "info") *level = Level::kInfo;
-  else if (t == "warn" || t == "warning") *level = Level::kWarn;
-  else if (t == "error" || t == "fatal" || t == "panic") *level = Level::kError;
-  else if (t == "off" || t == "none") *level = Level::kOff;
-  else return false;
+  if (t == "trace")
+    *level = Level::kTrace;
+  else if (t == "debug")
+    *level = Level::kDebug;
+  else if (t == "info")
+    *level = Level::kInfo;
+  else if (t == "warn" || t == "warning")
+    *level = Level::kWarn;
+  else if (t == "error" || t == "fatal" || t == "panic")
+    *level = Level::kError;
+  else if (t == "off" || t == "none")
+    *level = Level::kOff;
+  else
+    return false;
   return true;
 }
 

@@ -26,11 +26,21 @@ bool SetOutputFile(const std::string& path);
 void Emit(Level level, std::string_view event, std::initializer_list<Field> fields);
 
 inline bool Enabled(Level level) { return level >= GetLevel(); }
-inline void Trace(std::string_view e, std::initializer_list<Field> f = {}) { if (Enabled(Level::kTrace)) Emit(Level::kTrace, e, f); }
-inline void Debug(std::string_view e, std::initializer_list<Field> f = {}) { if (Enabled(Level::kDebug)) Emit(Level::kDebug, e, f); }
-inline void Info(std::string_view e, std::initializer_list<Field> f = {}) { if (Enabled(Level::kInfo)) Emit(Level::kInfo, e, f); }
-inline void Warn(std::string_view e, std::initializer_list<Field> f = {}) { if (Enabled(Level::kWarn)) Emit(Level::kWarn, e, f); }
-inline void Error(std::string_view e, std::initializer_list<Field> f = {}) { if (Enabled(Level::kError)) Emit(Level::kError, e, f); }
+inline void Trace(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (Enabled(Level::kTrace)) Emit(Level::kTrace, e, f);
+}
+inline void Debug(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (Enabled(Level::kDebug)) Emit(Level::kDebug, e, f);
+}
+inline void Info(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (Enabled(Level::kInfo)) Emit(Level::kInfo, e, f);
+}
+inline void Warn(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (Enabled(Level::kWarn)) Emit(Level::kWarn, e, f);
+}
+inline void Error(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (Enabled(Level::kError)) Emit(Level::kError, e, f);
+}
 
 // Formats one logfmt line (without timestamp) — exposed for tests.
 std::string FormatLine(Level level, std::string_view component, std::string_view event,

@@ -67,9 +67,9 @@ absl::Status CheckImmutable(const Resource& current, const Resource& next) {
     Json a = current.object.value("spec", Json::object()).value(field, Json());
     Json b = next.object.value("spec", Json::object()).value(field, Json());
     if (a != b) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          next.Describe(), ": spec.", field, ": cannot be changed (", a.dump(), " to ", b.dump(),
-          "); create a new pool and disable this one"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(next.Describe(), ": spec.", field, ": cannot be changed (", a.dump(), " to ",
+                       b.dump(), "); create a new pool and disable this one"));
     }
   }
   return absl::OkStatus();
@@ -82,13 +82,15 @@ absl::StatusOr<std::optional<int64_t>> ResourceVersionOf(const Resource& resourc
   if (rv.empty()) return std::optional<int64_t>();
   int64_t value = 0;
   if (!absl::SimpleAtoi(rv, &value) || value <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(resource.Describe(), ": metadata.resourceVersion: \"", rv,
+    return absl::InvalidArgumentError(absl::StrCat(resource.Describe(),
+                                                   ": metadata.resourceVersion: \"", rv,
                                                    "\" is not a revision this datastore issued"));
   }
   return std::optional<int64_t>(value);
 }
 
-absl::StatusOr<Resource> Client::Get(const KindInfo& kind, std::string_view ns, std::string_view name) {
+absl::StatusOr<Resource> Client::Get(const KindInfo& kind, std::string_view ns,
+                                     std::string_view name) {
   std::string key = Key(kind, ns, name);
   absl::StatusOr<datastore::Entry> entry = store_.Get(key);
   if (absl::IsNotFound(entry.status())) {
@@ -127,12 +129,13 @@ absl::Status Client::CheckAgainstOthers(const Resource& resource) {
 absl::StatusOr<Resource> Client::Write(const Resource& resource, const Resource* existing,
                                        Revision expected) {
   std::string uid = existing != nullptr ? MetaString(*existing, "uid") : NewUid();
-  std::string created = existing != nullptr ? MetaString(*existing, "creationTimestamp") : NowRfc3339();
+  std::string created =
+      existing != nullptr ? MetaString(*existing, "creationTimestamp") : NowRfc3339();
   ASSIGN_OR_RETURN(Resource stored, WithServerMetadata(resource, uid, created));
   std::string key = Key(stored);
   std::string value = ToStored(stored);
-  absl::StatusOr<Revision> rev = existing == nullptr ? store_.Create(key, value)
-                                                     : store_.Update(key, value, expected);
+  absl::StatusOr<Revision> rev =
+      existing == nullptr ? store_.Create(key, value) : store_.Update(key, value, expected);
   if (!rev.ok()) return rev.status();
   stored.object["metadata"]["resourceVersion"] = std::to_string(*rev);
   return FromObject(stored.object, stored.Namespace());
@@ -157,18 +160,21 @@ absl::StatusOr<Resource> Client::Replace(const Resource& resource) {
     ASSIGN_OR_RETURN(std::optional<int64_t> current_rv, ResourceVersionOf(current));
     Revision expected = current_rv.value_or(0);
     if (wanted.has_value() && *wanted != expected) {
-      return absl::AbortedError(absl::StrCat(resource.Describe(), " was modified: resourceVersion ", *wanted,
-                                             " is now ", expected, "; get it again and retry"));
+      return absl::AbortedError(absl::StrCat(resource.Describe(), " was modified: resourceVersion ",
+                                             *wanted, " is now ", expected,
+                                             "; get it again and retry"));
     }
     absl::StatusOr<Resource> out = Write(resource, &current, expected);
     if (absl::IsNotFound(out.status())) {
       return absl::NotFoundError(resource.Describe() + " not found");
     }
-    if (absl::IsAborted(out.status()) && !wanted.has_value() && attempt < kMaxUnconditionalAttempts) {
+    if (absl::IsAborted(out.status()) && !wanted.has_value() &&
+        attempt < kMaxUnconditionalAttempts) {
       continue;
     }
     if (absl::IsAborted(out.status())) {
-      return absl::AbortedError(absl::StrCat(resource.Describe(), " was modified concurrently; get it again and retry"));
+      return absl::AbortedError(
+          absl::StrCat(resource.Describe(), " was modified concurrently; get it again and retry"));
     }
     return out;
   }
@@ -185,7 +191,8 @@ absl::StatusOr<Resource> Client::Apply(const Resource& resource) {
   }
 }
 
-absl::StatusOr<Resource> Client::Delete(const KindInfo& kind, std::string_view ns, std::string_view name,
+absl::StatusOr<Resource> Client::Delete(const KindInfo& kind, std::string_view ns,
+                                        std::string_view name,
                                         std::optional<int64_t> resource_version) {
   ASSIGN_OR_RETURN(Resource current, Get(kind, ns, name));
   ASSIGN_OR_RETURN(std::optional<int64_t> current_rv, ResourceVersionOf(current));
@@ -197,7 +204,8 @@ absl::StatusOr<Resource> Client::Delete(const KindInfo& kind, std::string_view n
   absl::StatusOr<Revision> rev = store_.Delete(Key(current), expected);
   if (absl::IsNotFound(rev.status())) return absl::NotFoundError(current.Describe() + " not found");
   if (absl::IsAborted(rev.status())) {
-    return absl::AbortedError(current.Describe() + " was modified concurrently; get it again and retry");
+    return absl::AbortedError(current.Describe() +
+                              " was modified concurrently; get it again and retry");
   }
   if (!rev.ok()) return rev.status();
   return current;
