@@ -40,8 +40,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
     port_text = text.substr(colon + 1);
   }
   if (!absl::SimpleAtoi(ToAbsl(port_text), &out.port) || out.port < 0 || out.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("listen address \"", std::string(text),
-                                                   "\": port must be 0-65535"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", std::string(text), "\": port must be 0-65535"));
   }
   if (!IsLoopbackHost(out.host)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -94,8 +94,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     }
   } else {
     if (!svr.bind_to_port(options.host, options.port)) {
-      return absl::UnavailableError(absl::StrCat("HTTP: cannot bind ", options.host, ":",
-                                                 options.port, " (in use?)"));
+      return absl::UnavailableError(
+          absl::StrCat("HTTP: cannot bind ", options.host, ":", options.port, " (in use?)"));
     }
     self->port_ = options.port;
   }

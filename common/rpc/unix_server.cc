@@ -1,5 +1,10 @@
 #include "common/rpc/unix_server.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,12 +12,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <grpcpp/create_channel.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -29,7 +28,8 @@ absl::Status EnsurePrivateDir(const std::string& dir) {
   struct stat st;
   if (stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) {
-      return absl::FailedPreconditionError(absl::StrCat("socket directory ", dir, " is not a directory"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("socket directory ", dir, " is not a directory"));
     }
     return absl::OkStatus();  // an existing directory is the operator's: its mode is theirs
   }
@@ -45,7 +45,8 @@ absl::Status EnsurePrivateDir(const std::string& dir) {
     }
   }
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::UnavailableError(absl::StrCat("creating socket directory ", dir, ": ", Errno(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("creating socket directory ", dir, ": ", Errno(errno)));
   }
   return absl::OkStatus();
 }
@@ -157,7 +158,8 @@ void UnixServer::Shutdown(absl::Duration grace) {
   server_.reset();
   // gRPC unlinks on shutdown; make sure, but never remove a socket a successor bound since.
   struct stat st;
-  if (stat(socket_path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_) {
+  if (stat(socket_path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
+      st.st_ino == socket_ino_) {
     unlink(socket_path_.c_str());
   }
   log::Info("rpc_stopped", {{"socket", socket_path_}});

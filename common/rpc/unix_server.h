@@ -9,14 +9,13 @@
 //  - grpc.health.v1.Health is served; status follows SetServing() ("" and every service).
 //  - Shutdown removes the socket, but only if the file there is still the one we bound.
 
+#include <grpcpp/channel.h>
+#include <grpcpp/server.h>
 #include <sys/types.h>
 
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/channel.h>
-#include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

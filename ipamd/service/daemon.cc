@@ -28,8 +28,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(datastore::Datastore& stor
     LeakCollectorOptions lc;
     lc.node = d->options_.node;
     lc.grace = d->options_.leak_grace;
-    d->collector_ = std::make_unique<LeakCollector>(*d->allocator_, d->store_, d->load_in_use_, lc,
-                                                    [] { return absl::Now(); }, d->metrics_);
+    d->collector_ = std::make_unique<LeakCollector>(
+        *d->allocator_, d->store_, d->load_in_use_, lc, [] { return absl::Now(); }, d->metrics_);
   }
   if (d->options_.http) {
     http::HttpServerOptions ho;
@@ -51,7 +51,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(datastore::Datastore& stor
   ro.service_names = {"calico.ipam.v1.Ipam"};
   ASSIGN_OR_RETURN(d->rpc_, rpc::UnixServer::Start(ro));
   d->loop_ = std::thread([raw = d.get()] { raw->Loop(); });
-  log::Info("started", {{"node", d->options_.node}, {"socket", d->options_.socket_path},
+  log::Info("started", {{"node", d->options_.node},
+                        {"socket", d->options_.socket_path},
                         {"datastore", store.Describe()},
                         {"leak_grace", absl::FormatDuration(d->options_.leak_grace)},
                         {"collect_leaks", d->collector_ != nullptr ? "true" : "false"}});
@@ -76,12 +77,12 @@ void Daemon::Stop(absl::Duration grace) {
 absl::Status Daemon::UpdatePoolGauges() {
   ASSIGN_OR_RETURN(std::vector<Pool> pools, env_.pools());
   ASSIGN_OR_RETURN(std::vector<Block> blocks, allocator_->ListBlocks());
-  http::MetricFamily& size = metrics_.Gauge("ipamd_pool_addresses",
-                                            "Addresses in the IPPool's CIDR.", {"pool"});
+  http::MetricFamily& size =
+      metrics_.Gauge("ipamd_pool_addresses", "Addresses in the IPPool's CIDR.", {"pool"});
   http::MetricFamily& used = metrics_.Gauge(
       "ipamd_pool_allocated_addresses", "Addresses of the IPPool allocated to a handle.", {"pool"});
-  http::MetricFamily& blocks_gauge = metrics_.Gauge(
-      "ipamd_pool_blocks", "Allocation blocks carved from the IPPool.", {"pool"});
+  http::MetricFamily& blocks_gauge =
+      metrics_.Gauge("ipamd_pool_blocks", "Allocation blocks carved from the IPPool.", {"pool"});
   http::MetricFamily& ratio = metrics_.Gauge(
       "ipamd_pool_utilisation", "Allocated addresses / addresses of the IPPool (0-1).", {"pool"});
   // Recomputed from scratch so a deleted pool's series disappear.

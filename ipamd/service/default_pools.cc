@@ -23,7 +23,8 @@ absl::StatusOr<bool> ParseBoolVar(const char* var, const char* value, bool dflt)
   if (value == nullptr || *value == '\0') return dflt;
   std::string v = value;
   if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") return true;
-  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False") return false;
+  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False")
+    return false;
   return BadVar(var, v, "expected true or false");
 }
 
@@ -129,7 +130,8 @@ absl::StatusOr<std::vector<std::string>> EnsureDefaultPools(datastore::Datastore
     ASSIGN_OR_RETURN(std::vector<resources::Resource> existing, client.List(PoolKind()));
     bool have_family = false;
     for (const resources::Resource& r : existing) {
-      std::optional<net::Prefix> p = net::ParsePrefix(r.object.value("spec", Json::object()).value("cidr", ""));
+      std::optional<net::Prefix> p =
+          net::ParsePrefix(r.object.value("spec", Json::object()).value("cidr", ""));
       if (p && p->addr.family == family) have_family = true;
     }
     if (have_family) continue;
@@ -148,7 +150,8 @@ absl::StatusOr<std::vector<std::string>> EnsureDefaultPools(datastore::Datastore
       ASSIGN_OR_RETURN(std::vector<resources::Resource> now, client.List(PoolKind()));
       bool raced = false;
       for (const resources::Resource& r : now) {
-        std::optional<net::Prefix> p = net::ParsePrefix(r.object.value("spec", Json::object()).value("cidr", ""));
+        std::optional<net::Prefix> p =
+            net::ParsePrefix(r.object.value("spec", Json::object()).value("cidr", ""));
         if (p && p->addr.family == family) raced = true;
       }
       if (raced) continue;

@@ -30,9 +30,9 @@ struct DefaultPoolSpec {
 };
 
 struct DefaultPools {
-  bool skip = false;                    // NO_DEFAULT_POOLS=true
-  std::optional<DefaultPoolSpec> v4;    // always set unless skip
-  std::optional<DefaultPoolSpec> v6;    // set when CALICO_IPV6POOL_CIDR is
+  bool skip = false;                  // NO_DEFAULT_POOLS=true
+  std::optional<DefaultPoolSpec> v4;  // always set unless skip
+  std::optional<DefaultPoolSpec> v6;  // set when CALICO_IPV6POOL_CIDR is
 };
 
 // Reads the CALICO_IPV4POOL_* / CALICO_IPV6POOL_* / NO_DEFAULT_POOLS variables through `getenv`

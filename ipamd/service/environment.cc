@@ -131,7 +131,8 @@ absl::StatusOr<Pool> PoolFromResource(const resources::Resource& r) {
   std::string cidr = spec.value("cidr", "");
   std::optional<net::Prefix> prefix = net::ParsePrefix(cidr);
   if (!prefix) {
-    return absl::InvalidArgumentError(absl::StrCat(r.Describe(), ": spec.cidr \"", cidr, "\" is not a CIDR"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Describe(), ": spec.cidr \"", cidr, "\" is not a CIDR"));
   }
   pool.cidr = *prefix;
   pool.block_size = spec.value("blockSize", prefix->addr.family == 4 ? 26 : 122);

@@ -64,7 +64,8 @@ absl::StatusOr<std::vector<Handle>> ListHandles(datastore::Datastore& store) {
 absl::StatusOr<CheckReport> RunCheck(Allocator& allocator, datastore::Datastore& store,
                                      const InUseLoader& load_in_use) {
   if (!load_in_use) {
-    return absl::UnimplementedError("this ipamd has no source of in-use addresses to check against");
+    return absl::UnimplementedError(
+        "this ipamd has no source of in-use addresses to check against");
   }
   // In-use first, blocks last: an allocation made in between shows as "allocated, not in use"
   // (a candidate the collector re-checks), never as "in use, not allocated".
@@ -137,8 +138,8 @@ IpamService::IpamService(Allocator& allocator, datastore::Datastore& store, std:
                                    "Addresses assigned, by family and source (affine, claimed, "
                                    "borrowed, other).",
                                    {"family", "source"})),
-      releases_(metrics.Counter("ipamd_releases_total", "Addresses released, by family.",
-                                {"family"})) {}
+      releases_(
+          metrics.Counter("ipamd_releases_total", "Addresses released, by family.", {"family"})) {}
 
 grpc::Status IpamService::Finish(const char* method, const absl::Status& status) {
   requests_.Inc({method, absl::StatusCodeToString(status.code())});
@@ -172,8 +173,9 @@ absl::Status IpamService::DoAutoAssign(const pb::AutoAssignRequest& request,
     for (const Assigned& a : *family) {
       ToProto(a, a.ip.family == 4 ? *response.add_v4() : *response.add_v6());
       allocations_.Inc({Family(a.ip), SourceOf(a.how)});
-      log::Info("assigned", {{"handle", req.handle_id}, {"ip", a.ip.ToString()},
-                             {"node", req.node}, {"how", a.how}});
+      log::Info(
+          "assigned",
+          {{"handle", req.handle_id}, {"ip", a.ip.ToString()}, {"node", req.node}, {"how", a.how}});
     }
   }
   return absl::OkStatus();
@@ -190,8 +192,9 @@ absl::Status IpamService::DoAssignIP(const pb::AssignIPRequest& request,
   response.set_handle_id(request.handle_id());
   ToProto(a, *response.mutable_address());
   allocations_.Inc({Family(a.ip), "specific"});
-  log::Info("assigned", {{"handle", request.handle_id()}, {"ip", a.ip.ToString()},
-                         {"node", node}, {"how", a.how}});
+  log::Info(
+      "assigned",
+      {{"handle", request.handle_id()}, {"ip", a.ip.ToString()}, {"node", node}, {"how", a.how}});
   return absl::OkStatus();
 }
 

@@ -32,13 +32,11 @@ ABSL_FLAG(std::string, socket, "/var/run/calico/ipam.sock",
           "Unix socket for the calico.ipam.v1 API (created 0600; its directory 0700 if missing).");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:9097",
           "Loopback host:port for /liveness, /readiness and /metrics; port 0 disables HTTP.");
-ABSL_FLAG(std::string, node, "",
-          "This node's name (default: $NODENAME, else the hostname).");
+ABSL_FLAG(std::string, node, "", "This node's name (default: $NODENAME, else the hostname).");
 ABSL_FLAG(std::string, leak_grace, "",
           "How long an allocated address must be unused before it is released, e.g. 15m "
           "(default: $IPAMD_LEAK_GRACE, else 15m).");
-ABSL_FLAG(std::string, leak_interval, "30s",
-          "How often leak collection and the pool gauges run.");
+ABSL_FLAG(std::string, leak_interval, "30s", "How often leak collection and the pool gauges run.");
 ABSL_FLAG(bool, collect_leaks, true, "Release leaked addresses (see --leak_grace).");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error");
 
@@ -67,8 +65,7 @@ absl::StatusOr<std::string> NodeName() {
 
 // A datastore that is briefly unreachable at boot (etcd still electing) is not a reason to
 // crash-loop; anything else is.
-absl::Status CreateDefaultPools(datastore::Datastore& store,
-                                const service::DefaultPools& pools) {
+absl::Status CreateDefaultPools(datastore::Datastore& store, const service::DefaultPools& pools) {
   absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (true) {
     absl::StatusOr<std::vector<std::string>> created = service::EnsureDefaultPools(store, pools);
@@ -106,8 +103,8 @@ absl::Status Run(const sigset_t& signals) {
   }
   options.collect_leaks = absl::GetFlag(FLAGS_collect_leaks);
 
-  ASSIGN_OR_RETURN(service::DefaultPools pools,
-                   service::DefaultPoolsFromEnvironment([](const char* n) { return std::getenv(n); }));
+  ASSIGN_OR_RETURN(service::DefaultPools pools, service::DefaultPoolsFromEnvironment(
+                                                    [](const char* n) { return std::getenv(n); }));
   ASSIGN_OR_RETURN(datastore::Config config, datastore::ConfigFromEnvironment());
   ASSIGN_OR_RETURN(std::unique_ptr<datastore::Datastore> store, datastore::Open(config));
   RETURN_IF_ERROR(Annotate(CreateDefaultPools(*store, pools), "creating default pools"));

@@ -43,8 +43,9 @@ LeakCollector::LeakCollector(Allocator& allocator, datastore::Datastore& store,
       load_in_use_(std::move(load_in_use)),
       options_(std::move(options)),
       now_(std::move(now)),
-      released_(metrics.Counter("ipamd_leaks_released_total",
-                                "Addresses released by the leak collector after the grace period.")),
+      released_(
+          metrics.Counter("ipamd_leaks_released_total",
+                          "Addresses released by the leak collector after the grace period.")),
       candidates_(metrics.Gauge("ipamd_leak_candidates",
                                 "Allocated addresses no workload or node uses, within this "
                                 "ipamd's scope, waiting out the grace period.")),
@@ -139,17 +140,20 @@ absl::StatusOr<CollectResult> LeakCollector::RunOnce() {
       if (!released->empty()) {
         ++result.released;
         released_.Inc();
-        log::Info("leak_released", {{"ip", ip.ToString()}, {"handle", handle},
+        log::Info("leak_released", {{"ip", ip.ToString()},
+                                    {"handle", handle},
                                     {"sequence", absl::StrCat(seq)},
                                     {"grace", absl::FormatDuration(options_.grace)}});
       }
     } else if (absl::IsFailedPrecondition(released.status())) {
       // The block says someone else holds it now (the CAS saw a newer sequence number).
       first_seen_.erase(key);
-      log::Info("leak_release_refused", {{"ip", ip.ToString()}, {"handle", handle},
-                                         {"reason", released.status().ToString()}});
+      log::Info(
+          "leak_release_refused",
+          {{"ip", ip.ToString()}, {"handle", handle}, {"reason", released.status().ToString()}});
     } else {
-      log::Warn("leak_release_failed", {{"ip", ip.ToString()}, {"error", released.status().ToString()}});
+      log::Warn("leak_release_failed",
+                {{"ip", ip.ToString()}, {"error", released.status().ToString()}});
       first_error.Update(released.status());
     }
   }

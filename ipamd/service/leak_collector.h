@@ -36,9 +36,9 @@ struct LeakCollectorOptions {
 };
 
 struct CollectResult {
-  int candidates = 0;         // allocated-not-in-use in scope, any age
-  int released = 0;           // addresses freed this pass
-  int nodes_released = 0;     // deleted nodes whose affinities were released this pass
+  int candidates = 0;      // allocated-not-in-use in scope, any age
+  int released = 0;        // addresses freed this pass
+  int nodes_released = 0;  // deleted nodes whose affinities were released this pass
 };
 
 class LeakCollector {

@@ -1,6 +1,9 @@
 #include "tests/integration/ipamd/ipamd_process.h"
 
 #include <fcntl.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,10 +18,6 @@
 #include <sstream>
 #include <thread>
 
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -28,8 +27,8 @@ namespace calico::ipamd::testing {
 namespace {
 
 bool Inherited(std::string_view entry) {
-  for (std::string_view prefix : {"DATASTORE_TYPE=", "CALICO_", "ETCD_", "NO_DEFAULT_POOLS=",
-                                  "NODENAME=", "IPAMD_"}) {
+  for (std::string_view prefix :
+       {"DATASTORE_TYPE=", "CALICO_", "ETCD_", "NO_DEFAULT_POOLS=", "NODENAME=", "IPAMD_"}) {
     if (entry.substr(0, prefix.size()) == prefix) return false;
   }
   return true;

@@ -3,14 +3,13 @@
 // Owns: its child (killed by pid with SIGKILL and reaped in the destructor, also when a
 // REQUIRE failed; PR_SET_PDEATHSIG kills it if the test process dies) and nothing else.
 
+#include <grpcpp/channel.h>
 #include <sys/types.h>
 
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/channel.h>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"

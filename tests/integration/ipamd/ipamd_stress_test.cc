@@ -5,6 +5,7 @@
 //
 // IPAMD_STRESS_CYCLES overrides the cycles per client (default below, see kDefaultCycles).
 
+#include <grpcpp/client_context.h>
 #include <signal.h>
 
 #include <atomic>
@@ -13,8 +14,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-
-#include <grpcpp/client_context.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -189,7 +188,8 @@ TEST_CASE("stress: 4 ipamds, 8 clients, SIGKILLed ipamd and etcd member, then a 
     REQUIRE(node.ok());
     REQUIRE(client.Create(*node).ok());
   }
-  service::DefaultPoolSpec pool{"stress-pool", "10.96.0.0/20", 26, "Never", "Never", false, "all()"};
+  service::DefaultPoolSpec pool{"stress-pool", "10.96.0.0/20", 26,     "Never",
+                                "Never",       false,          "all()"};
   REQUIRE(client.Create(*service::PoolResource(pool)).ok());
 
   ScratchDir dir;
@@ -202,7 +202,8 @@ TEST_CASE("stress: 4 ipamds, 8 clients, SIGKILLed ipamd and etcd member, then a 
                                     "--collect-leaks=false"};
   std::vector<std::unique_ptr<IpamdProcess>> ipamds;
   for (int n = 0; n < kNodes; ++n) {
-    ipamds.push_back(std::make_unique<IpamdProcess>(absl::StrCat("node-", n), dir.path(), quiet, env));
+    ipamds.push_back(
+        std::make_unique<IpamdProcess>(absl::StrCat("node-", n), dir.path(), quiet, env));
     absl::Status s = ipamds.back()->Start();
     INFO(s.ToString());
     REQUIRE(s.ok());
@@ -214,16 +215,16 @@ TEST_CASE("stress: 4 ipamds, 8 clients, SIGKILLed ipamd and etcd member, then a 
   const absl::Time t0 = absl::Now();
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      RunClient(c, ipamds[c % kNodes]->socket(), cycles, ledger, done, stats[c]);
-    });
+    clients.emplace_back(
+        [&, c] { RunClient(c, ipamds[c % kNodes]->socket(), cycles, ledger, done, stats[c]); });
   }
 
   // The faults, at a third and two thirds of the run.
   const int total = cycles * kClients;
   std::string faults;
   auto wait_for = [&](int n) {
-    while (done.load() < n && absl::Now() - t0 < absl::Minutes(4)) absl::SleepFor(absl::Milliseconds(20));
+    while (done.load() < n && absl::Now() - t0 < absl::Minutes(4))
+      absl::SleepFor(absl::Milliseconds(20));
   };
   wait_for(total / 3);
   REQUIRE(ipamds[1]->Signal(SIGKILL) == 128 + SIGKILL);
@@ -309,7 +310,8 @@ TEST_CASE("stress: 4 ipamds, 8 clients, SIGKILLed ipamd and etcd member, then a 
   std::vector<std::string> collecting = {"--http-listen=127.0.0.1:0", "--log-level=info",
                                          "--leak-grace=1s", "--leak-interval=500ms"};
   for (int n = 0; n < kNodes; ++n) {
-    ipamds[n] = std::make_unique<IpamdProcess>(absl::StrCat("node-", n), dir.path(), collecting, env);
+    ipamds[n] =
+        std::make_unique<IpamdProcess>(absl::StrCat("node-", n), dir.path(), collecting, env);
     REQUIRE(ipamds[n]->Start().ok());
   }
   CheckReport report;

@@ -1,14 +1,12 @@
 // The ipamd binary against a real etcd: startup, health, socket, signals, outages.
 
+#include <grpcpp/client_context.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <httplib.h>
-
 #include <catch2/catch.hpp>
-
-#include <grpcpp/client_context.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -57,7 +55,8 @@ grpc::Status Assign(pb::Ipam::Stub& stub, const std::string& handle, pb::AutoAss
   return stub.AutoAssign(Ctx().get(), req, out);
 }
 
-TEST_CASE("ipamd serves on etcd, creates the default pool, exits 0 on SIGTERM", "[integration][ipamd]") {
+TEST_CASE("ipamd serves on etcd, creates the default pool, exits 0 on SIGTERM",
+          "[integration][ipamd]") {
   auto etcd = StartEtcd();
   ScratchDir dir;
   int port = FreeLoopbackPort();
@@ -106,7 +105,8 @@ TEST_CASE("ipamd startup failure: one clear line, non-zero exit", "[integration]
     std::string needle;
   };
   std::vector<Case> cases = {
-      {{}, {{"CALICO_IPV4POOL_CIDR", "10.0.0.0/99"}, {"CALICO_DATASTORE_PATH", dir.path() + "/db"}},
+      {{},
+       {{"CALICO_IPV4POOL_CIDR", "10.0.0.0/99"}, {"CALICO_DATASTORE_PATH", dir.path() + "/db"}},
        "CALICO_IPV4POOL_CIDR"},
       {{"--http-listen=0.0.0.0:9097"}, {{"CALICO_DATASTORE_PATH", dir.path() + "/db"}}, "loopback"},
       {{"--leak-grace=soon"}, {{"CALICO_DATASTORE_PATH", dir.path() + "/db"}}, "--leak_grace"},
@@ -130,7 +130,8 @@ TEST_CASE("ipamd startup failure: one clear line, non-zero exit", "[integration]
 TEST_CASE("a SIGKILLed ipamd's stale socket is removed by its successor", "[integration][ipamd]") {
   auto etcd = StartEtcd();
   ScratchDir dir;
-  IpamdProcess ipamd("node-b", dir.path(), {"--http-listen=127.0.0.1:0"}, EtcdEnv(etcd->ClientUrl()));
+  IpamdProcess ipamd("node-b", dir.path(), {"--http-listen=127.0.0.1:0"},
+                     EtcdEnv(etcd->ClientUrl()));
   REQUIRE(ipamd.Start().ok());
   REQUIRE(ipamd.Signal(SIGKILL) == 128 + SIGKILL);
   REQUIRE(access(ipamd.socket().c_str(), F_OK) == 0);  // left behind
@@ -138,7 +139,8 @@ TEST_CASE("a SIGKILLed ipamd's stale socket is removed by its successor", "[inte
   INFO(again.ToString());
   REQUIRE(again.ok());
   // A second ipamd on the same socket refuses rather than stealing it.
-  IpamdProcess twin("node-b", dir.path(), {"--http-listen=127.0.0.1:0"}, EtcdEnv(etcd->ClientUrl()));
+  IpamdProcess twin("node-b", dir.path(), {"--http-listen=127.0.0.1:0"},
+                    EtcdEnv(etcd->ClientUrl()));
   twin.Spawn();
   REQUIRE(twin.Wait(absl::Seconds(20)) == 1);
   REQUIRE(Serving(ipamd.socket(), absl::Seconds(2)));

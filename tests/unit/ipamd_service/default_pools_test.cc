@@ -31,7 +31,8 @@ std::unique_ptr<datastore::Datastore> OpenStore(const TempDir& dir) {
 std::map<std::string, resources::Json> Pools(datastore::Datastore& store) {
   resources::Client client(store);
   std::map<std::string, resources::Json> out;
-  for (const auto& r : Ok(client.List(*resources::FindKind("IPPool")))) out[r.Name()] = r.object["spec"];
+  for (const auto& r : Ok(client.List(*resources::FindKind("IPPool"))))
+    out[r.Name()] = r.object["spec"];
   return out;
 }
 
@@ -59,7 +60,8 @@ TEST_CASE("Default pools from an empty environment: upstream's defaults", "[unit
   REQUIRE(Ok(EnsureDefaultPools(*store, pools)).empty());
 }
 
-TEST_CASE("Default pools honour every CALICO_IPV4POOL_/IPV6POOL_ variable", "[unit][default_pools]") {
+TEST_CASE("Default pools honour every CALICO_IPV4POOL_/IPV6POOL_ variable",
+          "[unit][default_pools]") {
   DefaultPools pools = Ok(DefaultPoolsFromEnvironment(Env({
       {"CALICO_IPV4POOL_CIDR", "10.65.0.0/16"},
       {"CALICO_IPV4POOL_BLOCK_SIZE", "28"},
@@ -142,9 +144,11 @@ TEST_CASE("Two ipamds starting at once create each default pool exactly once",
   for (int round = 0; round < 5; ++round) {
     auto seed = OpenStore(dir);
     resources::Client client(*seed);
-    for (const auto& [name, spec] : Pools(*seed)) Ok(client.Delete(*resources::FindKind("IPPool"), "", name));
+    for (const auto& [name, spec] : Pools(*seed))
+      Ok(client.Delete(*resources::FindKind("IPPool"), "", name));
     constexpr int kCreators = 4;
-    std::vector<absl::StatusOr<std::vector<std::string>>> results(kCreators, std::vector<std::string>{});
+    std::vector<absl::StatusOr<std::vector<std::string>>> results(kCreators,
+                                                                  std::vector<std::string>{});
     std::vector<std::thread> threads;
     for (int i = 0; i < kCreators; ++i) {
       threads.emplace_back([&, i] {
@@ -158,7 +162,8 @@ TEST_CASE("Two ipamds starting at once create each default pool exactly once",
       REQUIRE(r.ok());
       for (const std::string& name : *r) ++created[name];
     }
-    REQUIRE(created == std::map<std::string, int>{{"default-ipv4-ippool", 1}, {"default-ipv6-ippool", 1}});
+    REQUIRE(created ==
+            std::map<std::string, int>{{"default-ipv4-ippool", 1}, {"default-ipv6-ippool", 1}});
     REQUIRE(Pools(*seed).size() == 2);
   }
 }

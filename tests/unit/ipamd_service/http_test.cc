@@ -27,7 +27,8 @@ TEST_CASE("Metrics render in Prometheus text format", "[unit][http]") {
   std::string text = registry.RenderText();
   REQUIRE(text.find("# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\n") !=
           std::string::npos);
-  REQUIRE(text.find("x_requests_total{method=\"AutoAssign\",code=\"OK\"} 3\n") != std::string::npos);
+  REQUIRE(text.find("x_requests_total{method=\"AutoAssign\",code=\"OK\"} 3\n") !=
+          std::string::npos);
   REQUIRE(text.find("x_requests_total{method=\"ReleaseIPs\",code=\"INVALID_ARGUMENT\"} 1\n") !=
           std::string::npos);
   REQUIRE(text.find("# TYPE x_pool_utilisation gauge\n") != std::string::npos);

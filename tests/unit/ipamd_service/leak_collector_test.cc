@@ -16,13 +16,15 @@ struct Harness {
   explicit Harness(absl::Duration grace = absl::Minutes(10)) {
     store = OpenSqlite(dir.path());
     client = std::make_unique<resources::Client>(*store);
-    allocator = std::make_unique<Allocator>(*store, service::DatastoreEnvironment(*store, absl::ZeroDuration()));
+    allocator = std::make_unique<Allocator>(
+        *store, service::DatastoreEnvironment(*store, absl::ZeroDuration()));
     service::LeakCollectorOptions options;
     options.node = "node1";
     options.grace = grace;
     resources::Client* c = client.get();
     collector = std::make_unique<LeakCollector>(
-        *allocator, *store, [c] { return LoadInUse(*c); }, options, [this] { return now; }, metrics);
+        *allocator, *store, [c] { return LoadInUse(*c); }, options, [this] { return now; },
+        metrics);
     CreatePool(*store, "p1", "10.80.0.0/24", 28);
   }
   std::string Assign(const std::string& handle, const std::string& node = "node1") {
@@ -89,14 +91,16 @@ TEST_CASE("Leak collector re-checks before release: a workload appearing late sa
   REQUIRE(h.Held("k8s-pod-network.slow"));
 }
 
-TEST_CASE("Leak collector restarts the clock when an address changes owner", "[unit][leak_collector]") {
+TEST_CASE("Leak collector restarts the clock when an address changes owner",
+          "[unit][leak_collector]") {
   Harness h;
   CreateNode(*h.store, "node1");
   std::string ip = h.Assign("k8s-pod-network.first");
   REQUIRE(h.Pass().candidates == 1);
   h.now += absl::Minutes(9);
   Ok(h.allocator->ReleaseByHandle("k8s-pod-network.first"));
-  Ok(h.allocator->AssignIP(*net::ParseIp(ip), "k8s-pod-network.second", {{"node", "node1"}}, "node1"));
+  Ok(h.allocator->AssignIP(*net::ParseIp(ip), "k8s-pod-network.second", {{"node", "node1"}},
+                           "node1"));
   REQUIRE(h.Pass().released == 0);
   h.now += absl::Minutes(2);  // 11 min after the first owner, 2 after the second
   REQUIRE(h.Pass().released == 0);
@@ -120,8 +124,9 @@ TEST_CASE("Leak collector leaves other live nodes' addresses to their own ipamd"
   REQUIRE(h.Held("k8s-pod-network.theirs"));
 }
 
-TEST_CASE("Leak collector releases a deleted node's addresses and affinities after the grace period",
-          "[unit][leak_collector]") {
+TEST_CASE(
+    "Leak collector releases a deleted node's addresses and affinities after the grace period",
+    "[unit][leak_collector]") {
   Harness h;
   CreateNode(*h.store, "node1");
   CreateNode(*h.store, "node2");

@@ -1,3 +1,4 @@
+#include <grpcpp/client_context.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,11 +10,9 @@
 #include <cstring>
 #include <fstream>
 
-#include <grpcpp/client_context.h>
-
+#include "calico/ipam/v1/ipam.grpc.pb.h"
 #include "common/rpc/status.h"
 #include "common/rpc/unix_server.h"
-#include "calico/ipam/v1/ipam.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/unit/ipamd_service/test_util.h"
 

@@ -27,8 +27,8 @@ inline resources::Resource MakeResource(const resources::Json& object) {
   return Ok(resources::FromObject(object));
 }
 
-inline void CreatePool(datastore::Datastore& store, const std::string& name, const std::string& cidr,
-                       int block_size) {
+inline void CreatePool(datastore::Datastore& store, const std::string& name,
+                       const std::string& cidr, int block_size) {
   service::DefaultPoolSpec spec{name, cidr, block_size, "Never", "Never", false, "all()"};
   resources::Client client(store);
   Ok(client.Create(Ok(service::PoolResource(spec))));
@@ -56,8 +56,8 @@ inline void CreateWorkload(datastore::Datastore& store, const std::string& node,
          {"pod", pod},
          {"endpoint", "eth0"},
          {"containerID", "c-" + pod},
-         {"interfaceName", "cali" + std::string(11 - std::min<size_t>(11, pod.size()), '0') +
-                               pod.substr(0, 11)},
+         {"interfaceName",
+          "cali" + std::string(11 - std::min<size_t>(11, pod.size()), '0') + pod.substr(0, 11)},
          {"ipNetworks", {ip + (ip.find(':') == std::string::npos ? "/32" : "/128")}}}}})));
 }
 

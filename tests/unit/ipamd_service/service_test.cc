@@ -1,7 +1,6 @@
+#include <httplib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <httplib.h>
 
 #include <catch2/catch.hpp>
 
@@ -20,7 +19,8 @@ pb::AutoAssignRequest V4(const std::string& handle, int n = 1) {
   return req;
 }
 
-TEST_CASE("ipamd over gRPC: AutoAssign, GetHandle, ReleaseByHandle round trip", "[unit][ipamd_service]") {
+TEST_CASE("ipamd over gRPC: AutoAssign, GetHandle, ReleaseByHandle round trip",
+          "[unit][ipamd_service]") {
   InProcessIpamd ipamd;
   CreatePool(*ipamd.store, "p1", "10.70.0.0/24", 28);
   ipamd.Start();
@@ -59,7 +59,8 @@ TEST_CASE("ipamd over gRPC: AutoAssign, GetHandle, ReleaseByHandle round trip", 
   REQUIRE(released.released_ips_size() == 1);
   REQUIRE(released.released_ips(0) == ip);
   pb::GetHandleResponse gone;
-  REQUIRE(ipamd.stub->GetHandle(Ctx().get(), get, &gone).error_code() == grpc::StatusCode::NOT_FOUND);
+  REQUIRE(ipamd.stub->GetHandle(Ctx().get(), get, &gone).error_code() ==
+          grpc::StatusCode::NOT_FOUND);
   // Idempotent: releasing again frees nothing and succeeds.
   pb::ReleaseByHandleResponse again;
   REQUIRE(ipamd.stub->ReleaseByHandle(Ctx().get(), rel, &again).ok());
@@ -92,7 +93,8 @@ TEST_CASE("ipamd over gRPC: AutoAssign, GetHandle, ReleaseByHandle round trip", 
   REQUIRE(freed.released_ips_size() == 1);
 }
 
-TEST_CASE("ipamd maps errors to gRPC codes and changes nothing on bad input", "[unit][ipamd_service]") {
+TEST_CASE("ipamd maps errors to gRPC codes and changes nothing on bad input",
+          "[unit][ipamd_service]") {
   InProcessIpamd ipamd;
   CreatePool(*ipamd.store, "small", "10.71.0.0/28", 28);  // 16 addresses
   ipamd.Start();
@@ -119,7 +121,8 @@ TEST_CASE("ipamd maps errors to gRPC codes and changes nothing on bad input", "[
   pb::GetHandleRequest get;
   get.set_handle_id("h");
   pb::GetHandleResponse none;
-  REQUIRE(ipamd.stub->GetHandle(Ctx().get(), get, &none).error_code() == grpc::StatusCode::NOT_FOUND);
+  REQUIRE(ipamd.stub->GetHandle(Ctx().get(), get, &none).error_code() ==
+          grpc::StatusCode::NOT_FOUND);
 
   pb::ReleaseIPsRequest bad_ip;
   bad_ip.add_items()->set_ip("10.71.0.300");
@@ -140,7 +143,8 @@ TEST_CASE("ipamd maps errors to gRPC codes and changes nothing on bad input", "[
   REQUIRE(code(V4("one-more")) == grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
-TEST_CASE("ipamd socket is 0600, health is SERVING, Stop removes the socket", "[unit][ipamd_service]") {
+TEST_CASE("ipamd socket is 0600, health is SERVING, Stop removes the socket",
+          "[unit][ipamd_service]") {
   InProcessIpamd ipamd;
   ipamd.Start();
   struct stat st;
@@ -183,7 +187,8 @@ TEST_CASE("ipamd /metrics counts allocations, releases, requests and pool utilis
   INFO(text);
   REQUIRE(text.find("# TYPE ipamd_allocations_total counter") != std::string::npos);
   REQUIRE(text.find("ipamd_releases_total{family=\"4\"} 2\n") != std::string::npos);
-  REQUIRE(text.find("ipamd_requests_total{method=\"AutoAssign\",code=\"OK\"} 2\n") != std::string::npos);
+  REQUIRE(text.find("ipamd_requests_total{method=\"AutoAssign\",code=\"OK\"} 2\n") !=
+          std::string::npos);
   REQUIRE(text.find("ipamd_requests_total{method=\"AutoAssign\",code=\"INVALID_ARGUMENT\"} 1\n") !=
           std::string::npos);
   REQUIRE(text.find("ipamd_pool_addresses{pool=\"p1\"} 256\n") != std::string::npos);
@@ -191,9 +196,11 @@ TEST_CASE("ipamd /metrics counts allocations, releases, requests and pool utilis
   REQUIRE(text.find("ipamd_pool_utilisation{pool=\"p1\"} 0.00390625\n") != std::string::npos);
   REQUIRE(text.find("ipamd_datastore_writes_total{op=") != std::string::npos);
   REQUIRE(text.find("# TYPE ipamd_datastore_cas_conflicts_total counter") != std::string::npos);
-  double allocs = ipamd.daemon->metrics().Counter("ipamd_allocations_total", "", {"family", "source"})
+  double allocs = ipamd.daemon->metrics()
+                      .Counter("ipamd_allocations_total", "", {"family", "source"})
                       .Value({"4", "affine"}) +
-                  ipamd.daemon->metrics().Counter("ipamd_allocations_total", "", {"family", "source"})
+                  ipamd.daemon->metrics()
+                      .Counter("ipamd_allocations_total", "", {"family", "source"})
                       .Value({"4", "claimed"});
   REQUIRE(allocs == 3);
 
