@@ -146,7 +146,7 @@ TEST_CASE("a SIGKILLed ipamd's stale socket is removed by its successor", "[inte
   REQUIRE(Serving(ipamd.socket(), absl::Seconds(2)));
 }
 
-TEST_CASE("etcd down: requests fail UNAVAILABLE, readiness 503, nothing changes; then recovery",
+TEST_CASE("etcd down: requests fail UNAVAILABLE, readiness 503, nothing changes, then recovery",
           "[integration][ipamd]") {
   auto etcd = StartEtcd();
   ScratchDir dir;
