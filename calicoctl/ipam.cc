@@ -19,6 +19,7 @@
 #include "ipamd/allocator/block.h"
 #include "ipamd/allocator/check.h"
 #include "ipamd/allocator/check_load.h"
+#include "ipamd/allocator/resource_environment.h"
 
 namespace calico::calicoctl {
 namespace {
@@ -133,120 +134,8 @@ const resources::KindInfo& KindOrDie(const char* name) {
 
 std::string Msg(const absl::Status& s) { return ToStd(s.message()); }
 
-// ---- The allocator's environment, from resources ---------------------------------------------
-
-const Json* At(const Json& root, std::initializer_list<const char*> path) {
-  const Json* at = &root;
-  for (const char* step : path) {
-    if (!at->is_object()) return nullptr;
-    auto it = at->find(step);
-    if (it == at->end()) return nullptr;
-    at = &*it;
-  }
-  return at;
-}
-
-absl::StatusOr<ipamd::Pool> PoolFromResource(const Resource& r) {
-  ipamd::Pool pool;
-  pool.name = r.Name();
-  const Json* cidr = At(r.object, {"spec", "cidr"});
-  std::optional<net::Prefix> prefix = cidr != nullptr && cidr->is_string()
-                                          ? net::ParsePrefix(cidr->get<std::string>())
-                                          : std::nullopt;
-  if (!prefix)
-    return absl::InvalidArgumentError(r.Describe() + ": spec.cidr is missing or not a CIDR");
-  pool.cidr = net::Masked(*prefix);
-  const Json* block_size = At(r.object, {"spec", "blockSize"});
-  pool.block_size = block_size != nullptr && block_size->is_number_integer()
-                        ? block_size->get<int>()
-                    : pool.cidr.addr.family == 4 ? 26
-                                                 : 122;
-  const Json* disabled = At(r.object, {"spec", "disabled"});
-  pool.disabled = disabled != nullptr && disabled->is_boolean() && disabled->get<bool>();
-  const Json* selector = At(r.object, {"spec", "nodeSelector"});
-  if (selector != nullptr && selector->is_string() && !selector->get<std::string>().empty()) {
-    pool.node_selector = selector->get<std::string>();
-  }
-  const Json* uses = At(r.object, {"spec", "allowedUses"});
-  if (uses != nullptr && uses->is_array()) {
-    pool.allow_workload = std::find(uses->begin(), uses->end(), Json("Workload")) != uses->end();
-    pool.allow_tunnel = std::find(uses->begin(), uses->end(), Json("Tunnel")) != uses->end();
-  }
-  const Json* mode = At(r.object, {"spec", "assignmentMode"});
-  pool.manual_assignment =
-      mode != nullptr && mode->is_string() && mode->get<std::string>() == "Manual";
-  return pool;
-}
-
-absl::StatusOr<std::vector<ipamd::Pool>> LoadPools(resources::Client& client) {
-  absl::StatusOr<std::vector<Resource>> listed = client.List(KindOrDie("IPPool"));
-  if (!listed.ok()) return Annotate(listed.status(), "listing IPPools");
-  std::vector<ipamd::Pool> pools;
-  for (const Resource& r : *listed) {
-    ASSIGN_OR_RETURN(ipamd::Pool pool, PoolFromResource(r));
-    pools.push_back(std::move(pool));
-  }
-  // IPv4 before IPv6, then by address: the order the tables print.
-  std::sort(pools.begin(), pools.end(),
-            [](const ipamd::Pool& a, const ipamd::Pool& b) { return a.cidr < b.cidr; });
-  return pools;
-}
-
-absl::StatusOr<ipamd::IpamConfig> LoadConfig(resources::Client& client) {
-  ipamd::IpamConfig config;
-  absl::StatusOr<Resource> r = client.Get(KindOrDie("IPAMConfiguration"), "", "default");
-  if (absl::IsNotFound(r.status())) return config;  // upstream's defaults
-  if (!r.ok()) return Annotate(r.status(), "reading IPAMConfiguration \"default\"");
-  const Json* strict = At(r->object, {"spec", "strictAffinity"});
-  if (strict != nullptr && strict->is_boolean()) config.strict_affinity = strict->get<bool>();
-  const Json* autoalloc = At(r->object, {"spec", "autoAllocateBlocks"});
-  if (autoalloc != nullptr && autoalloc->is_boolean())
-    config.auto_allocate_blocks = autoalloc->get<bool>();
-  const Json* max_blocks = At(r->object, {"spec", "maxBlocksPerHost"});
-  if (max_blocks != nullptr && max_blocks->is_number_integer())
-    config.max_blocks_per_host = max_blocks->get<int>();
-  return config;
-}
-
 }  // namespace
 
-ipamd::Environment IpamEnvironment(resources::Client& client) {
-  ipamd::Environment env;
-  env.pools = [&client]() { return LoadPools(client); };
-  env.config = [&client]() { return LoadConfig(client); };
-  env.node_labels =
-      [&client](const std::string& node) -> absl::StatusOr<std::map<std::string, std::string>> {
-    absl::StatusOr<Resource> r = client.Get(KindOrDie("Node"), "", node);
-    if (!r.ok()) return r.status();
-    std::map<std::string, std::string> labels;
-    const Json* l = At(r->object, {"metadata", "labels"});
-    if (l != nullptr && l->is_object()) {
-      for (auto it = l->begin(); it != l->end(); ++it) {
-        if (it.value().is_string()) labels[it.key()] = it.value().get<std::string>();
-      }
-    }
-    return labels;
-  };
-  env.reservations = [&client]() -> absl::StatusOr<std::vector<net::Prefix>> {
-    absl::StatusOr<std::vector<Resource>> listed = client.List(KindOrDie("IPReservation"));
-    if (!listed.ok()) return Annotate(listed.status(), "listing IPReservations");
-    std::vector<net::Prefix> reserved;
-    for (const Resource& r : *listed) {
-      const Json* cidrs = At(r.object, {"spec", "reservedCIDRs"});
-      if (cidrs == nullptr || !cidrs->is_array()) continue;
-      for (const Json& c : *cidrs) {
-        std::optional<net::Prefix> p =
-            c.is_string() ? net::ParseCidrOrIp(c.get<std::string>()) : std::nullopt;
-        if (!p)
-          return absl::InvalidArgumentError(r.Describe() + ": spec.reservedCIDRs: " + c.dump() +
-                                            " is not a CIDR");
-        reserved.push_back(net::Masked(*p));
-      }
-    }
-    return reserved;
-  };
-  return env;
-}
 
 const std::vector<IpamOption>& IpamOptions() {
   static const auto* options = new std::vector<IpamOption>{
@@ -360,7 +249,8 @@ class IpamSession {
 absl::Status IpamSession::Connect() {
   if (allocator_ != nullptr) return absl::OkStatus();
   ASSIGN_OR_RETURN(conn_, connect_());
-  allocator_ = std::make_unique<ipamd::Allocator>(*conn_.store, IpamEnvironment(*conn_.client));
+  allocator_ = std::make_unique<ipamd::Allocator>(
+      *conn_.store, ipamd::DatastoreEnvironment(*conn_.store, absl::ZeroDuration()));
   return absl::OkStatus();
 }
 
@@ -411,7 +301,7 @@ int IpamSession::ShowIp() {
 
 int IpamSession::ShowUtilization() {
   if (absl::Status s = Connect(); !s.ok()) return Fail("Failed to show IPAM: " + Msg(s));
-  absl::StatusOr<std::vector<ipamd::Pool>> pools = LoadPools(*conn_.client);
+  absl::StatusOr<std::vector<ipamd::Pool>> pools = ipamd::LoadPools(*conn_.client);
   if (!pools.ok()) return Fail("Failed to show IPAM: " + Msg(pools.status()));
   absl::StatusOr<std::vector<ipamd::Block>> blocks = allocator_->ListBlocks();
   if (!blocks.ok()) return Fail("Failed to show IPAM: " + Msg(blocks.status()));
@@ -499,7 +389,7 @@ int IpamSession::ShowBorrowed() {
 
 int IpamSession::ShowConfiguration() {
   if (absl::Status s = Connect(); !s.ok()) return Fail("Failed to show IPAM: " + Msg(s));
-  absl::StatusOr<ipamd::IpamConfig> config = LoadConfig(*conn_.client);
+  absl::StatusOr<ipamd::IpamConfig> config = ipamd::LoadConfig(*conn_.client);
   if (!config.ok()) return Fail("Failed to show IPAM: " + Msg(config.status()));
   PrintBorderedTable(io_.out, {"PROPERTY", "VALUE"},
                      {{"StrictAffinity", config->strict_affinity ? "true" : "false"},
@@ -523,7 +413,7 @@ int IpamSession::Check() {
   if (absl::Status s = Connect(); !s.ok()) return Fail("Failed to check IPAM: " + Msg(s));
   absl::StatusOr<std::vector<ipamd::Block>> blocks = allocator_->ListBlocks();
   if (!blocks.ok()) return Fail("Failed to check IPAM: " + Msg(blocks.status()));
-  absl::StatusOr<std::vector<ipamd::Pool>> pools = LoadPools(*conn_.client);
+  absl::StatusOr<std::vector<ipamd::Pool>> pools = ipamd::LoadPools(*conn_.client);
   if (!pools.ok()) return Fail("Failed to check IPAM: " + Msg(pools.status()));
   absl::StatusOr<ipamd::InUse> in_use = ipamd::LoadInUse(*conn_.client);
   if (!in_use.ok()) return Fail("Failed to check IPAM: " + Msg(in_use.status()));

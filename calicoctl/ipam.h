@@ -46,11 +46,5 @@ const std::vector<IpamOption>& IpamOptions();
 // Returns the exit status: 0 ok, 1 failure (one line on io.err).
 int RunIpam(const IpamArgs& args, Io io, const IpamConnect& connect);
 
-// The allocator's view of the cluster from the datastore's resources: IPPools → Pool,
-// IPAMConfiguration "default" → IpamConfig (upstream defaults when absent), IPReservation
-// spec.reservedCIDRs, Node metadata.labels. Reads on every call (calicoctl is short-lived).
-// Holds `client` by reference: it must outlive the Environment and any Allocator given it.
-// TODO(#3): ipamd/service has its own copy of this adapter; share one once both settle.
-ipamd::Environment IpamEnvironment(resources::Client& client);
 
 }  // namespace calico::calicoctl

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/log/log.h"
-#include "ipamd/service/environment.h"
+#include "ipamd/allocator/resource_environment.h"
 
 namespace calico::ipamd::service {
 

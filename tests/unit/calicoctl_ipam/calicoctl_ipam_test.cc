@@ -8,6 +8,7 @@
 
 #include "calicoctl/cli.h"
 #include "calicoctl/ipam.h"
+#include "ipamd/allocator/resource_environment.h"
 #include "common/datastore/sqlite/sqlite_datastore.h"
 #include "common/resources/client/client.h"
 #include "ipamd/allocator/allocator.h"
@@ -50,7 +51,7 @@ class Cluster {
     store_ = *std::move(store);
     client_ = std::make_unique<calico::resources::Client>(*store_);
     allocator_ = std::make_unique<calico::ipamd::Allocator>(
-        *store_, calico::calicoctl::IpamEnvironment(*client_));
+        *store_, calico::ipamd::DatastoreEnvironment(*store_, absl::ZeroDuration()));
     Apply(R"(apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata:

@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "ipamd/service/environment.h"
+#include "ipamd/allocator/resource_environment.h"
 #include "tests/unit/ipamd_service/service_fixture.h"
 
 namespace calico::ipamd::testing {
@@ -17,7 +17,7 @@ struct Harness {
     store = OpenSqlite(dir.path());
     client = std::make_unique<resources::Client>(*store);
     allocator = std::make_unique<Allocator>(
-        *store, service::DatastoreEnvironment(*store, absl::ZeroDuration()));
+        *store, DatastoreEnvironment(*store, absl::ZeroDuration()));
     service::LeakCollectorOptions options;
     options.node = "node1";
     options.grace = grace;

@@ -1,4 +1,6 @@
-#include "ipamd/service/environment.h"
+#include "ipamd/allocator/resource_environment.h"
+
+#include <algorithm>
 
 #include <map>
 #include <memory>
@@ -11,7 +13,7 @@
 #include "common/base/status_macros.h"
 #include "common/resources/client/client.h"
 
-namespace calico::ipamd::service {
+namespace calico::ipamd {
 namespace {
 
 using resources::Json;
@@ -64,6 +66,33 @@ struct State {
   std::map<std::string, std::shared_ptr<Cached<std::map<std::string, std::string>>>> nodes;
 };
 
+}  // namespace
+
+absl::StatusOr<Pool> PoolFromResource(const resources::Resource& r) {
+  const Json& spec = Spec(r);
+  Pool pool;
+  pool.name = r.Name();
+  std::string cidr = spec.value("cidr", "");
+  std::optional<net::Prefix> prefix = net::ParsePrefix(cidr);
+  if (!prefix) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Describe(), ": spec.cidr \"", cidr, "\" is not a CIDR"));
+  }
+  pool.cidr = *prefix;
+  pool.block_size = spec.value("blockSize", prefix->addr.family == 4 ? 26 : 122);
+  pool.disabled = spec.value("disabled", false);
+  pool.node_selector = spec.value("nodeSelector", "all()");
+  if (spec.contains("allowedUses") && spec["allowedUses"].is_array()) {
+    pool.allow_workload = pool.allow_tunnel = false;
+    for (const Json& use : spec["allowedUses"]) {
+      if (use == "Workload") pool.allow_workload = true;
+      if (use == "Tunnel") pool.allow_tunnel = true;
+    }
+  }
+  pool.manual_assignment = spec.value("assignmentMode", "Automatic") == "Manual";
+  return pool;
+}
+
 absl::StatusOr<std::vector<Pool>> LoadPools(resources::Client& client) {
   ASSIGN_OR_RETURN(std::vector<resources::Resource> list, client.List(Kind("IPPool")));
   std::vector<Pool> pools;
@@ -71,6 +100,7 @@ absl::StatusOr<std::vector<Pool>> LoadPools(resources::Client& client) {
     ASSIGN_OR_RETURN(Pool pool, PoolFromResource(r));
     pools.push_back(std::move(pool));
   }
+  std::sort(pools.begin(), pools.end(), [](const Pool& a, const Pool& b) { return a.cidr < b.cidr; });
   return pools;
 }
 
@@ -108,8 +138,8 @@ absl::StatusOr<std::vector<net::Prefix>> LoadReservations(resources::Client& cli
 absl::StatusOr<std::map<std::string, std::string>> LoadNodeLabels(resources::Client& client,
                                                                   const std::string& node) {
   absl::StatusOr<resources::Resource> r = client.Get(Kind("Node"), "", node);
-  // A node that has not registered yet has no labels: only all() pools match it, which is
-  // what upstream's selector evaluation gives an empty label set too.
+  // Only all() pools match a node that has not registered: upstream's selector evaluation gives
+  // an empty label set the same answer.
   if (absl::IsNotFound(r.status())) return std::map<std::string, std::string>{};
   if (!r.ok()) return r.status();
   std::map<std::string, std::string> labels;
@@ -120,33 +150,6 @@ absl::StatusOr<std::map<std::string, std::string>> LoadNodeLabels(resources::Cli
     }
   }
   return labels;
-}
-
-}  // namespace
-
-absl::StatusOr<Pool> PoolFromResource(const resources::Resource& r) {
-  const Json& spec = Spec(r);
-  Pool pool;
-  pool.name = r.Name();
-  std::string cidr = spec.value("cidr", "");
-  std::optional<net::Prefix> prefix = net::ParsePrefix(cidr);
-  if (!prefix) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(r.Describe(), ": spec.cidr \"", cidr, "\" is not a CIDR"));
-  }
-  pool.cidr = *prefix;
-  pool.block_size = spec.value("blockSize", prefix->addr.family == 4 ? 26 : 122);
-  pool.disabled = spec.value("disabled", false);
-  pool.node_selector = spec.value("nodeSelector", "all()");
-  if (spec.contains("allowedUses") && spec["allowedUses"].is_array()) {
-    pool.allow_workload = pool.allow_tunnel = false;
-    for (const Json& use : spec["allowedUses"]) {
-      if (use == "Workload") pool.allow_workload = true;
-      if (use == "Tunnel") pool.allow_tunnel = true;
-    }
-  }
-  pool.manual_assignment = spec.value("assignmentMode", "Automatic") == "Manual";
-  return pool;
 }
 
 Environment DatastoreEnvironment(datastore::Datastore& store, absl::Duration cache_ttl) {
@@ -174,4 +177,4 @@ Environment DatastoreEnvironment(datastore::Datastore& store, absl::Duration cac
   return env;
 }
 
-}  // namespace calico::ipamd::service
+}  // namespace calico::ipamd
