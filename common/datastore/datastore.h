@@ -68,6 +68,24 @@ struct CreateOptions {
   absl::Duration ttl = absl::ZeroDuration();
 };
 
+// One operation of an atomic multi-key Commit.
+struct TxnOp {
+  enum class Kind { kCreate, kUpdate, kDelete };
+  Kind kind = Kind::kUpdate;
+  std::string key;
+  std::string value;                   // kCreate, kUpdate
+  Revision expected = kAnyRevision;    // kUpdate, kDelete: as Update/Delete
+  static TxnOp Create(std::string key, std::string value) {
+    return {Kind::kCreate, std::move(key), std::move(value), kAnyRevision};
+  }
+  static TxnOp Update(std::string key, std::string value, Revision expected) {
+    return {Kind::kUpdate, std::move(key), std::move(value), expected};
+  }
+  static TxnOp Delete(std::string key, Revision expected) {
+    return {Kind::kDelete, std::move(key), "", expected};
+  }
+};
+
 class Datastore {
  public:
   virtual ~Datastore() = default;
@@ -85,6 +103,12 @@ class Datastore {
   // NotFound if absent; Aborted if its mod_revision is not `expected` (unless kAnyRevision).
   // Returns the revision of the deletion.
   virtual absl::StatusOr<Revision> Delete(std::string_view key, Revision expected) = 0;
+  // All of `ops` or none, atomically (one etcd Txn; one SQLite transaction): every op's
+  // precondition (kCreate: absent; kUpdate/kDelete: present with mod_revision == expected unless
+  // kAnyRevision) must hold, else Aborted naming the first key that failed and why, and nothing
+  // changes. Keys must be distinct. Returns the revision of the last change; watchers see the
+  // changes in op order (etcd gives them one shared revision, SQLite consecutive ones).
+  virtual absl::StatusOr<Revision> Commit(const std::vector<TxnOp>& ops) = 0;
   // Changes under `prefix` with revision > `after` (use ListResult::revision).
   virtual absl::StatusOr<std::unique_ptr<Watch>> WatchPrefix(std::string_view prefix,
                                                              Revision after) = 0;

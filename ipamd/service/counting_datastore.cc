@@ -65,6 +65,14 @@ absl::StatusOr<datastore::Revision> CountingDatastore::Delete(std::string_view k
   return r;
 }
 
+// One multi-key write; a refused precondition is a CAS conflict like a refused Update.
+absl::StatusOr<datastore::Revision> CountingDatastore::Commit(
+    const std::vector<datastore::TxnOp>& ops) {
+  auto r = inner_.Commit(ops);
+  Count("commit", r);
+  return r;
+}
+
 absl::StatusOr<std::unique_ptr<datastore::Watch>> CountingDatastore::WatchPrefix(
     std::string_view prefix, datastore::Revision after) {
   return inner_.WatchPrefix(prefix, after);

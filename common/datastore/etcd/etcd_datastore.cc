@@ -1,9 +1,11 @@
 #include "common/datastore/etcd/etcd_datastore.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -62,6 +64,52 @@ absl::Status GuardFailure(const etcdserverpb::TxnResponse& response, std::string
   return absl::AbortedError(absl::StrCat(
       "key ", Quoted(key), ": mod_revision is ",
       response.responses(0).response_range().kvs(0).mod_revision(), ", expected ", expected));
+}
+
+// Commit's argument rules (the SQLite backend applies the same): at least one op, distinct
+// non-empty keys. etcd itself rejects a Txn that writes one key twice, but only after a round
+// trip and with a less useful message.
+absl::Status ValidateTxnOps(const std::vector<TxnOp>& ops) {
+  if (ops.empty()) return absl::InvalidArgumentError("commit: no operations");
+  std::vector<std::string_view> keys;
+  keys.reserve(ops.size());
+  for (const TxnOp& op : ops) {
+    if (op.key.empty()) return absl::InvalidArgumentError("commit: empty key");
+    keys.push_back(op.key);
+  }
+  std::sort(keys.begin(), keys.end());
+  auto dup = std::adjacent_find(keys.begin(), keys.end());
+  if (dup != keys.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("commit: key ", Quoted(*dup), " appears in more than one op"));
+  }
+  return absl::OkStatus();
+}
+
+// After a failed Commit Txn: the failure branch read every key back (one RangeResponse per op,
+// in op order, all from the same revision as the failed compares), so the first op whose
+// precondition does not hold there is the one to name.
+absl::Status CommitFailure(const std::vector<TxnOp>& ops,
+                           const etcdserverpb::TxnResponse& response) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const TxnOp& op = ops[i];
+    const bool have = static_cast<int>(i) < response.responses_size();
+    const etcdserverpb::RangeResponse* range =
+        have ? &response.responses(static_cast<int>(i)).response_range() : nullptr;
+    const bool exists = range != nullptr && range->kvs_size() > 0;
+    if (op.kind == TxnOp::Kind::kCreate) {
+      if (exists) return absl::AbortedError(absl::StrCat("key ", Quoted(op.key), ": exists"));
+      continue;
+    }
+    if (!exists) return absl::AbortedError(absl::StrCat("key ", Quoted(op.key), ": absent"));
+    Revision found = range->kvs(0).mod_revision();
+    if (op.expected != kAnyRevision && found != op.expected) {
+      return absl::AbortedError(absl::StrCat("key ", Quoted(op.key), ": expected revision ",
+                                             op.expected, ", found ", found));
+    }
+  }
+  // Unreachable while etcd evaluates compares and the failure branch on one revision.
+  return absl::AbortedError("commit: a precondition failed (etcd did not say which)");
 }
 
 class EtcdDatastore : public Datastore {
@@ -160,6 +208,42 @@ class EtcdDatastore : public Datastore {
       return ep.kv->Txn(ctx, txn, &response);
     }));
     if (!response.succeeded()) return GuardFailure(response, key, expected);
+    return response.header().revision();
+  }
+
+  // One Txn: a guard per key, the writes in op order on success (etcd applies them at one
+  // revision, and watchers get them in that order), and on failure a read of every key so the
+  // error can name which precondition failed. Sent through Call like Update/Delete, so it
+  // gets the same fail-over and the same (lack of) blind retry of an ambiguous write.
+  absl::StatusOr<Revision> Commit(const std::vector<TxnOp>& ops) override {
+    RETURN_IF_ERROR(ValidateTxnOps(ops));
+    etcdserverpb::TxnRequest txn;
+    for (const TxnOp& op : ops) {
+      if (op.kind == TxnOp::Kind::kCreate) {
+        Compare* absent = txn.add_compare();
+        absent->set_key(op.key);
+        absent->set_target(Compare::CREATE);
+        absent->set_result(Compare::EQUAL);
+        absent->set_create_revision(0);
+      } else {
+        AddRevisionGuard(&txn, op.key, op.expected);
+      }
+      if (op.kind == TxnOp::Kind::kDelete) {
+        txn.add_success()->mutable_request_delete_range()->set_key(op.key);
+      } else {
+        etcdserverpb::PutRequest* put = txn.add_success()->mutable_request_put();
+        put->set_key(op.key);
+        put->set_value(op.value);
+        // As Update: an existing key keeps its lease (and expiry). A created key has none.
+        put->set_ignore_lease(op.kind == TxnOp::Kind::kUpdate);
+      }
+      AddReadOnFailure(&txn, op.key);
+    }
+    etcdserverpb::TxnResponse response;
+    RETURN_IF_ERROR(connection_->Call("Txn", [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      return ep.kv->Txn(ctx, txn, &response);
+    }));
+    if (!response.succeeded()) return CommitFailure(ops, response);
     return response.header().revision();
   }
 

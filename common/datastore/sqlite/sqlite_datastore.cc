@@ -346,6 +346,26 @@ class SqliteWatch : public Watch {
   std::atomic<bool> cancelled_{false};
 };
 
+// Commit's argument rules, checked before touching the database: at least one op, and
+// distinct non-empty keys (two ops on one key would make "the precondition" ambiguous; etcd
+// refuses them too).
+absl::Status ValidateTxnOps(const std::vector<TxnOp>& ops) {
+  if (ops.empty()) return absl::InvalidArgumentError("commit: no operations");
+  std::vector<std::string_view> keys;
+  keys.reserve(ops.size());
+  for (const TxnOp& op : ops) {
+    if (op.key.empty()) return absl::InvalidArgumentError("commit: empty key");
+    keys.push_back(op.key);
+  }
+  std::sort(keys.begin(), keys.end());
+  auto dup = std::adjacent_find(keys.begin(), keys.end());
+  if (dup != keys.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("commit: key ", KeyForMessage(*dup), " appears in more than one op"));
+  }
+  return absl::OkStatus();
+}
+
 class SqliteDatastore : public Datastore {
  public:
   static absl::StatusOr<std::unique_ptr<Datastore>> Create(const Config& config,
@@ -450,6 +470,48 @@ class SqliteDatastore : public Datastore {
     });
   }
 
+  // One transaction: every precondition is checked before the first change, so the Aborted
+  // message names the first failing op in op order; then each op takes the next revision and
+  // its own history row, exactly as if the ops had been separate writes with nothing between.
+  absl::StatusOr<Revision> Commit(const std::vector<TxnOp>& ops) override {
+    RETURN_IF_ERROR(ValidateTxnOps(ops));
+    return RunWrite([&](Connection& db, Revision& rev, int64_t now_ms) -> absl::Status {
+      // Expired keys were swept by RunWrite, so `kv` holds exactly the live keys here.
+      for (const TxnOp& op : ops) {
+        ASSIGN_OR_RETURN(std::optional<Revision> actual, ModRevision(db, op.key));
+        RETURN_IF_ERROR(CheckTxnPrecondition(op, actual));
+      }
+      for (const TxnOp& op : ops) {
+        ++rev;
+        switch (op.kind) {
+          case TxnOp::Kind::kCreate: {
+            ASSIGN_OR_RETURN(Query q,
+                             db.Prepare("INSERT INTO kv(key, value, create_rev, "
+                                        "mod_rev, expires_at) VALUES (?1, ?2, ?3, ?3, 0)"));
+            RETURN_IF_ERROR(q.Bind(1, op.key).Bind(2, op.value).Bind(3, rev).Run());
+            RETURN_IF_ERROR(AppendHistory(db, rev, op.key, kTypePut, op.value, now_ms));
+            break;
+          }
+          case TxnOp::Kind::kUpdate: {
+            // As Update: expires_at is kept (etcd's ignore_lease).
+            ASSIGN_OR_RETURN(Query q,
+                             db.Prepare("UPDATE kv SET value = ?2, mod_rev = ?3 WHERE key = ?1"));
+            RETURN_IF_ERROR(q.Bind(1, op.key).Bind(2, op.value).Bind(3, rev).Run());
+            RETURN_IF_ERROR(AppendHistory(db, rev, op.key, kTypePut, op.value, now_ms));
+            break;
+          }
+          case TxnOp::Kind::kDelete: {
+            ASSIGN_OR_RETURN(Query q, db.Prepare("DELETE FROM kv WHERE key = ?1"));
+            RETURN_IF_ERROR(q.Bind(1, op.key).Run());
+            RETURN_IF_ERROR(AppendHistory(db, rev, op.key, kTypeDelete, "", now_ms));
+            break;
+          }
+        }
+      }
+      return absl::OkStatus();
+    });
+  }
+
   absl::StatusOr<std::unique_ptr<Watch>> WatchPrefix(std::string_view prefix,
                                                      Revision after) override {
     if (after < 0) {
@@ -517,6 +579,20 @@ class SqliteDatastore : public Datastore {
     if (expected != kAnyRevision && *actual != expected) {
       return absl::AbortedError(absl::StrFormat("%s %s: expected mod_revision %d, found %d",
                                                 ToAbsl(op), std::string(key), expected, *actual));
+    }
+    return absl::OkStatus();
+  }
+
+  // Commit's precondition for one op, given the key's current mod_revision (nullopt: absent).
+  static absl::Status CheckTxnPrecondition(const TxnOp& op, std::optional<Revision> actual) {
+    if (op.kind == TxnOp::Kind::kCreate) {
+      if (actual) return absl::AbortedError(absl::StrCat("key ", op.key, ": exists"));
+      return absl::OkStatus();
+    }
+    if (!actual) return absl::AbortedError(absl::StrCat("key ", op.key, ": absent"));
+    if (op.expected != kAnyRevision && *actual != op.expected) {
+      return absl::AbortedError(
+          absl::StrCat("key ", op.key, ": expected revision ", op.expected, ", found ", *actual));
     }
     return absl::OkStatus();
   }

@@ -92,6 +92,10 @@ void Compaction(Harness& harness);
 void TtlExpiry(Harness& harness);
 void WatchSurvivesRestart(Harness& harness);
 void ConcurrentWriterProcesses(Harness& harness);
+void CommitAllOrNothing(Harness& harness);
+void CommitCreateUpdateDelete(Harness& harness);
+void CommitWatchOrder(Harness& harness);
+void ConcurrentCommits(Harness& harness);
 }  // namespace cases
 
 }  // namespace calico::datastore::testing
@@ -143,4 +147,15 @@ struct StringMaker<calico::datastore::Entry> {
                                      "watch survives a server restart", WatchSurvivesRestart)  \
   CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
                                      "concurrent CAS writers in separate processes",           \
-                                     ConcurrentWriterProcesses)
+                                     ConcurrentWriterProcesses)                                \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "Commit is all or nothing", CommitAllOrNothing)           \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "Commit creates, updates and deletes together",           \
+                                     CommitCreateUpdateDelete)                                 \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "watchers see a Commit's changes in op order",            \
+                                     CommitWatchOrder)                                         \
+  CALICO_DATASTORE_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                          \
+                                     "concurrent Commits on shared keys lose no update",       \
+                                     ConcurrentCommits)
