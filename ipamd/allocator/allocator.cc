@@ -7,8 +7,16 @@
 //    that cannot apply (block full, address taken, stale release) fails alone; the rest commit.
 //    On Aborted the writer re-reads and re-applies every op from scratch (ops are pure functions
 //    of the block), up to max_cas_attempts.
-//  - The slot keeps the last value and mod revision it read or wrote, so the affine fast path
-//    is one Update (no read) — if another process wrote meanwhile, the CAS says so.
+//  - A block write and the handle records it changes are ONE Datastore::Commit: the block (CAS
+//    on its revision) plus, for every handle whose address count in the block changed, a
+//    create / update / delete of its record (CAS on the record's revision; a create requires
+//    absence). The record's count for the block is set to what the new block holds, so a merged
+//    batch carries one op per distinct handle, with the changes of all its requests combined.
+//    There is no window in which a block holds an allocation its handle record lacks.
+//  - The slot keeps the last value and mod revision it read or wrote, and the handle cache the
+//    records this process last wrote, so the affine fast path is one Commit with no read (a
+//    handle new to the block is guessed absent) — if another process wrote meanwhile, the CAS
+//    says so, and the retry re-reads the block and every handle involved.
 //  - The node's confirmed affine blocks are cached per node; claim and borrow re-list first.
 //
 // Crashed claims and deletions (documented in allocator.h's invariants, repaired here):
@@ -24,6 +32,7 @@
 //    back to confirmed) → deletes the affinity.
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -46,6 +55,14 @@ std::string HostAffinity(std::string_view node) { return absl::StrCat("host:", T
 std::string Cidr(const net::Prefix& p) { return net::FormatCidr(p); }
 std::string Ip(const net::IpAddress& ip) { return net::FormatIp(ip); }
 
+// A handle record as last written or read. revision 0: present, but the revision is unknown
+// (see AllocatorState::commit_revisions), so a CAS on it must re-read first.
+struct HandleState {
+  bool exists = false;
+  Handle record;
+  Revision revision = 0;
+};
+
 // A batch-able change of one block. `apply` must be a pure function of the block it is given
 // (it is re-run after a CAS conflict): it mutates the block and records its outputs, or returns
 // an error, in which case its changes are discarded and the rest of the batch still commits.
@@ -55,8 +72,27 @@ struct BlockOp {
   absl::Status result;
   std::optional<Block> after;
   Revision after_revision = 0;
+  // The handle records the committed write changed, as they now stand (every op of a batch
+  // gets the batch's whole set).
+  std::map<std::string, HandleState> handles_after;
   bool done = false;
 };
+
+// Address count per handle in a block (allocations without a handle are not recorded anywhere).
+std::map<std::string, int> HandleCounts(const Block& block) {
+  std::map<std::string, int> counts;
+  for (const std::optional<int>& a : block.allocations) {
+    if (!a || *a < 0 || *a >= static_cast<int>(block.attributes.size())) continue;
+    const std::string& id = block.attributes[*a].handle_id;
+    if (!id.empty()) ++counts[id];
+  }
+  return counts;
+}
+
+// A merged block write carries one handle op per distinct handle (up to 2 etcd compares each);
+// etcd refuses a Txn of more than --max-txn-ops (default 128) compares, so batches stay well
+// below that.
+constexpr size_t kMaxBatch = 32;
 
 }  // namespace
 
@@ -82,23 +118,50 @@ class AllocatorState {
   // node → confirmed affine block CIDRs, loaded (and settled) on first use / on refresh.
   std::map<std::string, std::set<net::Prefix>> affine;
   std::map<std::string, std::shared_ptr<const resources::selector::Selector>> selectors;
-  // Handles this process created, as written: ReleaseByHandle then skips reading the record
-  // (its Delete is a CAS on this revision, so a record changed since falls back to a read).
-  std::map<std::string, std::pair<Handle, Revision>> handles;
+  // Handle records this process last wrote (present, revision known): the next block write
+  // touching the handle and ReleaseByHandle skip reading them. Every use is a CAS on the
+  // cached revision, so a record changed by another process only costs a conflict and a read.
+  std::map<std::string, HandleState> handles;
   static constexpr size_t kMaxCachedHandles = 1 << 16;
 
-  void CacheHandle(const Handle& h, Revision rev) {
+  void CacheHandle(const std::string& id, const HandleState& h) {
     std::lock_guard<std::mutex> l(mu);
+    if (!h.exists || h.revision == 0) {
+      handles.erase(id);
+      return;
+    }
     if (handles.size() >= kMaxCachedHandles) handles.clear();  // pods that never leave
-    handles[h.handle_id] = {h, rev};
+    handles[id] = h;
   }
-  std::optional<std::pair<Handle, Revision>> TakeHandle(const std::string& id) {
+  void ForgetHandle(const std::string& id) {
+    std::lock_guard<std::mutex> l(mu);
+    handles.erase(id);
+  }
+  std::optional<HandleState> CachedHandle(const std::string& id) {
     std::lock_guard<std::mutex> l(mu);
     auto it = handles.find(id);
     if (it == handles.end()) return std::nullopt;
-    std::pair<Handle, Revision> out = std::move(it->second);
-    handles.erase(it);
-    return out;
+    return it->second;
+  }
+
+  // Datastore::Commit returns only the revision of its last change: etcd gives every op that
+  // revision, SQLite consecutive ones. The block op goes last, so its revision is always known;
+  // the handle ops' revisions depend on the backend's convention, learnt from the first Commit
+  // whose result can be read back unambiguously (one Get per process).
+  // TODO(#3): drop this if Commit's contract grows per-op revisions.
+  enum CommitRevisions { kUnknown, kShared, kConsecutive };
+  std::atomic<int> commit_revisions{kUnknown};
+
+  // Revision of op `i` of a successful `n`-op Commit that returned `last`; 0 if not yet known.
+  Revision OpRevision(Revision last, size_t n, size_t i) const {
+    switch (commit_revisions.load()) {
+      case kShared:
+        return last;
+      case kConsecutive:
+        return last - static_cast<Revision>(n - 1 - i);
+      default:
+        return i + 1 == n ? last : 0;
+    }
   }
   std::mt19937_64 rng{std::random_device{}()};
 
@@ -188,12 +251,49 @@ void Forget(BlockSlot& slot) {
   slot.known = false;
 }
 
-// The writer's job: apply the batch to one copy of the block, write it with one CAS.
-void WriteBatch(datastore::Datastore& store, BlockSlot& slot, const std::vector<BlockOp*>& batch,
-                int max_attempts) {
+// The state of handle `id` for a write of the block: cached, guessed absent (`guess_absent`:
+// the handle held nothing in this block, so it is most likely new), or read.
+absl::StatusOr<HandleState> ResolveHandle(datastore::Datastore& store, AllocatorState& state,
+                                          const std::string& id, bool use_cache,
+                                          bool guess_absent) {
+  if (use_cache) {
+    if (std::optional<HandleState> cached = state.CachedHandle(id)) return *cached;
+    if (guess_absent) return HandleState{};
+  }
+  absl::StatusOr<Entry> e = store.Get(HandleKey(id));
+  if (absl::IsNotFound(e.status())) return HandleState{};
+  if (!e.ok()) return Annotate(e.status(), absl::StrCat("reading handle ", id));
+  absl::StatusOr<Handle> h = DecodeHandle(e->value);
+  if (!h.ok()) return Annotate(h.status(), HandleKey(id));
+  h->handle_id = id;
+  return HandleState{true, std::move(*h), e->mod_revision};
+}
+
+// After the first Commit of several ops: reads one op's key back to learn which revision
+// convention the backend follows (see AllocatorState::commit_revisions). Best effort: a key
+// changed meanwhile teaches nothing, and the next Commit tries again.
+void LearnCommitRevisions(datastore::Datastore& store, AllocatorState& state,
+                          const std::vector<datastore::TxnOp>& ops, Revision last) {
+  if (state.commit_revisions.load() != AllocatorState::kUnknown || ops.size() < 2) return;
+  const datastore::TxnOp& first = ops.front();
+  if (first.kind == datastore::TxnOp::Kind::kDelete) return;
+  absl::StatusOr<Entry> e = store.Get(first.key);
+  if (!e.ok() || e->value != first.value) return;
+  if (e->mod_revision == last) {
+    state.commit_revisions.store(AllocatorState::kShared);
+  } else if (e->mod_revision == last - static_cast<Revision>(ops.size() - 1)) {
+    state.commit_revisions.store(AllocatorState::kConsecutive);
+  }
+}
+
+// The writer's job: apply the batch to one copy of the block, and write it together with the
+// handle records it changes in one Commit (block CAS + handle CAS / create / delete).
+void WriteBatch(datastore::Datastore& store, AllocatorState& state, BlockSlot& slot,
+                const std::vector<BlockOp*>& batch, int max_attempts) {
   auto fail_all = [&](const absl::Status& s) {
     for (BlockOp* op : batch) op->result = s;
   };
+  const std::string cidr_text = Cidr(slot.cidr);
   for (int attempt = 0; attempt < max_attempts; ++attempt) {
     absl::StatusOr<std::pair<std::optional<Block>, Revision>> current = Current(store, slot);
     if (!current.ok()) return fail_all(current.status());
@@ -222,25 +322,84 @@ void WriteBatch(datastore::Datastore& store, BlockSlot& slot, const std::vector<
       }
       return;
     }
-    absl::StatusOr<Revision> written = store.Update(slot.key, EncodeBlock(working), rev);
+
+    // The handle ops: every handle whose count in this block changed gets its record's count
+    // for the block set to the new count (0 removes the block; an empty record is deleted).
+    const std::map<std::string, int> before = HandleCounts(*block);
+    const std::map<std::string, int> after = HandleCounts(working);
+    std::map<std::string, int> changed_handles;
+    for (const auto& [id, n] : after) {
+      auto it = before.find(id);
+      if (it == before.end() || it->second != n) changed_handles[id] = n;
+    }
+    for (const auto& [id, n] : before) {
+      if (!after.count(id)) changed_handles[id] = 0;
+    }
+    std::vector<datastore::TxnOp> ops;
+    std::vector<std::string> op_handles;  // handle of ops[i]
+    std::map<std::string, HandleState> handles_after;
+    absl::Status resolve_error;
+    for (const auto& [id, n] : changed_handles) {
+      // Only the first attempt trusts the cache and the "new handle" guess: after a conflict
+      // we do not know which key was stale, so everything is read.
+      absl::StatusOr<HandleState> h =
+          ResolveHandle(store, state, id, attempt == 0, /*guess_absent=*/!before.count(id));
+      if (!h.ok()) {
+        resolve_error = h.status();
+        break;
+      }
+      HandleState next{true, h->exists ? h->record : Handle{id, {}, false}, 0};
+      if (n > 0) {
+        next.record.blocks[cidr_text] = n;
+      } else {
+        next.record.blocks.erase(cidr_text);
+      }
+      if (h->exists && next.record == h->record) {
+        handles_after[id] = *h;  // already says so (e.g. repaired data of an older version)
+        continue;
+      }
+      const std::string key = HandleKey(id);
+      if (!h->exists) {
+        if (next.record.blocks.empty()) continue;  // nothing to record, nothing to delete
+        ops.push_back(datastore::TxnOp::Create(key, EncodeHandle(next.record)));
+      } else if (next.record.blocks.empty()) {
+        next.exists = false;
+        ops.push_back(datastore::TxnOp::Delete(key, h->revision));
+      } else {
+        ops.push_back(datastore::TxnOp::Update(key, EncodeHandle(next.record), h->revision));
+      }
+      op_handles.push_back(id);
+      handles_after[id] = std::move(next);
+    }
+    if (!resolve_error.ok()) return fail_all(resolve_error);
+    // The block goes last: its revision is then what Commit returns, on every backend.
+    ops.push_back(datastore::TxnOp::Update(slot.key, EncodeBlock(working), rev));
+
+    absl::StatusOr<Revision> written = store.Commit(ops);
     if (written.ok()) {
+      LearnCommitRevisions(store, state, ops, *written);
+      for (size_t i = 0; i < op_handles.size(); ++i) {
+        HandleState& h = handles_after[op_handles[i]];
+        h.revision = h.exists ? state.OpRevision(*written, ops.size(), i) : 0;
+        state.CacheHandle(op_handles[i], h);
+      }
       std::lock_guard<std::mutex> l(slot.mu);
       for (BlockOp* op : batch) {
         if (op->want_after) op->after = working;
         op->after_revision = *written;
+        op->handles_after = handles_after;
       }
       slot.known = true;
       slot.block = std::move(working);
       slot.revision = *written;
       return;
     }
+    // Nothing was written (or, after Unavailable, maybe all of it): trust no cached value.
     Forget(slot);
-    if (absl::IsAborted(written.status())) continue;  // someone else wrote it: re-read, re-apply
-    if (absl::IsNotFound(written.status())) {
-      return fail_all(absl::NotFoundError(
-          absl::StrCat("block ", Cidr(slot.cidr), " does not exist")));
-    }
-    return fail_all(Annotate(written.status(), absl::StrCat("writing block ", Cidr(slot.cidr))));
+    for (const auto& [id, n] : changed_handles) state.ForgetHandle(id);
+    if (absl::IsAborted(written.status())) continue;  // block or handle changed: re-read, re-apply
+    return fail_all(Annotate(written.status(),
+                             absl::StrCat("writing block ", Cidr(slot.cidr), " and its handles")));
   }
   log::Warn("block_cas_exhausted", {{"cidr", Cidr(slot.cidr)},
                                     {"attempts", std::to_string(max_attempts)}});
@@ -249,7 +408,8 @@ void WriteBatch(datastore::Datastore& store, BlockSlot& slot, const std::vector<
 }
 
 // Queues `op` on the slot and returns once a writer (maybe this thread) has committed it.
-absl::Status RunOp(datastore::Datastore& store, BlockSlot& slot, BlockOp& op, int max_attempts) {
+absl::Status RunOp(datastore::Datastore& store, AllocatorState& state, BlockSlot& slot, BlockOp& op,
+                   int max_attempts) {
   std::unique_lock<std::mutex> l(slot.mu);
   slot.queue.push_back(&op);
   while (!op.done) {
@@ -258,10 +418,11 @@ absl::Status RunOp(datastore::Datastore& store, BlockSlot& slot, BlockOp& op, in
       continue;
     }
     slot.writing = true;
-    std::vector<BlockOp*> batch(slot.queue.begin(), slot.queue.end());
-    slot.queue.clear();
+    const size_t n = std::min(slot.queue.size(), kMaxBatch);
+    std::vector<BlockOp*> batch(slot.queue.begin(), slot.queue.begin() + n);
+    slot.queue.erase(slot.queue.begin(), slot.queue.begin() + n);
     l.unlock();
-    WriteBatch(store, slot, batch, max_attempts);
+    WriteBatch(store, state, slot, batch, max_attempts);
     l.lock();
     for (BlockOp* b : batch) b->done = true;
     slot.writing = false;
@@ -459,7 +620,7 @@ class AllocatorImpl {
       return absl::OkStatus();
     };
     std::shared_ptr<BlockSlot> slot = state_.Slot(cidr);
-    RETURN_IF_ERROR(RunOp(store_, *slot, op, options_.max_cas_attempts));
+    RETURN_IF_ERROR(RunOp(store_, state_, *slot, op, options_.max_cas_attempts));
     return taken;
   }
 
@@ -469,9 +630,12 @@ class AllocatorImpl {
   };
 
   // Frees the ordinals `select` picks (re-run on every attempt) and, if that leaves the block
-  // empty, releases the block when the rules allow.
+  // empty, releases the block when the rules allow. The handle records of the freed addresses
+  // are decremented (or deleted) in the same Commit; `handles_after` (optional) receives them
+  // as they now stand.
   absl::StatusOr<std::vector<Freed>> ReleaseIn(
-      const net::Prefix& cidr, std::function<absl::StatusOr<std::vector<int>>(const Block&)> select) {
+      const net::Prefix& cidr, std::function<absl::StatusOr<std::vector<int>>(const Block&)> select,
+      std::map<std::string, HandleState>* handles_after = nullptr) {
     std::vector<Freed> freed;
     BlockOp op;
     op.want_after = true;
@@ -487,9 +651,12 @@ class AllocatorImpl {
       return absl::OkStatus();
     };
     std::shared_ptr<BlockSlot> slot = state_.Slot(cidr);
-    absl::Status s = RunOp(store_, *slot, op, options_.max_cas_attempts);
+    absl::Status s = RunOp(store_, state_, *slot, op, options_.max_cas_attempts);
     if (absl::IsNotFound(s)) return std::vector<Freed>{};  // no block, nothing to free
     RETURN_IF_ERROR(s);
+    if (handles_after != nullptr) {
+      for (auto& [id, h] : op.handles_after) (*handles_after)[id] = std::move(h);
+    }
     if (!freed.empty() && op.after && op.after->Empty()) {
       absl::Status gc = MaybeReleaseEmptyBlock(*slot, *op.after);
       if (!gc.ok()) {
@@ -584,62 +751,6 @@ class AllocatorImpl {
       }
     }
     return deleted;
-  }
-
-  // --- handles --------------------------------------------------------------------------
-
-  // Adds `delta` (per block CIDR text) to the handle record, creating it if absent; deletes it
-  // when nothing remains.
-  absl::Status AdjustHandle(const std::string& handle_id, const std::map<std::string, int>& delta) {
-    const std::string key = HandleKey(handle_id);
-    state_.TakeHandle(handle_id);  // about to change: the cached copy goes stale
-    for (int attempt = 0; attempt < options_.max_cas_attempts; ++attempt) {
-      absl::StatusOr<Entry> e = store_.Get(key);
-      Handle h{handle_id, {}, false};
-      Revision rev = 0;
-      bool exists = false;
-      if (e.ok()) {
-        ASSIGN_OR_RETURN(h, DecodeHandle(e->value));
-        h.handle_id = handle_id;
-        rev = e->mod_revision;
-        exists = true;
-      } else if (!absl::IsNotFound(e.status())) {
-        return Annotate(e.status(), key);
-      }
-      for (const auto& [block, n] : delta) {
-        int& count = h.blocks[block];
-        count += n;
-        if (count <= 0) h.blocks.erase(block);
-      }
-      absl::StatusOr<Revision> w;
-      if (!exists) {
-        if (h.blocks.empty()) return absl::OkStatus();
-        w = store_.Create(key, EncodeHandle(h));
-      } else if (h.blocks.empty()) {
-        w = store_.Delete(key, rev);
-      } else {
-        w = store_.Update(key, EncodeHandle(h), rev);
-      }
-      if (w.ok()) return absl::OkStatus();
-      if (absl::IsAborted(w.status()) || absl::IsAlreadyExists(w.status()) || absl::IsNotFound(w.status())) continue;
-      return Annotate(w.status(), absl::StrCat("writing handle ", handle_id));
-    }
-    return absl::AbortedError(absl::StrCat("handle ", handle_id, ": ", options_.max_cas_attempts,
-                                           " conflicting writes in a row; try again"));
-  }
-
-  // Fast path of a new handle: one Create, falling back to read-modify-write.
-  absl::Status AddToHandle(const std::string& handle_id, const std::map<std::string, int>& delta) {
-    Handle h{handle_id, delta, false};
-    absl::StatusOr<Revision> w = store_.Create(HandleKey(handle_id), EncodeHandle(h));
-    if (w.ok()) {
-      state_.CacheHandle(h, *w);
-      return absl::OkStatus();
-    }
-    if (!absl::IsAlreadyExists(w.status())) {
-      return Annotate(w.status(), absl::StrCat("writing handle ", handle_id));
-    }
-    return AdjustHandle(handle_id, delta);
   }
 
   // --- pools ----------------------------------------------------------------------------
@@ -971,18 +1082,7 @@ class AllocatorImpl {
       return v6.status();
     }
     result.v6 = std::move(*v6);
-    std::map<std::string, int> delta;
-    for (const auto* list : {&result.v4, &result.v6}) {
-      for (const Assigned& a : *list) ++delta[Cidr(a.block)];
-    }
-    if (!delta.empty()) {
-      absl::Status h = AddToHandle(req.handle_id, delta);
-      if (!h.ok()) {
-        Rollback(req.handle_id, result.v4);
-        Rollback(req.handle_id, result.v6);
-        return h;
-      }
-    }
+    // The handle record was written with each block (one Commit per block): nothing left to do.
     for (const auto* list : {&result.v4, &result.v6}) {
       for (const Assigned& a : *list) {
         log::Debug("ip_assigned", {{"ip", Ip(a.ip)}, {"handle", req.handle_id}, {"how", a.how}});
@@ -1020,7 +1120,7 @@ class AllocatorImpl {
         owner = b.AffineNode();
         return absl::OkStatus();
       };
-      absl::Status s = RunOp(store_, *state_.Slot(cidr), op, options_.max_cas_attempts);
+      absl::Status s = RunOp(store_, state_, *state_.Slot(cidr), op, options_.max_cas_attempts);
       if (s.ok()) {
         assigned.how = claimed ? absl::StrCat("claimed block ", Cidr(cidr), " for ", node)
                        : owner.empty()
@@ -1042,11 +1142,6 @@ class AllocatorImpl {
       if (attempt + 1 == options_.max_cas_attempts) {
         return absl::AbortedError(absl::StrCat("block ", Cidr(cidr), ": kept changing; try again"));
       }
-    }
-    absl::Status h = AddToHandle(handle_id, {{Cidr(cidr), 1}});
-    if (!h.ok()) {
-      Rollback(handle_id, {assigned});
-      return h;
     }
     log::Debug("ip_assigned", {{"ip", Ip(ip)}, {"handle", handle_id}, {"how", assigned.how}});
     return assigned;
@@ -1071,6 +1166,10 @@ class AllocatorImpl {
     return out;
   }
 
+  // Each block is released in one Commit that also decrements the record, so normally the
+  // record is gone once its blocks are done. The scan below is for data an older version left
+  // in its crash window (block written, handle record not: Commit has closed that window) and
+  // for records edited by hand; it stays so such addresses are never lost.
   absl::StatusOr<std::vector<net::IpAddress>> ReleaseByHandle(const std::string& handle_id) {
     if (handle_id.empty()) return absl::InvalidArgumentError("ReleaseByHandle: empty handle ID");
     const std::string key = HandleKey(handle_id);
@@ -1078,43 +1177,37 @@ class AllocatorImpl {
     auto of_handle = [&](const Block& b) -> absl::StatusOr<std::vector<int>> {
       return b.OrdinalsOfHandle(handle_id);
     };
-    // First round from the record as this process wrote it, if it did (saves a read).
-    std::optional<std::pair<Handle, Revision>> cached = state_.TakeHandle(handle_id);
     for (int attempt = 0; attempt < options_.max_cas_attempts; ++attempt) {
-      absl::StatusOr<Entry> e;
-      if (cached) {
-        e = Entry{key, EncodeHandle(cached->first), 0, cached->second};
-        cached.reset();
-      } else {
-        e = store_.Get(key);
+      // The record: as this process last wrote it (first round only; saves a read), or read.
+      std::optional<HandleState> rec = attempt == 0 ? state_.CachedHandle(handle_id) : std::nullopt;
+      if (!rec) {
+        ASSIGN_OR_RETURN(rec, ResolveHandle(store_, state_, handle_id, /*use_cache=*/false,
+                                            /*guess_absent=*/false));
       }
-      if (!e.ok() && !absl::IsNotFound(e.status())) return Annotate(e.status(), key);
-      bool scan = !e.ok();  // no record: the crash window (block written, handle not) or done
+      bool scan = !rec->exists;  // no record: an old crash window, or nothing to do
       std::set<net::Prefix> visited;
-      if (e.ok()) {
-        ASSIGN_OR_RETURN(Handle h, DecodeHandle(e->value));
-        for (const auto& [text, count] : h.blocks) {
-          std::optional<net::Prefix> cidr = net::ParsePrefix(text);
-          if (!cidr) {
-            scan = true;
-            continue;
-          }
-          visited.insert(*cidr);
-          ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(*cidr, of_handle));
-          for (const Freed& x : f) released.push_back(x.ip);
-          if (static_cast<int>(f.size()) != count) scan = true;  // record and blocks disagree
+      std::map<std::string, HandleState> after;  // the record after our own Commits
+      for (const auto& [text, count] : rec->record.blocks) {
+        std::optional<net::Prefix> cidr = net::ParsePrefix(text);
+        if (!cidr) {
+          scan = true;
+          continue;
         }
-        // Free check against what this process knows: a cached block holding the handle that
-        // the record does not name (a crash between block and handle write) forces the scan.
-        if (!scan) {
-          std::lock_guard<std::mutex> l(state_.mu);
-          for (const auto& [cidr, slot] : state_.slots) {
-            if (visited.count(cidr)) continue;
-            std::lock_guard<std::mutex> sl(slot->mu);
-            if (slot->known && slot->block && !slot->block->OrdinalsOfHandle(handle_id).empty()) {
-              scan = true;
-              break;
-            }
+        visited.insert(*cidr);
+        ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(*cidr, of_handle, &after));
+        for (const Freed& x : f) released.push_back(x.ip);
+        if (static_cast<int>(f.size()) != count) scan = true;  // record and blocks disagree
+      }
+      // Free check against what this process knows: a cached block holding the handle that
+      // the record does not name (old crash-window data) forces the scan.
+      if (!scan) {
+        std::lock_guard<std::mutex> l(state_.mu);
+        for (const auto& [cidr, slot] : state_.slots) {
+          if (visited.count(cidr)) continue;
+          std::lock_guard<std::mutex> sl(slot->mu);
+          if (slot->known && slot->block && !slot->block->OrdinalsOfHandle(handle_id).empty()) {
+            scan = true;
+            break;
           }
         }
       }
@@ -1122,14 +1215,34 @@ class AllocatorImpl {
         ASSIGN_OR_RETURN(std::vector<Block> blocks, AllBlocks());
         for (const Block& b : blocks) {
           if (visited.count(b.cidr) || b.OrdinalsOfHandle(handle_id).empty()) continue;
-          ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(b.cidr, of_handle));
+          visited.insert(b.cidr);
+          ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(b.cidr, of_handle, &after));
           for (const Freed& x : f) released.push_back(x.ip);
         }
       }
-      if (!e.ok()) break;
-      absl::StatusOr<Revision> d = store_.Delete(key, e->mod_revision);
-      if (d.ok() || absl::IsNotFound(d.status())) break;
-      if (!absl::IsAborted(d.status())) return Annotate(d.status(), absl::StrCat("deleting handle ", handle_id));
+      // Where the record stands now: as our last Commit left it, else as read.
+      auto it = after.find(handle_id);
+      HandleState now = it != after.end() ? it->second : *rec;
+      if (!now.exists) break;
+      if (now.revision == 0) {
+        ASSIGN_OR_RETURN(now, ResolveHandle(store_, state_, handle_id, false, false));
+        if (!now.exists) break;
+      }
+      // Left over: blocks we visited (the record over-counted, or its block is gone) are dropped
+      // with the record; a block we did not visit was assigned meanwhile: go round again.
+      bool all_visited = true;
+      for (const auto& [text, count] : now.record.blocks) {
+        std::optional<net::Prefix> cidr = net::ParsePrefix(text);
+        if (cidr && !visited.count(*cidr)) all_visited = false;
+      }
+      if (all_visited) {
+        state_.ForgetHandle(handle_id);
+        absl::StatusOr<Revision> d = store_.Delete(key, now.revision);
+        if (d.ok() || absl::IsNotFound(d.status())) break;
+        if (!absl::IsAborted(d.status())) {
+          return Annotate(d.status(), absl::StrCat("deleting handle ", handle_id));
+        }
+      }
       // The record changed under us (another assignment to this handle): go round again.
       if (attempt + 1 == options_.max_cas_attempts) {
         return absl::AbortedError(absl::StrCat("handle ", handle_id, " kept changing; try again"));
@@ -1198,22 +1311,11 @@ class AllocatorImpl {
       ASSIGN_OR_RETURN(Block b, DecodeBlock(e->value));
       RETURN_IF_ERROR(select_for(rs)(b).status());
     }
+    // Each block's Commit decrements (or deletes) the handle records of what it freed.
     std::vector<net::IpAddress> released;
-    std::map<std::string, std::map<std::string, int>> handle_delta;
     for (const auto& [cidr, rs] : by_block) {
       ASSIGN_OR_RETURN(std::vector<Freed> f, ReleaseIn(cidr, select_for(rs)));
-      for (const Freed& x : f) {
-        released.push_back(x.ip);
-        if (!x.handle_id.empty()) --handle_delta[x.handle_id][Cidr(cidr)];
-      }
-    }
-    for (const auto& [handle, delta] : handle_delta) {
-      absl::Status s = AdjustHandle(handle, delta);
-      if (!s.ok()) {
-        // The addresses are free; the record over-counts, which `ipam check` reports and a
-        // later ReleaseByHandle clears.
-        log::Warn("handle_decrement_failed", {{"handle", handle}, {"error", ToStd(s.message())}});
-      }
+      for (const Freed& x : f) released.push_back(x.ip);
     }
     return released;
   }
@@ -1248,7 +1350,7 @@ class AllocatorImpl {
         if (b.affinity == HostAffinity(node)) b.affinity.reset();
         return absl::OkStatus();
       };
-      absl::Status s = RunOp(store_, *slot, op, options_.max_cas_attempts);
+      absl::Status s = RunOp(store_, state_, *slot, op, options_.max_cas_attempts);
       if (!s.ok() && !absl::IsNotFound(s)) return s;
       absl::StatusOr<Revision> d = store_.Delete(e.key, datastore::kAnyRevision);
       if (!d.ok() && !absl::IsNotFound(d.status())) return Annotate(d.status(), e.key);

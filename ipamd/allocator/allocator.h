@@ -5,12 +5,14 @@
 // Invariants:
 //  - An address is held by at most one handle: blocks are the CAS unit; every change of a block
 //    is one compare-and-swap on its mod revision, retried (bounded) on Aborted, re-reading.
-//  - No address is lost: an assignment writes the block first, then the handle; a crash between
-//    them leaves an allocation whose handle record lacks it, which Check() reports and
-//    ReleaseByHandle still frees: it releases the blocks the record names and scans every
-//    block when the record is missing, when a block holds a different count than the record
-//    says, or when a block this process has cached holds the handle but is not named.
-//    Releases write the block first, then decrement the handle.
+//  - No address is lost: a block write and the handle records it changes are one atomic
+//    Datastore::Commit (assignment: block + handle create/update; release: block + handle
+//    update/delete), so a block never holds an allocation its handle record lacks. Data left by
+//    older versions, which wrote the block first and the handle second, may still have such
+//    allocations (a crash between the two writes): Check() reports them and ReleaseByHandle
+//    still frees them — it releases the blocks the record names and scans every block when the
+//    record is missing, when a block holds a different count than the record says, or when a
+//    block this process has cached holds the handle but is not named.
 //  - A release quoting a stale sequence number is refused (FailedPrecondition).
 //  - Affinities are claimed pending → block created → confirmed; pending counts as absent.
 // Errors: InvalidArgument (bad request: unknown pool, malformed CIDR, address outside every
@@ -109,8 +111,9 @@ struct AllocatorOptions {
 class AllocatorState;
 
 // Thread-safe: ipamd serves concurrent requests from one Allocator. Concurrent writes of one
-// block from this process are coalesced into one CAS (group commit), so N pods starting at once
-// on a node cost about one block write, not N conflicting ones. Caches the node's affine blocks
+// block from this process are coalesced into one Commit (group commit: the block plus one op
+// per distinct handle), so N pods starting at once on a node cost about one write, not N
+// conflicting ones. Caches the node's affine blocks
 // and the last value of each block it wrote; the CAS makes a stale cache safe (Aborted or
 // NotFound → re-read), and the slow paths (claim, borrow) re-read before deciding.
 class Allocator {

@@ -159,7 +159,7 @@ CheckReport Check(const std::vector<Block>& blocks_in, const std::vector<Handle>
     }
   }
   // Handles the blocks name but no handle record holds (a crash between the block write and
-  // the handle write).
+  // the handle write of an older version; the allocator now writes both in one Commit).
   for (const auto& [handle_id, per_block] : scan.handle_blocks) {
     if (seen.count(handle_id)) continue;
     int block_count = 0;
