@@ -106,9 +106,10 @@ class Datastore {
   // All of `ops` or none, atomically (one etcd Txn; one SQLite transaction): every op's
   // precondition (kCreate: absent; kUpdate/kDelete: present with mod_revision == expected unless
   // kAnyRevision) must hold, else Aborted naming the first key that failed and why, and nothing
-  // changes. Keys must be distinct. Returns the revision of the last change; watchers see the
-  // changes in op order (etcd gives them one shared revision, SQLite consecutive ones).
-  virtual absl::StatusOr<Revision> Commit(const std::vector<TxnOp>& ops) = 0;
+  // changes. Keys must be distinct. Returns each op's revision, in op order (its new
+  // mod_revision; a delete's deletion revision): etcd gives them one shared revision, SQLite
+  // consecutive ones. Watchers see the changes in op order.
+  virtual absl::StatusOr<std::vector<Revision>> Commit(const std::vector<TxnOp>& ops) = 0;
   // Changes under `prefix` with revision > `after` (use ListResult::revision).
   virtual absl::StatusOr<std::unique_ptr<Watch>> WatchPrefix(std::string_view prefix,
                                                              Revision after) = 0;

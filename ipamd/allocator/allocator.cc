@@ -55,8 +55,7 @@ std::string HostAffinity(std::string_view node) { return absl::StrCat("host:", T
 std::string Cidr(const net::Prefix& p) { return net::FormatCidr(p); }
 std::string Ip(const net::IpAddress& ip) { return net::FormatIp(ip); }
 
-// A handle record as last written or read. revision 0: present, but the revision is unknown
-// (see AllocatorState::commit_revisions), so a CAS on it must re-read first.
+// A handle record as last written or read (revision: its mod_revision then).
 struct HandleState {
   bool exists = false;
   Handle record;
@@ -144,25 +143,6 @@ class AllocatorState {
     return it->second;
   }
 
-  // Datastore::Commit returns only the revision of its last change: etcd gives every op that
-  // revision, SQLite consecutive ones. The block op goes last, so its revision is always known;
-  // the handle ops' revisions depend on the backend's convention, learnt from the first Commit
-  // whose result can be read back unambiguously (one Get per process).
-  // TODO(#3): drop this if Commit's contract grows per-op revisions.
-  enum CommitRevisions { kUnknown, kShared, kConsecutive };
-  std::atomic<int> commit_revisions{kUnknown};
-
-  // Revision of op `i` of a successful `n`-op Commit that returned `last`; 0 if not yet known.
-  Revision OpRevision(Revision last, size_t n, size_t i) const {
-    switch (commit_revisions.load()) {
-      case kShared:
-        return last;
-      case kConsecutive:
-        return last - static_cast<Revision>(n - 1 - i);
-      default:
-        return i + 1 == n ? last : 0;
-    }
-  }
   std::mt19937_64 rng{std::random_device{}()};
 
   std::shared_ptr<BlockSlot> Slot(const net::Prefix& cidr) {
@@ -269,23 +249,6 @@ absl::StatusOr<HandleState> ResolveHandle(datastore::Datastore& store, Allocator
   return HandleState{true, std::move(*h), e->mod_revision};
 }
 
-// After the first Commit of several ops: reads one op's key back to learn which revision
-// convention the backend follows (see AllocatorState::commit_revisions). Best effort: a key
-// changed meanwhile teaches nothing, and the next Commit tries again.
-void LearnCommitRevisions(datastore::Datastore& store, AllocatorState& state,
-                          const std::vector<datastore::TxnOp>& ops, Revision last) {
-  if (state.commit_revisions.load() != AllocatorState::kUnknown || ops.size() < 2) return;
-  const datastore::TxnOp& first = ops.front();
-  if (first.kind == datastore::TxnOp::Kind::kDelete) return;
-  absl::StatusOr<Entry> e = store.Get(first.key);
-  if (!e.ok() || e->value != first.value) return;
-  if (e->mod_revision == last) {
-    state.commit_revisions.store(AllocatorState::kShared);
-  } else if (e->mod_revision == last - static_cast<Revision>(ops.size() - 1)) {
-    state.commit_revisions.store(AllocatorState::kConsecutive);
-  }
-}
-
 // The writer's job: apply the batch to one copy of the block, and write it together with the
 // handle records it changes in one Commit (block CAS + handle CAS / create / delete).
 void WriteBatch(datastore::Datastore& store, AllocatorState& state, BlockSlot& slot,
@@ -372,33 +335,33 @@ void WriteBatch(datastore::Datastore& store, AllocatorState& state, BlockSlot& s
       handles_after[id] = std::move(next);
     }
     if (!resolve_error.ok()) return fail_all(resolve_error);
-    // The block goes last: its revision is then what Commit returns, on every backend.
     ops.push_back(datastore::TxnOp::Update(slot.key, EncodeBlock(working), rev));
 
-    absl::StatusOr<Revision> written = store.Commit(ops);
-    if (written.ok()) {
-      LearnCommitRevisions(store, state, ops, *written);
+    absl::StatusOr<std::vector<Revision>> revisions = store.Commit(ops);
+    if (revisions.ok()) {
+      // Handle ops come first, in op_handles order; the block op is last.
       for (size_t i = 0; i < op_handles.size(); ++i) {
         HandleState& h = handles_after[op_handles[i]];
-        h.revision = h.exists ? state.OpRevision(*written, ops.size(), i) : 0;
+        h.revision = h.exists ? (*revisions)[i] : 0;
         state.CacheHandle(op_handles[i], h);
       }
+      const Revision block_revision = revisions->back();
       std::lock_guard<std::mutex> l(slot.mu);
       for (BlockOp* op : batch) {
         if (op->want_after) op->after = working;
-        op->after_revision = *written;
+        op->after_revision = block_revision;
         op->handles_after = handles_after;
       }
       slot.known = true;
       slot.block = std::move(working);
-      slot.revision = *written;
+      slot.revision = block_revision;
       return;
     }
     // Nothing was written (or, after Unavailable, maybe all of it): trust no cached value.
     Forget(slot);
     for (const auto& [id, n] : changed_handles) state.ForgetHandle(id);
-    if (absl::IsAborted(written.status())) continue;  // block or handle changed: re-read, re-apply
-    return fail_all(Annotate(written.status(),
+    if (absl::IsAborted(revisions.status())) continue;  // block or handle changed: re-read, re-apply
+    return fail_all(Annotate(revisions.status(),
                              absl::StrCat("writing block ", Cidr(slot.cidr), " and its handles")));
   }
   log::Warn("block_cas_exhausted", {{"cidr", Cidr(slot.cidr)},

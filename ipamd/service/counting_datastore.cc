@@ -66,7 +66,7 @@ absl::StatusOr<datastore::Revision> CountingDatastore::Delete(std::string_view k
 }
 
 // One multi-key write; a refused precondition is a CAS conflict like a refused Update.
-absl::StatusOr<datastore::Revision> CountingDatastore::Commit(
+absl::StatusOr<std::vector<datastore::Revision>> CountingDatastore::Commit(
     const std::vector<datastore::TxnOp>& ops) {
   auto r = inner_.Commit(ops);
   Count("commit", r);

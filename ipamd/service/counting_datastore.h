@@ -26,7 +26,8 @@ class CountingDatastore : public datastore::Datastore {
                                              datastore::Revision expected) override;
   absl::StatusOr<datastore::Revision> Delete(std::string_view key,
                                              datastore::Revision expected) override;
-  absl::StatusOr<datastore::Revision> Commit(const std::vector<datastore::TxnOp>& ops) override;
+  absl::StatusOr<std::vector<datastore::Revision>> Commit(
+      const std::vector<datastore::TxnOp>& ops) override;
   absl::StatusOr<std::unique_ptr<datastore::Watch>> WatchPrefix(std::string_view prefix,
                                                                 datastore::Revision after) override;
   absl::Status Compact(datastore::Revision revision) override;

@@ -215,7 +215,7 @@ class EtcdDatastore : public Datastore {
   // revision, and watchers get them in that order), and on failure a read of every key so the
   // error can name which precondition failed. Sent through Call like Update/Delete, so it
   // gets the same fail-over and the same (lack of) blind retry of an ambiguous write.
-  absl::StatusOr<Revision> Commit(const std::vector<TxnOp>& ops) override {
+  absl::StatusOr<std::vector<Revision>> Commit(const std::vector<TxnOp>& ops) override {
     RETURN_IF_ERROR(ValidateTxnOps(ops));
     etcdserverpb::TxnRequest txn;
     for (const TxnOp& op : ops) {
@@ -244,7 +244,8 @@ class EtcdDatastore : public Datastore {
       return ep.kv->Txn(ctx, txn, &response);
     }));
     if (!response.succeeded()) return CommitFailure(ops, response);
-    return response.header().revision();
+    // One Txn is one etcd revision, shared by all of its changes.
+    return std::vector<Revision>(ops.size(), response.header().revision());
   }
 
   absl::StatusOr<std::unique_ptr<Watch>> WatchPrefix(std::string_view prefix,

@@ -473,9 +473,11 @@ class SqliteDatastore : public Datastore {
   // One transaction: every precondition is checked before the first change, so the Aborted
   // message names the first failing op in op order; then each op takes the next revision and
   // its own history row, exactly as if the ops had been separate writes with nothing between.
-  absl::StatusOr<Revision> Commit(const std::vector<TxnOp>& ops) override {
+  absl::StatusOr<std::vector<Revision>> Commit(const std::vector<TxnOp>& ops) override {
     RETURN_IF_ERROR(ValidateTxnOps(ops));
-    return RunWrite([&](Connection& db, Revision& rev, int64_t now_ms) -> absl::Status {
+    std::vector<Revision> revisions;
+    absl::StatusOr<Revision> last = RunWrite([&](Connection& db, Revision& rev, int64_t now_ms) -> absl::Status {
+      revisions.clear();  // a retried transaction starts over
       // Expired keys were swept by RunWrite, so `kv` holds exactly the live keys here.
       for (const TxnOp& op : ops) {
         ASSIGN_OR_RETURN(std::optional<Revision> actual, ModRevision(db, op.key));
@@ -483,6 +485,7 @@ class SqliteDatastore : public Datastore {
       }
       for (const TxnOp& op : ops) {
         ++rev;
+        revisions.push_back(rev);
         switch (op.kind) {
           case TxnOp::Kind::kCreate: {
             ASSIGN_OR_RETURN(Query q,
@@ -510,6 +513,8 @@ class SqliteDatastore : public Datastore {
       }
       return absl::OkStatus();
     });
+    if (!last.ok()) return last.status();
+    return revisions;
   }
 
   absl::StatusOr<std::unique_ptr<Watch>> WatchPrefix(std::string_view prefix,

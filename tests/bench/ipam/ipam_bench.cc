@@ -68,7 +68,7 @@ class CountingStore : public Datastore {
     ++writes_;
     return inner_->Delete(key, expected);
   }
-  absl::StatusOr<Revision> Commit(const std::vector<datastore::TxnOp>& ops) override {
+  absl::StatusOr<std::vector<Revision>> Commit(const std::vector<datastore::TxnOp>& ops) override {
     ++writes_;
     return inner_->Commit(ops);
   }

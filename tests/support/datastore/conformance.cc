@@ -542,7 +542,7 @@ void CommitAllOrNothing(Harness& harness) {
        absl::StrCat("expected revision ", b + 1)},
   };
   for (const Failing& f : failing) {
-    absl::StatusOr<Revision> result = store->Commit(f.ops);
+    absl::StatusOr<std::vector<Revision>> result = store->Commit(f.ops);
     INFO("expecting a failure on " << f.key << ": " << result.status());
     REQUIRE(result.status().code() == absl::StatusCode::kAborted);
     REQUIRE(Msg(result.status()).find(f.key) != std::string::npos);
@@ -566,10 +566,13 @@ void CommitCreateUpdateDelete(Harness& harness) {
   OK_OR_FAIL(store->Create("/tx/d", "d1"));
   Revision before = OK_OR_FAIL(store->CurrentRevision());
 
-  Revision rev = OK_OR_FAIL(
+  std::vector<Revision> revs = OK_OR_FAIL(
       store->Commit({TxnOp::Create("/tx/c", "c1"), TxnOp::Update("/tx/a", "a2", a),
                      TxnOp::Delete("/tx/b", b), TxnOp::Update("/tx/d", "d2", kAnyRevision)}));
-  REQUIRE(rev > before);
+  REQUIRE(revs.size() == 4);
+  const Revision rev = revs.back();
+  REQUIRE(revs.front() > before);
+  REQUIRE(std::is_sorted(revs.begin(), revs.end()));
   REQUIRE(OK_OR_FAIL(store->CurrentRevision()) == rev);
   ListResult after = OK_OR_FAIL(store->List("/tx/"));
   REQUIRE(after.entries.size() == 3);
@@ -583,14 +586,16 @@ void CommitCreateUpdateDelete(Harness& harness) {
     REQUIRE(e.mod_revision > before);
     REQUIRE(e.mod_revision <= rev);
   }
-  REQUIRE(ec.mod_revision <= ea.mod_revision);
-  REQUIRE(ea.mod_revision <= ed.mod_revision);
-  REQUIRE(ed.mod_revision == rev);
+  // Each op's returned revision is exactly the mod_revision it left behind.
+  REQUIRE(ec.mod_revision == revs[0]);
+  REQUIRE(ea.mod_revision == revs[1]);
+  REQUIRE(ed.mod_revision == revs[3]);
 
   // The revisions a Commit wrote are what the next CAS compares against.
-  Revision next = OK_OR_FAIL(store->Commit(
+  std::vector<Revision> next = OK_OR_FAIL(store->Commit(
       {TxnOp::Update("/tx/a", "a3", ea.mod_revision), TxnOp::Delete("/tx/c", ec.mod_revision)}));
-  REQUIRE(next > rev);
+  REQUIRE(next.front() > rev);
+  REQUIRE(OK_OR_FAIL(store->Get("/tx/a")).mod_revision == next[0]);
   REQUIRE(OK_OR_FAIL(store->Get("/tx/a")).value == "a3");
   REQUIRE(store->Get("/tx/c").status().code() == absl::StatusCode::kNotFound);
 }
@@ -603,9 +608,9 @@ void CommitWatchOrder(Harness& harness) {
   Revision start = OK_OR_FAIL(store->CurrentRevision());
   std::unique_ptr<Watch> watch = OK_OR_FAIL(store->WatchPrefix("/tw/", start));
 
-  Revision first = OK_OR_FAIL(store->Commit(
+  std::vector<Revision> first = OK_OR_FAIL(store->Commit(
       {TxnOp::Update("/tw/z", "z2", z), TxnOp::Create("/tw/a", "a1"), TxnOp::Delete("/tw/m", m)}));
-  Revision second = OK_OR_FAIL(
+  std::vector<Revision> second = OK_OR_FAIL(
       store->Commit({TxnOp::Create("/tw/m", "m2"), TxnOp::Delete("/tw/a", kAnyRevision)}));
   // A refused Commit emits nothing.
   REQUIRE(
@@ -620,15 +625,15 @@ void CommitWatchOrder(Harness& harness) {
   }
   REQUIRE(shape == std::vector<std::string>{"put /tw/z z2", "put /tw/a a1", "delete /tw/m ",
                                             "put /tw/m m2", "delete /tw/a "});
-  // Revisions: non-decreasing in op order, each Commit's last one is what it returned.
+  // Each event carries the revision its Commit returned for that op.
   REQUIRE(events[0].revision > start);
-  for (size_t i = 1; i < events.size(); ++i) {
+  std::vector<Revision> returned = first;
+  returned.insert(returned.end(), second.begin(), second.end());
+  for (size_t i = 0; i < events.size(); ++i) {
     INFO(Describe(events[i]));
-    REQUIRE(events[i].revision >= events[i - 1].revision);
+    REQUIRE(events[i].revision == returned[i]);
   }
-  REQUIRE(events[2].revision == first);
-  REQUIRE(events[3].revision > first);
-  REQUIRE(events[4].revision == second);
+  REQUIRE(events[3].revision > events[2].revision);
   RequireNoMoreEvents(*watch);
 }
 
@@ -660,7 +665,7 @@ void ConcurrentCommits(Harness& harness) {
           errors[t] = (a.ok() ? b.status() : a.status()).ToString();
           break;
         }
-        absl::StatusOr<Revision> rev = client->Commit(
+        absl::StatusOr<std::vector<Revision>> rev = client->Commit(
             {TxnOp::Update("/cc/a", std::to_string(std::stoi(a->value) + 1), a->mod_revision),
              TxnOp::Update("/cc/b", std::to_string(std::stoi(b->value) + 1), b->mod_revision),
              TxnOp::Create(absl::StrCat("/cc/log/", t, "-", i), a->value)});

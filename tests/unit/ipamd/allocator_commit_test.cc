@@ -55,7 +55,7 @@ class FlakyDatastore : public Datastore {
     ++writes_;
     return inner_.Delete(key, expected);
   }
-  absl::StatusOr<Revision> Commit(const std::vector<TxnOp>& ops) override {
+  absl::StatusOr<std::vector<Revision>> Commit(const std::vector<TxnOp>& ops) override {
     ++writes_;
     std::optional<absl::Status> fail;
     bool after = false;
@@ -65,7 +65,7 @@ class FlakyDatastore : public Datastore {
       after = fail_after_commit_;
     }
     if (fail && !after) return *fail;
-    absl::StatusOr<Revision> r = inner_.Commit(ops);
+    absl::StatusOr<std::vector<Revision>> r = inner_.Commit(ops);
     if (fail) return *fail;
     return r;
   }
