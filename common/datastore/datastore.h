@@ -125,4 +125,8 @@ class Datastore {
 absl::Status CompactedError(Revision requested, Revision compacted);
 bool IsCompacted(const absl::Status& status);
 
+// The argument rules of Commit, shared by every backend: at least one op, no empty key, no key
+// twice (InvalidArgument otherwise).
+absl::Status ValidateTxnOps(const std::vector<TxnOp>& ops);
+
 }  // namespace calico::datastore

@@ -69,22 +69,6 @@ absl::Status GuardFailure(const etcdserverpb::TxnResponse& response, std::string
 // Commit's argument rules (the SQLite backend applies the same): at least one op, distinct
 // non-empty keys. etcd itself rejects a Txn that writes one key twice, but only after a round
 // trip and with a less useful message.
-absl::Status ValidateTxnOps(const std::vector<TxnOp>& ops) {
-  if (ops.empty()) return absl::InvalidArgumentError("commit: no operations");
-  std::vector<std::string_view> keys;
-  keys.reserve(ops.size());
-  for (const TxnOp& op : ops) {
-    if (op.key.empty()) return absl::InvalidArgumentError("commit: empty key");
-    keys.push_back(op.key);
-  }
-  std::sort(keys.begin(), keys.end());
-  auto dup = std::adjacent_find(keys.begin(), keys.end());
-  if (dup != keys.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("commit: key ", Quoted(*dup), " appears in more than one op"));
-  }
-  return absl::OkStatus();
-}
 
 // After a failed Commit Txn: the failure branch read every key back (one RangeResponse per op,
 // in op order, all from the same revision as the failed compares), so the first op whose

@@ -349,22 +349,6 @@ class SqliteWatch : public Watch {
 // Commit's argument rules, checked before touching the database: at least one op, and
 // distinct non-empty keys (two ops on one key would make "the precondition" ambiguous; etcd
 // refuses them too).
-absl::Status ValidateTxnOps(const std::vector<TxnOp>& ops) {
-  if (ops.empty()) return absl::InvalidArgumentError("commit: no operations");
-  std::vector<std::string_view> keys;
-  keys.reserve(ops.size());
-  for (const TxnOp& op : ops) {
-    if (op.key.empty()) return absl::InvalidArgumentError("commit: empty key");
-    keys.push_back(op.key);
-  }
-  std::sort(keys.begin(), keys.end());
-  auto dup = std::adjacent_find(keys.begin(), keys.end());
-  if (dup != keys.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("commit: key ", KeyForMessage(*dup), " appears in more than one op"));
-  }
-  return absl::OkStatus();
-}
 
 class SqliteDatastore : public Datastore {
  public:
