@@ -1,7 +1,8 @@
 // The issue's stress test: 4 ipamd processes as 4 nodes on one 3-member etcd cluster, 8
 // concurrent gRPC clients doing assign/release cycles, one ipamd SIGKILLed and restarted
 // mid-run, one etcd member killed and restarted. Afterwards: no address held by two handles,
-// every live handle has its addresses, and Check() is clean once leak collection has run.
+// every live handle has its addresses, and Check() — and `calicoctl ipam check`, the binary —
+// is clean once leak collection has run.
 //
 // IPAMD_STRESS_CYCLES overrides the cycles per client (default below, see kDefaultCycles).
 
@@ -336,6 +337,21 @@ TEST_CASE("stress: 4 ipamds, 8 clients, SIGKILLed ipamd and etcd member, then a 
   }
   INFO(ReportToJson(report));
   REQUIRE(report.Clean());
+
+  // And as an operator sees it: the real calicoctl against the same etcd.
+  {
+    std::string command = absl::StrCat("DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=", absl::StrJoin(urls, ","),
+                                       " ", CALICOCTL_BINARY, " ipam check 2>&1");
+    FILE* pipe = popen(command.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string output;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) output.append(buf, n);
+    int status = pclose(pipe);
+    INFO(output);
+    REQUIRE(status == 0);
+    REQUIRE(output.find("Check complete; found 0 problems.") != std::string::npos);
+  }
 
   // Read the blocks directly: every allocated address has exactly one handle, and it is one
   // of the live ones, holding exactly what its client was given.
