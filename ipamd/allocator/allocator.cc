@@ -257,10 +257,29 @@ void WriteBatch(datastore::Datastore& store, AllocatorState& state, BlockSlot& s
     for (BlockOp* op : batch) op->result = s;
   };
   const std::string cidr_text = Cidr(slot.cidr);
+  // The block value the previous attempt tried to write and the handle records it wrote with
+  // it. An Aborted Commit may still have landed: a client that fails over after a lost reply
+  // repeats the Txn, and the repeat reports the conflict with itself. If the re-read block is
+  // exactly what we wrote, it did land (Commit is atomic: the handle ops too); re-applying
+  // would allocate (or free) a second time.
+  std::optional<std::string> attempted;
+  std::map<std::string, HandleState> attempted_handles;
   for (int attempt = 0; attempt < max_attempts; ++attempt) {
     absl::StatusOr<std::pair<std::optional<Block>, Revision>> current = Current(store, slot);
     if (!current.ok()) return fail_all(current.status());
     auto& [block, rev] = *current;
+    if (attempted && block && EncodeBlock(*block) == *attempted) {
+      // Landed. Handle revisions are unknown (0): users re-read them, nothing caches them.
+      for (auto& [id, h] : attempted_handles) h.revision = 0;
+      std::lock_guard<std::mutex> l(slot.mu);
+      for (BlockOp* op : batch) {
+        if (op->want_after) op->after = *block;
+        op->after_revision = rev;
+        op->handles_after = attempted_handles;
+      }
+      return;
+    }
+    attempted.reset();
     if (!block || block->deleted) {
       Forget(slot);  // absence is never trusted from cache: re-read next time
       return fail_all(
@@ -360,7 +379,12 @@ void WriteBatch(datastore::Datastore& store, AllocatorState& state, BlockSlot& s
     // Nothing was written (or, after Unavailable, maybe all of it): trust no cached value.
     Forget(slot);
     for (const auto& [id, n] : changed_handles) state.ForgetHandle(id);
-    if (absl::IsAborted(revisions.status())) continue;  // block or handle changed: re-read, re-apply
+    if (absl::IsAborted(revisions.status())) {
+      // Block or handle changed (or our own write landed: see `attempted`): re-read, re-apply.
+      attempted = ops.back().value;
+      attempted_handles = std::move(handles_after);
+      continue;
+    }
     return fail_all(Annotate(revisions.status(),
                              absl::StrCat("writing block ", Cidr(slot.cidr), " and its handles")));
   }

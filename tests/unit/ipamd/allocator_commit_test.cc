@@ -170,6 +170,49 @@ TEST_CASE("allocator commit: a failed write leaves no allocation without its han
   }
 }
 
+// etcd's client fails over after a lost reply and repeats the Txn; the repeat fails its
+// compares against the first attempt's own write, so a Commit that landed reports Aborted.
+TEST_CASE("allocator commit: a landed Commit reported as Aborted is not applied twice",
+          "[unit][ipamd]") {
+  Fixture f;
+  f.pools = {MakePool("p", "10.0.0.0/24", 26)};
+  FlakyDatastore flaky(f.store());
+  Allocator alloc(flaky, f.Env());
+  Ok(alloc.AutoAssign(Req("warm-up")));
+
+  SECTION("AutoAssign: one address, and it is the one returned") {
+    flaky.FailNextCommit(absl::AbortedError("injected: repeat of a landed Txn"),
+                         /*after_commit=*/true);
+    AutoAssignResult r = Ok(alloc.AutoAssign(Req("h1")));
+    REQUIRE(r.v4.size() == 1);
+    CHECK(Ok(alloc.GetHandle("h1")) == std::vector<net::IpAddress>{r.v4[0].ip});
+    RequireHandlesMatchBlocks(f.store());
+    CHECK(Ok(alloc.ReleaseByHandle("h1")) == std::vector<net::IpAddress>{r.v4[0].ip});
+    RequireHandlesMatchBlocks(f.store());
+  }
+
+  SECTION("AssignIP: succeeds (the address is ours), not AlreadyExists") {
+    flaky.FailNextCommit(absl::AbortedError("injected: repeat of a landed Txn"),
+                         /*after_commit=*/true);
+    Assigned a = Ok(alloc.AssignIP(Ip("10.0.0.200"), "h2", {}, "node1"));
+    CHECK(a.ip == Ip("10.0.0.200"));
+    CHECK(Ok(alloc.GetHandle("h2")) == std::vector<net::IpAddress>{Ip("10.0.0.200")});
+    RequireHandlesMatchBlocks(f.store());
+  }
+
+  SECTION("ReleaseIPs: reports the address it freed") {
+    Assigned a = Ok(alloc.AutoAssign(Req("h3"))).v4[0];
+    flaky.FailNextCommit(absl::AbortedError("injected: repeat of a landed Txn"),
+                         /*after_commit=*/true);
+    ReleaseRequest rr;
+    rr.ip = a.ip;
+    rr.handle_id = "h3";
+    rr.sequence_number = a.sequence_number;
+    CHECK(Ok(alloc.ReleaseIPs({rr})) == std::vector<net::IpAddress>{a.ip});
+    RequireHandlesMatchBlocks(f.store());
+  }
+}
+
 TEST_CASE("allocator commit: the affine fast path is one write per assignment and release",
           "[unit][ipamd]") {
   Fixture f;
