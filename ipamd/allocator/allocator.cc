@@ -1091,7 +1091,8 @@ class AllocatorImpl {
       return absl::InvalidArgumentError(
           absl::StrCat(Ip(ip), " is not in any enabled IP pool"));
     }
-    const net::Prefix cidr = net::Masked(net::Prefix{ip, pool->block_size});
+    net::Prefix cidr = net::Masked(net::Prefix{ip, pool->block_size});
+    bool searched = false;  // looked for an existing block of another size holding `ip`
     AllocationAttributes attrs{handle_id, attributes};
     if (!node.empty() && !attrs.secondary.count("node")) attrs.secondary["node"] = node;
     Assigned assigned{ip, cidr, "", 0};
@@ -1117,6 +1118,31 @@ class AllocatorImpl {
         break;
       }
       if (!absl::IsNotFound(s)) return s;
+      if (!searched) {
+        // The pool's blockSize may have changed since the blocks were made (the pool was
+        // deleted and recreated): the address's block is then one of another size, and a new
+        // block here would overlap it and hand its addresses out a second time.
+        searched = true;
+        ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(BlockPrefix(cidr.addr.family)));
+        std::optional<net::Prefix> holder;
+        std::optional<net::Prefix> overlapping;
+        for (const Entry& e : list.entries) {
+          std::optional<net::Prefix> c = CidrFromKey(e.key);
+          if (!c || *c == cidr || !net::Overlaps(*c, cidr)) continue;
+          (net::Contains(*c, ip) ? holder : overlapping) = *c;
+        }
+        if (holder) {
+          cidr = *holder;
+          assigned.block = cidr;
+          --attempt;  // not a conflict: the search happens once
+          continue;
+        }
+        if (overlapping) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "cannot assign ", Ip(ip), ": its block ", Cidr(cidr), " would overlap existing block ",
+              Cidr(*overlapping), " (the pool's blockSize changed)"));
+        }
+      }
       if (node.empty()) {
         // Nobody to make it affine to: an unaffine block (borrowable by everyone).
         Block fresh = Block::Empty(cidr, std::nullopt);
@@ -1291,12 +1317,38 @@ class AllocatorImpl {
         return out;
       };
     };
-    for (const auto& [cidr, rs] : by_block) {
-      absl::StatusOr<Entry> e = store_.Get(BlockKey(cidr));
-      if (absl::IsNotFound(e.status())) continue;
-      if (!e.ok()) return Annotate(e.status(), absl::StrCat("reading block ", Cidr(cidr)));
+    // A block the pool's blockSize names but that does not exist: the pool may have been
+    // recreated with another blockSize, so the address lives in an existing block of another size.
+    std::vector<const ReleaseRequest*> elsewhere;
+    for (auto it = by_block.begin(); it != by_block.end();) {
+      absl::StatusOr<Entry> e = store_.Get(BlockKey(it->first));
+      if (absl::IsNotFound(e.status())) {
+        elsewhere.insert(elsewhere.end(), it->second.begin(), it->second.end());
+        it = by_block.erase(it);
+        continue;
+      }
+      if (!e.ok()) return Annotate(e.status(), absl::StrCat("reading block ", Cidr(it->first)));
       ASSIGN_OR_RETURN(Block b, DecodeBlock(e->value));
-      RETURN_IF_ERROR(select_for(rs)(b).status());
+      RETURN_IF_ERROR(select_for(it->second)(b).status());
+      ++it;
+    }
+    if (!elsewhere.empty()) {
+      if (!all) {
+        ASSIGN_OR_RETURN(all, AllBlocks());
+      }
+      std::map<net::Prefix, std::vector<const ReleaseRequest*>> found;
+      for (const ReleaseRequest* r : elsewhere) {
+        for (const Block& b : *all) {
+          if (net::Contains(b.cidr, r->ip)) found[b.cidr].push_back(r);
+        }
+      }
+      for (const auto& [cidr, rs] : found) {
+        for (const Block& b : *all) {
+          if (b.cidr == cidr) RETURN_IF_ERROR(select_for(rs)(b).status());
+        }
+        std::vector<const ReleaseRequest*>& into = by_block[cidr];
+        into.insert(into.end(), rs.begin(), rs.end());
+      }
     }
     // Each block's Commit decrements (or deletes) the handle records of what it freed.
     std::vector<net::IpAddress> released;

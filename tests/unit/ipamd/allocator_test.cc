@@ -483,5 +483,42 @@ TEST_CASE("allocator: a datastore error surfaces and changes nothing", "[unit][i
   CHECK(s.code() == absl::StatusCode::kInvalidArgument);
 }
 
+// A pool deleted and recreated with another blockSize: its existing blocks keep their size.
+// An address must still be found in the block that holds it, never in a new, overlapping one.
+TEST_CASE("allocator: blocks of a pool's earlier blockSize are still the addresses' blocks",
+          "[unit][ipamd]") {
+  Fixture f;
+  f.pools = {MakePool("p", "10.0.0.0/24", 26)};
+  std::unique_ptr<Allocator> alloc = f.NewAllocator();
+  Assigned a = Ok(alloc->AutoAssign(Req("h1", "node1"))).v4[0];
+  REQUIRE(a.block.len == 26);
+  f.pools = {MakePool("p", "10.0.0.0/24", 28)};
+
+  SECTION("AssignIP of the held address is AlreadyExists; no overlapping block appears") {
+    absl::StatusOr<Assigned> again = alloc->AssignIP(a.ip, "h2", {}, "node2");
+    CHECK(again.status().code() == absl::StatusCode::kAlreadyExists);
+    const std::vector<Block> blocks = Ok(alloc->ListBlocks());
+    REQUIRE(blocks.size() == 1);
+    CHECK(blocks[0].cidr == a.block);
+    CHECK(Ok(alloc->GetHandle("h1")) == std::vector<net::IpAddress>{a.ip});
+  }
+
+  SECTION("AssignIP of a free address of the old block uses that block") {
+    const net::IpAddress other = net::Add(a.block.addr, 63);
+    Assigned b = Ok(alloc->AssignIP(other, "h2", {}, "node2"));
+    CHECK(b.block == a.block);
+    CHECK(Ok(alloc->ListBlocks()).size() == 1);
+  }
+
+  SECTION("ReleaseIPs frees the address in its old-size block") {
+    ReleaseRequest r;
+    r.ip = a.ip;
+    r.handle_id = "h1";
+    r.sequence_number = a.sequence_number;
+    CHECK(Ok(alloc->ReleaseIPs({r})) == std::vector<net::IpAddress>{a.ip});
+    CHECK(alloc->GetHandle("h1").status().code() == absl::StatusCode::kNotFound);
+  }
+}
+
 }  // namespace
 }  // namespace calico::ipamd
