@@ -5,6 +5,8 @@
 //  - Every successful write bumps a store-wide revision by one; an entry's mod_revision is
 //    the revision of its last write (etcd's semantics, reproduced by the SQLite backend).
 //  - Writes are compare-and-swap on mod_revision; a mismatch is absl::Aborted and nothing changes.
+//    A write failing Unavailable may or may not have been applied (its reply was lost): re-read
+//    before retrying. Backends never repeat a sent write on their own, so Aborted stays exact.
 //  - A watch delivers every change under its prefix with revision > `after`, in revision order,
 //    exactly once; if those revisions were compacted it fails with OutOfRange (see IsCompacted)
 //    and the caller re-lists.

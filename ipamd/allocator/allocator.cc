@@ -567,10 +567,19 @@ class AllocatorImpl {
     }
     const std::string confirmed = EncodeAffinity({AffinityState::kConfirmed, false});
     absl::StatusOr<Revision> c = store_.Update(aff_key, confirmed, *aff_rev);
-    if (!c.ok()) {
-      // Settled away by a concurrent LoadAffine (or rewritten): state our claim again.
+    // Settled away by a concurrent LoadAffine, rewritten, or a reply lost (Unavailable: maybe
+    // applied): state our claim again until it sticks. Bounded: each round is a state change
+    // by someone else or a datastore failure.
+    for (int round = 0; !c.ok() && round < 5; ++round) {
+      const absl::Status& e = c.status();
+      if (!absl::IsNotFound(e) && !absl::IsAborted(e) && !absl::IsAlreadyExists(e) &&
+          !absl::IsUnavailable(e)) {
+        break;
+      }
       c = store_.Create(aff_key, confirmed);
-      if (absl::IsAlreadyExists(c.status())) c = store_.Update(aff_key, confirmed, datastore::kAnyRevision);
+      if (absl::IsAlreadyExists(c.status())) {
+        c = store_.Update(aff_key, confirmed, datastore::kAnyRevision);
+      }
     }
     if (!c.ok()) {
       // The block is ours (its affinity field says so); the pending key is repaired by the next

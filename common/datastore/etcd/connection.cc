@@ -215,7 +215,7 @@ void Connection::SetPreferred(size_t index) {
   }
 }
 
-absl::Status Connection::Call(std::string_view method, const Rpc& rpc) {
+absl::Status Connection::Call(std::string_view method, const Rpc& rpc, Repeat repeat) {
   const size_t n = endpoints_.size();
   const size_t start = preferred();
   std::vector<std::string> failures(n);
@@ -262,8 +262,11 @@ absl::Status Connection::Call(std::string_view method, const Rpc& rpc) {
         return absl::OkStatus();
       }
       if (!Retryable(status.error_code())) return FromGrpc(status, method, ep.url);
-      // Fail over. A write whose reply was lost may already be applied; every write here is
-      // a compare-and-swap Txn, so a repeat cannot apply twice: it reports the conflict.
+      if (repeat == Repeat::kOnlyUnsent) {
+        return absl::UnavailableError(absl::StrCat(
+            "etcd ", ep.url, ": ", ToAbsl(method), " outcome unknown (", GrpcMessage(status),
+            "); it may have been applied: re-read before retrying"));
+      }
       skipped[index] = false;
       failures[index] = absl::StrCat(ep.url, ": ", ToAbsl(method), ": ", GrpcMessage(status));
       log::Debug(

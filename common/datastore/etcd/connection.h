@@ -58,9 +58,16 @@ class Connection {
   // their datastore may be reachable, and every call fails over anyway).
   static absl::StatusOr<std::shared_ptr<Connection>> Create(const Config& config);
 
+  // Whether a failed attempt may be repeated on another endpoint. A write whose request was
+  // sent and whose reply was lost may have been applied: repeating it would turn that success
+  // into a spurious conflict (the CAS fails against its own write), breaking the contract that
+  // Aborted means nothing changed. So writes fail over only while nothing was sent.
+  enum class Repeat { kAlways, kOnlyUnsent };
+
   // Runs `rpc` with fail-over (see the file comment). All endpoints failing gives
-  // Unavailable("etcd unreachable at <urls>: ...").
-  absl::Status Call(std::string_view method, const Rpc& rpc);
+  // Unavailable("etcd unreachable at <urls>: ..."); with kOnlyUnsent, a failure after the
+  // request went out gives Unavailable("... outcome unknown ...") at once.
+  absl::Status Call(std::string_view method, const Rpc& rpc, Repeat repeat = Repeat::kAlways);
 
   // For watches, which manage their own streams: waits until `endpoint` is connected,
   // at most until `deadline`. With `fail_fast`, a channel in TRANSIENT_FAILURE (known down)

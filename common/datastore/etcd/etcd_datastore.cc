@@ -149,9 +149,10 @@ class EtcdDatastore : public Datastore {
     put->set_value(value.data(), value.size());
     put->set_lease(lease);
     etcdserverpb::TxnResponse response;
-    absl::Status status = connection_->Call("Txn", [&](Endpoint& ep, grpc::ClientContext* ctx) {
-      return ep.kv->Txn(ctx, txn, &response);
-    });
+    absl::Status status = connection_->Call(
+        "Txn",
+        [&](Endpoint& ep, grpc::ClientContext* ctx) { return ep.kv->Txn(ctx, txn, &response); },
+        Connection::Repeat::kOnlyUnsent);
     if (status.ok() && !response.succeeded()) {
       status = absl::AlreadyExistsError(absl::StrCat("key ", Quoted(key), " already exists"));
     }
@@ -174,9 +175,10 @@ class EtcdDatastore : public Datastore {
     put->set_ignore_lease(true);
     AddReadOnFailure(&txn, key);
     etcdserverpb::TxnResponse response;
-    RETURN_IF_ERROR(connection_->Call("Txn", [&](Endpoint& ep, grpc::ClientContext* ctx) {
-      return ep.kv->Txn(ctx, txn, &response);
-    }));
+    RETURN_IF_ERROR(connection_->Call(
+        "Txn",
+        [&](Endpoint& ep, grpc::ClientContext* ctx) { return ep.kv->Txn(ctx, txn, &response); },
+        Connection::Repeat::kOnlyUnsent));
     if (!response.succeeded()) return GuardFailure(response, key, expected);
     return response.header().revision();
   }
@@ -188,9 +190,10 @@ class EtcdDatastore : public Datastore {
     del->set_key(key.data(), key.size());
     AddReadOnFailure(&txn, key);
     etcdserverpb::TxnResponse response;
-    RETURN_IF_ERROR(connection_->Call("Txn", [&](Endpoint& ep, grpc::ClientContext* ctx) {
-      return ep.kv->Txn(ctx, txn, &response);
-    }));
+    RETURN_IF_ERROR(connection_->Call(
+        "Txn",
+        [&](Endpoint& ep, grpc::ClientContext* ctx) { return ep.kv->Txn(ctx, txn, &response); },
+        Connection::Repeat::kOnlyUnsent));
     if (!response.succeeded()) return GuardFailure(response, key, expected);
     return response.header().revision();
   }
@@ -224,9 +227,10 @@ class EtcdDatastore : public Datastore {
       AddReadOnFailure(&txn, op.key);
     }
     etcdserverpb::TxnResponse response;
-    RETURN_IF_ERROR(connection_->Call("Txn", [&](Endpoint& ep, grpc::ClientContext* ctx) {
-      return ep.kv->Txn(ctx, txn, &response);
-    }));
+    RETURN_IF_ERROR(connection_->Call(
+        "Txn",
+        [&](Endpoint& ep, grpc::ClientContext* ctx) { return ep.kv->Txn(ctx, txn, &response); },
+        Connection::Repeat::kOnlyUnsent));
     if (!response.succeeded()) return CommitFailure(ops, response);
     // One Txn is one etcd revision, shared by all of its changes.
     return std::vector<Revision>(ops.size(), response.header().revision());
