@@ -357,6 +357,35 @@ TEST_CASE("etcd: a hung member gives Unavailable after the request timeout",
   CHECK(again.ok());
 }
 
+TEST_CASE("etcd: a write whose reply is lost is not repeated on the next endpoint",
+          "[integration][etcd]") {
+  // Two separate servers stand in for two members: had the client repeated the write on the
+  // second, the key would appear there (and on a real cluster the repeat would fail its CAS
+  // against the first attempt's own write, reporting Aborted for a write that landed).
+  std::unique_ptr<EtcdServer> hung = MustStartServer();
+  std::unique_ptr<EtcdServer> other = MustStartServer();
+  Config config = EtcdConfig({hung->ClientUrl(), other->ClientUrl()});
+  config.request_timeout = absl::Milliseconds(300);
+  std::unique_ptr<Datastore> store = MustOpen(config);
+  REQUIRE(store->Create("/calico/warm", "1").ok());  // connected to the first endpoint
+  REQUIRE(kill(hung->pid(), SIGSTOP) == 0);
+  REQUIRE(WaitStopped(hung->pid()));
+  absl::StatusOr<Revision> created = store->Create("/calico/x", "1");
+  absl::StatusOr<std::vector<Revision>> committed =
+      store->Commit({TxnOp::Create("/calico/y", "1")});
+  // Reads are safe to repeat: this one fails over and answers from the second server.
+  absl::StatusOr<Entry> read = store->Get("/calico/x");
+  kill(hung->pid(), SIGCONT);
+  INFO(created.status().ToString() << " / " << committed.status().ToString());
+  REQUIRE(absl::IsUnavailable(created.status()));
+  CHECK_THAT(Msg(created.status()), Catch::Contains("outcome unknown"));
+  REQUIRE(absl::IsUnavailable(committed.status()));
+  CHECK(absl::IsNotFound(read.status()));
+  std::unique_ptr<Datastore> direct = MustOpen(EtcdConfig({other->ClientUrl()}));
+  CHECK(absl::IsNotFound(direct->Get("/calico/x").status()));
+  CHECK(absl::IsNotFound(direct->Get("/calico/y").status()));
+}
+
 TEST_CASE("etcd: a watch survives a restart of its only member without gap or duplicate",
           "[integration][etcd]") {
   std::unique_ptr<EtcdServer> server = MustStartServer();
