@@ -484,11 +484,11 @@ class AllocatorImpl {
         log::Warn("affinity_invalid", {{"key", e.key}, {"error", ToStd(a.status().message())}});
         continue;
       }
-      if (a->state == AffinityState::kConfirmed && !a->deleted) {
-        confirmed.insert(*cidr);
-        continue;
-      }
-      // A leftover of a crashed claim or deletion: settle it by what the block says.
+      // Every affinity is settled by what its block says — pending and pendingDeletion ones are
+      // leftovers of a crashed claim or release, and a confirmed one can outlive its block when a
+      // release races a repair (such a phantom would count towards maxBlocksPerHost and pass
+      // for the node's "other" block). One read per block, only when the cache is cold.
+      const bool settled = a->state == AffinityState::kConfirmed && !a->deleted;
       std::shared_ptr<BlockSlot> slot = state_.Slot(*cidr);
       bool ours = false;
       {
@@ -496,6 +496,10 @@ class AllocatorImpl {
         ASSIGN_OR_RETURN(auto current, Fetch(store_, *slot));
         ours = current.first && !current.first->deleted &&
                current.first->affinity == HostAffinity(node);
+      }
+      if (settled && ours) {
+        confirmed.insert(*cidr);
+        continue;
       }
       if (ours) {
         absl::StatusOr<Revision> r =

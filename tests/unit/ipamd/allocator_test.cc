@@ -464,6 +464,22 @@ TEST_CASE("allocator: a crashed claim's pending affinity is settled", "[unit][ip
         AffinityState::kConfirmed);
 }
 
+TEST_CASE("allocator: a confirmed affinity with no block behind it is cleaned, not counted",
+          "[unit][ipamd]") {
+  // Left by a release racing an affinity repair: a confirmed affinity whose block is gone. It
+  // must not count towards maxBlocksPerHost, nor pass for the node's "other" block.
+  Fixture f;
+  f.pools = {MakePool("p", "10.0.0.0/28", 30)};
+  f.config.max_blocks_per_host = 1;
+  const std::string phantom = AffinityKey("node1", P("10.0.0.4/30"));
+  Ok(f.store().Create(phantom, EncodeAffinity({AffinityState::kConfirmed, false})));
+  auto alloc = f.NewAllocator();
+  Assigned a = Ok(alloc->AutoAssign(Req("h", "node1"))).v4[0];
+  CHECK(a.how.rfind("claimed block ", 0) == 0);  // not borrowed, not exhausted
+  CHECK(ReadBlock(f.store(), a.block).affinity == "host:node1");
+  CHECK_FALSE(Exists(f.store(), phantom));
+}
+
 TEST_CASE("allocator: a datastore error surfaces and changes nothing", "[unit][ipamd]") {
   Fixture f;
   f.pools = {MakePool("p", "10.0.0.0/24", 26)};
