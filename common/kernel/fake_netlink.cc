@@ -1,0 +1,408 @@
+#include "common/kernel/fake_netlink.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/errno_status.h"
+#include "common/base/status_macros.h"
+
+namespace calico::kernel {
+namespace {
+
+// IFNAMSIZ is 16 including the NUL; '/' and whitespace are rejected by dev_valid_name().
+bool ValidIfName(std::string_view name) {
+  if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+  return std::none_of(name.begin(), name.end(),
+                      [](char c) { return c == '/' || c == ':' || c == ' ' || c == '\t'; });
+}
+
+bool HasDevice(const NextHop& hop) { return hop.ifindex != 0 || !hop.ifname.empty(); }
+
+bool UsesLink(const Route& route, int index) {
+  if (route.hop.ifindex == index) return true;
+  return std::any_of(route.multipath.begin(), route.multipath.end(),
+                     [index](const NextHop& h) { return h.ifindex == index; });
+}
+
+bool IsIpv6LinkLocal(const net::IpAddress& ip) {
+  return ip.family == 6 && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80;
+}
+
+}  // namespace
+
+FakeNetlink::FakeNetlink() {
+  Link lo;
+  lo.name = "lo";
+  lo.index = 1;
+  lo.kind = LinkKind::kLoopback;
+  lo.mtu = 65536;
+  lo.up = true;
+  links_[1] = lo;
+  sysctls_["net/ipv4/ip_forward"] = "0";
+  sysctls_["net/ipv4/conf/all/forwarding"] = "0";
+  sysctls_["net/ipv6/conf/all/forwarding"] = "0";
+  CreateLinkSysctls("lo");
+}
+
+// ---- Test controls ----
+
+void FakeNetlink::FailNext(NetlinkOp op, int error) { failures_[op].push_back(error); }
+
+int FakeNetlink::Calls(NetlinkOp op) const {
+  auto it = calls_.find(op);
+  return it == calls_.end() ? 0 : it->second;
+}
+
+int FakeNetlink::Writes() const {
+  int total = 0;
+  for (NetlinkOp op : {NetlinkOp::kLinkCreate, NetlinkOp::kLinkDelete, NetlinkOp::kLinkSet,
+                       NetlinkOp::kAddrReplace, NetlinkOp::kAddrDelete, NetlinkOp::kRouteReplace,
+                       NetlinkOp::kRouteDelete, NetlinkOp::kSysctlWrite}) {
+    total += Calls(op);
+  }
+  return total;
+}
+
+std::optional<int> FakeNetlink::Begin(NetlinkOp op) {
+  ++calls_[op];
+  auto it = failures_.find(op);
+  if (it == failures_.end() || it->second.empty()) return std::nullopt;
+  int error = it->second.front();
+  it->second.pop_front();
+  return error;
+}
+
+std::vector<Route> FakeNetlink::Routes() const {
+  std::vector<Route> out;
+  for (const auto& [key, route] : routes_) out.push_back(route);
+  return out;
+}
+
+std::vector<Link> FakeNetlink::Links() const {
+  std::vector<Link> out;
+  for (const auto& [index, link] : links_) out.push_back(link);
+  return out;
+}
+
+std::vector<Address> FakeNetlink::Addresses() const { return addresses_; }
+
+std::optional<std::string> FakeNetlink::Sysctl(std::string_view path) const {
+  auto it = sysctls_.find(path);
+  if (it == sysctls_.end()) return std::nullopt;
+  return it->second;
+}
+
+Link FakeNetlink::AddLinkByHand(Link link) {
+  if (link.index == 0) link.index = NextIndex();
+  CreateLinkSysctls(link.name);
+  links_[link.index] = link;
+  return link;
+}
+
+void FakeNetlink::PutRouteByHand(Route route) {
+  RouteKey key = route.Key();
+  route.priority = key.priority;
+  routes_[key] = std::move(route);
+}
+
+void FakeNetlink::DeleteRouteByHand(const RouteKey& key) { routes_.erase(key); }
+
+void FakeNetlink::SetSysctlByHand(std::string_view path, std::string_view value) {
+  sysctls_[std::string(path)] = std::string(value);
+}
+
+// ---- Helpers ----
+
+Link* FakeNetlink::FindLink(std::string_view name) {
+  for (auto& [index, link] : links_) {
+    if (link.name == name) return &link;
+  }
+  return nullptr;
+}
+
+Link* FakeNetlink::FindLink(int index) {
+  auto it = links_.find(index);
+  return it == links_.end() ? nullptr : &it->second;
+}
+
+int FakeNetlink::NextIndex() const { return links_.empty() ? 1 : links_.rbegin()->first + 1; }
+
+void FakeNetlink::CreateLinkSysctls(const std::string& name) {
+  // Kernel defaults for a new device (proxy_delay is in jiffies: 80 = 0.8 s at HZ=100).
+  const std::string v4 = "net/ipv4/conf/" + name + "/";
+  const std::string v6 = "net/ipv6/conf/" + name + "/";
+  sysctls_[v4 + "forwarding"] = "0";
+  sysctls_[v4 + "proxy_arp"] = "0";
+  sysctls_[v4 + "route_localnet"] = "0";
+  sysctls_["net/ipv4/neigh/" + name + "/proxy_delay"] = "80";
+  sysctls_[v6 + "forwarding"] = "0";
+  sysctls_[v6 + "accept_ra"] = "1";
+  sysctls_[v6 + "accept_dad"] = "1";
+  sysctls_[v6 + "proxy_ndp"] = "0";
+}
+
+void FakeNetlink::RemoveLink(int index) {
+  auto it = links_.find(index);
+  if (it == links_.end()) return;
+  const std::string name = it->second.name;
+  links_.erase(it);
+  // The kernel drops whatever depended on the device.
+  std::erase_if(routes_, [index](const auto& entry) { return UsesLink(entry.second, index); });
+  std::erase_if(addresses_, [index](const Address& a) { return a.ifindex == index; });
+  for (const std::string& prefix : {"net/ipv4/conf/" + name + "/", "net/ipv6/conf/" + name + "/",
+                                   "net/ipv4/neigh/" + name + "/"}) {
+    std::erase_if(sysctls_, [&prefix](const auto& entry) { return entry.first.starts_with(prefix); });
+  }
+}
+
+int FakeNetlink::ResolveHop(const Route& route, NextHop& hop) {
+  Link* link = hop.ifindex != 0 ? FindLink(hop.ifindex) : FindLink(hop.ifname);
+  if (link == nullptr) return ENODEV;
+  hop.ifindex = link->index;
+  hop.ifname = link->name;
+  if (hop.gateway && hop.gateway->family != route.dst.addr.family) return EINVAL;
+  // IPv4 refuses a next hop on a down device ("Nexthop device is not up"); IPv6 accepts it.
+  if (route.dst.addr.family == 4 && !link->up) return ENETDOWN;
+  if (hop.gateway && !hop.onlink && !GatewayReachable(route, hop)) return ENETUNREACH;
+  return 0;
+}
+
+bool FakeNetlink::GatewayReachable(const Route& route, const NextHop& hop) const {
+  const net::IpAddress& gw = *hop.gateway;
+  if (IsIpv6LinkLocal(gw)) return true;
+  for (const Address& a : addresses_) {
+    if (a.ifindex == hop.ifindex && net::Contains(a.prefix, gw)) return true;
+  }
+  for (const auto& [key, r] : routes_) {
+    if (key.table == route.table && r.type == RouteType::kUnicast && r.scope == RouteScope::kLink &&
+        r.hop.ifindex == hop.ifindex && !r.hop.gateway && net::Contains(r.dst, gw)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// ---- Links ----
+
+absl::StatusOr<std::vector<Link>> FakeNetlink::ListLinks() {
+  if (auto e = Begin(NetlinkOp::kLinkList)) return ErrnoError(*e, "RTM_GETLINK dump");
+  return Links();
+}
+
+absl::StatusOr<Link> FakeNetlink::GetLink(std::string_view name) {
+  const std::string context = absl::StrCat("RTM_GETLINK ", ToAbsl(name));
+  if (auto e = Begin(NetlinkOp::kLinkGet)) return ErrnoError(*e, context);
+  Link* link = FindLink(name);
+  if (link == nullptr) return ErrnoError(ENODEV, context);
+  return *link;
+}
+
+absl::Status FakeNetlink::CreateVeth(const VethSpec& spec) {
+  const std::string context = absl::StrCat("RTM_NEWLINK veth ", spec.name, " peer ", spec.peer_name);
+  if (auto e = Begin(NetlinkOp::kLinkCreate)) return ErrnoError(*e, context);
+  if (!ValidIfName(spec.name) || !ValidIfName(spec.peer_name)) return ErrnoError(EINVAL, context);
+  if (spec.mtu != 0 && (spec.mtu < 68 || spec.mtu > 65535)) return ErrnoError(EINVAL, context);
+  const bool peer_here = spec.peer_netns.IsSelf();
+  if (FindLink(spec.name) != nullptr) return ErrnoError(EEXIST, context);
+  if (peer_here && (FindLink(spec.peer_name) != nullptr || spec.peer_name == spec.name)) {
+    return ErrnoError(EEXIST, context);
+  }
+  if (spec.index != 0 && FindLink(spec.index) != nullptr) return ErrnoError(EBUSY, context);
+  if (peer_here && spec.peer_index != 0 &&
+      (FindLink(spec.peer_index) != nullptr || spec.peer_index == spec.index)) {
+    return ErrnoError(EBUSY, context);
+  }
+
+  // Locally administered stand-in MACs, distinct per device (the kernel picks random ones).
+  auto default_mac = [](int index) {
+    return MacAddress{0x02, 0, 0, 0, static_cast<uint8_t>(index >> 8), static_cast<uint8_t>(index)};
+  };
+  Link host;
+  host.name = spec.name;
+  host.index = spec.index != 0 ? spec.index : NextIndex();
+  host.kind = LinkKind::kVeth;
+  host.mtu = spec.mtu != 0 ? spec.mtu : 1500;
+  host.peer_name = spec.peer_name;
+  host.peer_netns = spec.peer_netns;
+  host.mac = spec.mac ? *spec.mac : default_mac(host.index);
+  AddLinkByHand(host);
+  if (peer_here) {
+    Link peer = host;
+    peer.name = spec.peer_name;
+    peer.index = spec.peer_index != 0 ? spec.peer_index : NextIndex();
+    peer.mac = spec.peer_mac ? *spec.peer_mac : default_mac(peer.index);
+    peer.peer_name = spec.name;
+    AddLinkByHand(peer);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::DeleteLink(std::string_view name) {
+  const std::string context = absl::StrCat("RTM_DELLINK ", ToAbsl(name));
+  if (auto e = Begin(NetlinkOp::kLinkDelete)) return ErrnoError(*e, context);
+  Link* link = FindLink(name);
+  if (link == nullptr) return absl::OkStatus();  // already gone: our API's success
+  // Deleting either end of a veth deletes the pair.
+  if (link->kind == LinkKind::kVeth && link->peer_netns.IsSelf() && !link->peer_name.empty()) {
+    if (Link* peer = FindLink(link->peer_name)) RemoveLink(peer->index);
+    link = FindLink(name);
+  }
+  RemoveLink(link->index);
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::SetLinkUp(std::string_view name, bool up) {
+  const std::string context = absl::StrCat("RTM_SETLINK ", ToAbsl(name), up ? " up" : " down");
+  if (auto e = Begin(NetlinkOp::kLinkSet)) return ErrnoError(*e, context);
+  Link* link = FindLink(name);
+  if (link == nullptr) return ErrnoError(ENODEV, context);
+  link->up = up;
+  if (!up) {
+    // IPv4 flushes routes whose next hops are on a device that went down; IPv6 keeps them.
+    const int index = link->index;
+    std::erase_if(routes_, [index](const auto& entry) {
+      return entry.second.dst.addr.family == 4 && UsesLink(entry.second, index);
+    });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::SetLinkMtu(std::string_view name, int mtu) {
+  const std::string context = absl::StrCat("RTM_SETLINK ", ToAbsl(name), " mtu ", mtu);
+  if (auto e = Begin(NetlinkOp::kLinkSet)) return ErrnoError(*e, context);
+  Link* link = FindLink(name);
+  if (link == nullptr) return ErrnoError(ENODEV, context);
+  if (mtu < 68 || mtu > 65535) return ErrnoError(EINVAL, context);
+  link->mtu = mtu;
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::SetLinkMac(std::string_view name, const MacAddress& mac) {
+  const std::string context = absl::StrCat("RTM_SETLINK ", ToAbsl(name), " address ", FormatMac(mac));
+  if (auto e = Begin(NetlinkOp::kLinkSet)) return ErrnoError(*e, context);
+  Link* link = FindLink(name);
+  if (link == nullptr) return ErrnoError(ENODEV, context);
+  if (mac[0] & 1) return ErrnoError(EADDRNOTAVAIL, context);  // multicast bit: not a unicast MAC
+  link->mac = mac;
+  return absl::OkStatus();
+}
+
+// ---- Addresses ----
+
+absl::StatusOr<std::vector<Address>> FakeNetlink::ListAddresses(int ifindex) {
+  if (auto e = Begin(NetlinkOp::kAddrList)) return ErrnoError(*e, "RTM_GETADDR dump");
+  std::vector<Address> out;
+  for (const Address& a : addresses_) {
+    if (ifindex == 0 || a.ifindex == ifindex) out.push_back(a);
+  }
+  return out;
+}
+
+absl::Status FakeNetlink::ReplaceAddress(const Address& address) {
+  const std::string context =
+      absl::StrCat("RTM_NEWADDR ", net::FormatCidr(address.prefix), " dev #", address.ifindex);
+  if (auto e = Begin(NetlinkOp::kAddrReplace)) return ErrnoError(*e, context);
+  if (FindLink(address.ifindex) == nullptr) return ErrnoError(ENODEV, context);
+  if (address.prefix.len < 0 || address.prefix.len > address.prefix.addr.Bits()) {
+    return ErrnoError(EINVAL, context);
+  }
+  for (Address& a : addresses_) {
+    // One address per (device, IP): a replace updates the prefix length and flags in place.
+    if (a.ifindex == address.ifindex && a.prefix.addr == address.prefix.addr) {
+      a = address;
+      return absl::OkStatus();
+    }
+  }
+  addresses_.push_back(address);
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::DeleteAddress(const Address& address) {
+  const std::string context =
+      absl::StrCat("RTM_DELADDR ", net::FormatCidr(address.prefix), " dev #", address.ifindex);
+  if (auto e = Begin(NetlinkOp::kAddrDelete)) return ErrnoError(*e, context);
+  std::erase_if(addresses_, [&address](const Address& a) {
+    return a.ifindex == address.ifindex && a.prefix.addr == address.prefix.addr;
+  });
+  return absl::OkStatus();
+}
+
+// ---- Routes ----
+
+absl::StatusOr<std::vector<Route>> FakeNetlink::ListRoutes(const RouteFilter& filter) {
+  if (auto e = Begin(NetlinkOp::kRouteList)) {
+    return ErrnoError(*e, absl::StrCat("RTM_GETROUTE dump table ", filter.table));
+  }
+  std::vector<Route> out;
+  for (const auto& [key, route] : routes_) {
+    if (filter.table != 0 && route.table != filter.table) continue;
+    if (filter.protocol != kProtoUnspec && route.protocol != filter.protocol) continue;
+    if (filter.family != 0 && route.dst.addr.family != filter.family) continue;
+    out.push_back(route);
+  }
+  return out;
+}
+
+absl::Status FakeNetlink::ReplaceRoute(const Route& route) {
+  const std::string context = absl::StrCat("RTM_NEWROUTE ", route.ToString());
+  if (auto e = Begin(NetlinkOp::kRouteReplace)) return ErrnoError(*e, context);
+  // "Invalid prefix for given prefix length".
+  if (route.dst.len < 0 || route.dst.len > route.dst.addr.Bits() ||
+      net::Masked(route.dst) != route.dst) {
+    return ErrnoError(EINVAL, context);
+  }
+  Route stored = route;
+  RouteKey key = route.Key();
+  stored.priority = key.priority;
+  if (route.type != RouteType::kUnicast) {
+    if (HasDevice(route.hop) || route.hop.gateway || !route.multipath.empty()) {
+      return ErrnoError(EINVAL, context);
+    }
+  } else if (!route.multipath.empty()) {
+    if (HasDevice(route.hop) || route.hop.gateway) return ErrnoError(EINVAL, context);
+    for (NextHop& hop : stored.multipath) {
+      if (!HasDevice(hop)) return ErrnoError(EINVAL, context);
+      if (int err = ResolveHop(stored, hop); err != 0) return ErrnoError(err, context);
+    }
+  } else {
+    // Gateway-only routes (device looked up from the gateway) are not something we send.
+    if (!HasDevice(route.hop)) return ErrnoError(route.hop.gateway ? ENETUNREACH : EINVAL, context);
+    if (int err = ResolveHop(stored, stored.hop); err != 0) return ErrnoError(err, context);
+  }
+  routes_[key] = std::move(stored);
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::DeleteRoute(const RouteKey& key, uint8_t protocol) {
+  const std::string context = absl::StrCat("RTM_DELROUTE ", key.ToString());
+  if (auto e = Begin(NetlinkOp::kRouteDelete)) return ErrnoError(*e, context);
+  auto it = routes_.find(key);
+  // The kernel says ESRCH for both "absent" and "protocol differs"; our API calls both done.
+  if (it == routes_.end()) return absl::OkStatus();
+  if (protocol != kProtoUnspec && it->second.protocol != protocol) return absl::OkStatus();
+  routes_.erase(it);
+  return absl::OkStatus();
+}
+
+// ---- Sysctls ----
+
+absl::StatusOr<std::string> FakeNetlink::ReadSysctl(std::string_view path) {
+  const std::string context = absl::StrCat("read /proc/sys/", ToAbsl(path));
+  if (auto e = Begin(NetlinkOp::kSysctlRead)) return ErrnoError(*e, context);
+  auto it = sysctls_.find(path);
+  if (it == sysctls_.end()) return ErrnoError(ENOENT, context);
+  return it->second;
+}
+
+absl::Status FakeNetlink::WriteSysctl(std::string_view path, std::string_view value) {
+  const std::string context = absl::StrCat("write /proc/sys/", ToAbsl(path), " = ", ToAbsl(value));
+  if (auto e = Begin(NetlinkOp::kSysctlWrite)) return ErrnoError(*e, context);
+  auto it = sysctls_.find(path);
+  // /proc/sys files cannot be created: a per-device one exists only while its device does.
+  if (it == sysctls_.end()) return ErrnoError(ENOENT, context);
+  it->second = std::string(value);
+  return absl::OkStatus();
+}
+
+}  // namespace calico::kernel

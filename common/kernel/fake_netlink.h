@@ -1,0 +1,101 @@
+#pragma once
+// common/kernel/fake_netlink.h — a stateful in-memory kernel for unit tests (Felix's mock
+// dataplane, Envoy's preference for fakes over interaction mocks). One network namespace: links,
+// addresses, routes in tables, per-interface sysctls, with the kernel behaviour our drivers rely
+// on: replace is idempotent, routes via a missing device fail ENODEV, IPv4 routes via a down
+// device fail ENETDOWN and are flushed when it goes down, a gateway that is neither on-link nor
+// covered by a connected prefix fails ENETUNREACH, deleting a device removes its routes,
+// addresses and sysctls. Not modelled: the local/prefix routes the kernel adds for addresses,
+// neighbours, the peer namespace's contents. A conformance suite against LibnlNetlink in a netns
+// keeps these claims honest (next step of issue 4).
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/kernel/netlink.h"
+
+namespace calico::kernel {
+
+enum class NetlinkOp {
+  kLinkList,
+  kLinkGet,
+  kLinkCreate,
+  kLinkDelete,
+  kLinkSet,  // up/down, mtu, mac
+  kAddrList,
+  kAddrReplace,
+  kAddrDelete,
+  kRouteList,
+  kRouteReplace,
+  kRouteDelete,
+  kSysctlRead,
+  kSysctlWrite,
+};
+
+class FakeNetlink : public Netlink {
+ public:
+  // A fresh namespace: "lo" (index 1, up) and the global forwarding sysctls.
+  FakeNetlink();
+
+  // Netlink
+  absl::StatusOr<std::vector<Link>> ListLinks() override;
+  absl::StatusOr<Link> GetLink(std::string_view name) override;
+  absl::Status CreateVeth(const VethSpec& spec) override;
+  absl::Status DeleteLink(std::string_view name) override;
+  absl::Status SetLinkUp(std::string_view name, bool up) override;
+  absl::Status SetLinkMtu(std::string_view name, int mtu) override;
+  absl::Status SetLinkMac(std::string_view name, const MacAddress& mac) override;
+  absl::StatusOr<std::vector<Address>> ListAddresses(int ifindex) override;
+  absl::Status ReplaceAddress(const Address& address) override;
+  absl::Status DeleteAddress(const Address& address) override;
+  absl::StatusOr<std::vector<Route>> ListRoutes(const RouteFilter& filter) override;
+  absl::Status ReplaceRoute(const Route& route) override;
+  absl::Status DeleteRoute(const RouteKey& key, uint8_t protocol) override;
+  absl::StatusOr<std::string> ReadSysctl(std::string_view path) override;
+  absl::Status WriteSysctl(std::string_view path, std::string_view value) override;
+
+  // ---- Test controls ----
+  // The next call of `op` fails with `error` and changes nothing; several queue up in order.
+  void FailNext(NetlinkOp op, int error);
+  // Calls of `op` made through the Netlink interface, failed ones included.
+  int Calls(NetlinkOp op) const;
+  // Calls of every mutating op (create/delete/set/replace/write).
+  int Writes() const;
+  void ResetCalls() { calls_.clear(); }
+
+  // ---- Direct state: "by hand", like `ip` from a shell. Not counted, never failed. ----
+  std::vector<Route> Routes() const;  // all tables, in key order, as stored (ifindex+ifname)
+  std::vector<Link> Links() const;
+  std::vector<Address> Addresses() const;
+  std::optional<std::string> Sysctl(std::string_view path) const;
+  // Adds a link as-is (e.g. the host uplink "eth0"); index 0 picks the next free one.
+  Link AddLinkByHand(Link link);
+  // Stores a route without validation (drift, another daemon's route).
+  void PutRouteByHand(Route route);
+  void DeleteRouteByHand(const RouteKey& key);
+  void SetSysctlByHand(std::string_view path, std::string_view value);
+
+ private:
+  // Pops an injected failure for `op` (counting the call either way).
+  std::optional<int> Begin(NetlinkOp op);
+  Link* FindLink(std::string_view name);
+  Link* FindLink(int index);
+  int NextIndex() const;
+  void CreateLinkSysctls(const std::string& name);
+  void RemoveLink(int index);
+  // Resolves the device of `hop` (index wins over name) and fills both; errno on failure.
+  int ResolveHop(const Route& route, NextHop& hop);
+  bool GatewayReachable(const Route& route, const NextHop& hop) const;
+
+  std::map<int, Link> links_;  // by ifindex
+  std::vector<Address> addresses_;
+  std::map<RouteKey, Route> routes_;
+  std::map<std::string, std::string, std::less<>> sysctls_;
+  std::map<NetlinkOp, std::deque<int>> failures_;
+  std::map<NetlinkOp, int> calls_;
+};
+
+}  // namespace calico::kernel

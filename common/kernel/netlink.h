@@ -1,0 +1,188 @@
+#pragma once
+// common/kernel/netlink.h — the narrow seam through which felixd (and later birdd) program links,
+// addresses, routes and per-interface sysctls, in our own value types rather than libnl's.
+// Owns: nothing; implementations are LibnlNetlink (real, next step) and FakeNetlink (tests).
+// Never: enumerates another daemon's routes for it (ListRoutes takes the owner's filter), or
+// reports "already in the desired state" as an error: replace/delete are idempotent, so a driver
+// that lost its memory (restart) can re-apply its whole desired state safely.
+// Errors: ErrnoError(errno, "<RTM_* or operation> <object>") — see common/base/errno_status.h.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/net/ip.h"
+
+namespace calico::kernel {
+
+// Route tables and protocols (rtnetlink numbers; /etc/iproute2/rt_tables, rt_protos).
+inline constexpr uint32_t kMainTable = 254;
+inline constexpr uint32_t kLocalTable = 255;
+inline constexpr uint8_t kProtoUnspec = 0;  // in a filter or delete: any protocol
+inline constexpr uint8_t kProtoKernel = 2;
+inline constexpr uint8_t kProtoBoot = 3;
+inline constexpr uint8_t kProtoStatic = 4;
+inline constexpr uint8_t kProtoBird = 12;
+// The kernel stores IPv6 routes added with metric 0 as metric 1024 (IP6_RT_PRIO_USER); keys use
+// the stored value so a read-back matches what we asked for.
+inline constexpr uint32_t kIpv6DefaultMetric = 1024;
+
+using MacAddress = std::array<uint8_t, 6>;
+std::string FormatMac(const MacAddress& mac);                  // "ee:ee:ee:ee:ee:ee"
+std::optional<MacAddress> ParseMac(std::string_view text);     // same form, case-insensitive
+
+// ---- Links ---------------------------------------------------------------------------------
+
+enum class LinkKind { kOther, kLoopback, kVeth, kVxlan, kBridge, kTun };
+std::string_view LinkKindName(LinkKind kind);
+
+// A network namespace, by open fd (preferred: no path race) or by path (/var/run/netns/x,
+// /proc/<pid>/ns/net). Empty (fd < 0, no path) means "this namespace".
+struct NetnsRef {
+  int fd = -1;
+  std::string path;
+  bool IsSelf() const { return fd < 0 && path.empty(); }
+  bool operator==(const NetnsRef&) const = default;
+};
+
+struct Link {
+  std::string name;
+  int index = 0;
+  LinkKind kind = LinkKind::kOther;
+  int mtu = 1500;
+  std::optional<MacAddress> mac;
+  bool up = false;
+  // veth only: the peer's name and the namespace it was created in (as given at creation;
+  // empty when the peer lives here too, or when read back from the kernel without that detail).
+  std::string peer_name;
+  NetnsRef peer_netns;
+
+  bool operator==(const Link&) const = default;
+};
+
+// One veth pair, the host side here and the peer in `peer_netns` (created there directly: no
+// move round trip). A veth peer cannot be created UP (ENOTCONN): bring it up from its namespace.
+struct VethSpec {
+  std::string name;       // ≤ 15 bytes (IFNAMSIZ - 1), else InvalidArgument
+  std::string peer_name;
+  NetnsRef peer_netns;
+  int mtu = 0;            // 0: kernel default
+  std::optional<MacAddress> mac;
+  std::optional<MacAddress> peer_mac;
+  int index = 0;          // 0: kernel chooses; a fixed index saves a lookup round trip
+  int peer_index = 0;
+};
+
+// ---- Addresses -----------------------------------------------------------------------------
+
+struct Address {
+  net::Prefix prefix;     // address and its prefix length (10.65.0.3/32)
+  int ifindex = 0;
+  bool nodad = false;     // IFA_F_NODAD: IPv6 usable at once (DAD costs ~1.7 s per ADD)
+
+  bool operator==(const Address&) const = default;
+};
+
+// ---- Routes --------------------------------------------------------------------------------
+
+enum class RouteType { kUnicast, kBlackhole, kUnreachable, kProhibit };
+// rtnetlink scopes: universe (via a gateway or blackhole), link (on-link dev route), host.
+enum class RouteScope : uint8_t { kUniverse = 0, kLink = 253, kHost = 254 };
+
+// One hop of a route. `ifname` or `ifindex` names the device (the real impl resolves names;
+// read-backs fill both).
+struct NextHop {
+  int ifindex = 0;
+  std::string ifname;
+  std::optional<net::IpAddress> gateway;
+  bool onlink = false;  // RTNH_F_ONLINK: gateway reachable on the device without a covering route
+  int weight = 1;       // multipath only
+
+  bool operator==(const NextHop&) const = default;
+};
+
+// What identifies a route for NLM_F_REPLACE and RTM_DELROUTE: a second route with the same key
+// replaces the first, whatever its other fields (or its protocol).
+struct RouteKey {
+  uint32_t table = kMainTable;
+  net::Prefix dst;
+  uint32_t priority = 0;  // metric, normalised (IPv6 0 → 1024)
+
+  std::string ToString() const;  // "10.65.0.3/32 table 254" (+ " metric N" when non-zero)
+  auto operator<=>(const RouteKey&) const = default;
+};
+
+struct Route {
+  net::Prefix dst;              // must have its host bits clear (kernel: EINVAL)
+  uint32_t table = kMainTable;
+  uint8_t protocol = kProtoBoot;
+  RouteType type = RouteType::kUnicast;
+  RouteScope scope = RouteScope::kUniverse;
+  uint32_t priority = 0;
+  // Single-hop routes use `hop`; multipath routes list their hops in `multipath` and leave `hop`
+  // empty. Blackhole/unreachable/prohibit routes have no hop.
+  NextHop hop;
+  std::vector<NextHop> multipath;
+
+  RouteKey Key() const;
+  std::string ToString() const;  // "10.65.0.3/32 dev cali1 scope link proto 3 table 254"
+  bool operator==(const Route&) const = default;
+
+  // The host route to a workload: `dst` on-link via `ifname` (felixd's per-endpoint route).
+  static Route Local(std::string_view dst, std::string_view ifname);
+  // Traffic to an unassigned part of a local block is dropped here, not forwarded to the default.
+  static Route Blackhole(std::string_view dst);
+  // `dst` via `gateway` on `ifname`, optionally on-link (the pod's 169.254.1.1 default).
+  static Route Via(std::string_view dst, std::string_view gateway, std::string_view ifname,
+                   bool onlink = false);
+};
+
+// ListRoutes returns only routes matching every set field; a driver lists just what it owns.
+struct RouteFilter {
+  uint32_t table = kMainTable;
+  uint8_t protocol = kProtoUnspec;  // unspec: any
+  int family = 0;                   // 0: both, else 4 or 6
+};
+
+// ---- The seam ------------------------------------------------------------------------------
+
+// All calls act on the namespace the implementation was opened in. Not thread-safe: felixd's
+// single event-loop thread is the only caller.
+class Netlink {
+ public:
+  virtual ~Netlink() = default;
+
+  // Links.
+  virtual absl::StatusOr<std::vector<Link>> ListLinks() = 0;
+  virtual absl::StatusOr<Link> GetLink(std::string_view name) = 0;  // NotFound if absent
+  virtual absl::Status CreateVeth(const VethSpec& spec) = 0;        // AlreadyExists if name taken
+  virtual absl::Status DeleteLink(std::string_view name) = 0;       // already gone = success
+  virtual absl::Status SetLinkUp(std::string_view name, bool up) = 0;
+  virtual absl::Status SetLinkMtu(std::string_view name, int mtu) = 0;
+  virtual absl::Status SetLinkMac(std::string_view name, const MacAddress& mac) = 0;
+
+  // Addresses. Replace semantics: adding an address already present succeeds.
+  virtual absl::StatusOr<std::vector<Address>> ListAddresses(int ifindex) = 0;
+  virtual absl::Status ReplaceAddress(const Address& address) = 0;
+  virtual absl::Status DeleteAddress(const Address& address) = 0;  // already gone = success
+
+  // Routes.
+  virtual absl::StatusOr<std::vector<Route>> ListRoutes(const RouteFilter& filter) = 0;
+  virtual absl::Status ReplaceRoute(const Route& route) = 0;  // NLM_F_REPLACE: idempotent
+  // Deletes the route at `key` only if its protocol is `protocol` (kProtoUnspec: any), as the
+  // kernel's RTM_DELROUTE does, so a driver never removes a route another owner put there.
+  // Already gone (or owned by another protocol) counts as success.
+  virtual absl::Status DeleteRoute(const RouteKey& key, uint8_t protocol) = 0;
+
+  // Sysctls, as paths under /proc/sys ("net/ipv4/conf/cali1/proxy_arp"). Per-interface settings
+  // live here because they exist exactly as long as the link and follow its namespace.
+  virtual absl::StatusOr<std::string> ReadSysctl(std::string_view path) = 0;
+  virtual absl::Status WriteSysctl(std::string_view path, std::string_view value) = 0;
+};
+
+}  // namespace calico::kernel
