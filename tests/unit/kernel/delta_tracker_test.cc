@@ -7,7 +7,7 @@
 namespace calico::reconcile {
 namespace {
 
-TEST_CASE("DeltaTracker: desired but absent is pending; programmed is in sync", "[unit][reconcile]") {
+TEST_CASE("DeltaTracker: desired but absent is pending, programmed is in sync", "[unit][reconcile]") {
   DeltaTracker<std::string, int> t;
   t.SetDesired("a", 1);
   REQUIRE(t.PendingUpdates() == 1);

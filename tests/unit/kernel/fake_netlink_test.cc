@@ -21,7 +21,7 @@ int IndexOf(FakeNetlink& kernel, std::string_view name) {
   return link->index;
 }
 
-TEST_CASE("FakeNetlink: veth with its peer in another netns; names and indexes", "[unit][fake]") {
+TEST_CASE("FakeNetlink: veth with its peer in another netns, names and indexes", "[unit][fake]") {
   FakeNetlink kernel;
   VethSpec spec = Veth("cali1234");
   spec.index = 40;
