@@ -41,7 +41,7 @@ int Allocated(Allocator& a) {
   return n;
 }
 
-TEST_CASE("allocator: first assignment claims a block; the next uses it", "[unit][ipamd]") {
+TEST_CASE("allocator: first assignment claims a block, the next uses it", "[unit][ipamd]") {
   Fixture f;
   f.pools = {MakePool("p1", "10.65.0.0/16", 26)};
   auto alloc = f.NewAllocator();
@@ -351,7 +351,7 @@ TEST_CASE("allocator: nodeSelector, allowedUses and Manual pools", "[unit][ipamd
   CHECK(alloc->AutoAssign(wrong_use).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("allocator: requested pools by name or CIDR; unknown is InvalidArgument",
+TEST_CASE("allocator: requested pools by name or CIDR, unknown is InvalidArgument",
           "[unit][ipamd]") {
   Fixture f;
   f.pools = {MakePool("a", "10.0.0.0/24", 26), MakePool("b", "10.1.0.0/24", 26)};
