@@ -66,6 +66,12 @@ Cell Field(std::initializer_list<const char*> path, std::string missing = "") {
 }
 
 const std::map<std::string, Columns, std::less<>>& AllColumns() {
+  // Calico's namespaced and global policies print alike.
+  const Columns policy{{"NAME", "TIER"},
+                       {"NAME", "TIER", "ORDER", "SELECTOR"},
+                       {{"TIER", Field({"spec", "tier"}, "default")},
+                        {"ORDER", Field({"spec", "order"})},
+                        {"SELECTOR", Field({"spec", "selector"})}}};
   static const auto* columns = new std::map<std::string, Columns, std::less<>>{
       {"IPPool",
        {{"NAME", "CIDR", "SELECTOR"},
@@ -116,18 +122,8 @@ const std::map<std::string, Columns, std::less<>>& AllColumns() {
             return Truncate(Text(Find(o, {"spec", "reservedCIDRs"})), 80);
           }}}}},
       {"Tier", {{"NAME", "ORDER"}, {"NAME", "ORDER"}, {{"ORDER", Field({"spec", "order"})}}}},
-      {"NetworkPolicy",
-       {{"NAME", "TIER"},
-        {"NAME", "TIER", "ORDER", "SELECTOR"},
-        {{"TIER", Field({"spec", "tier"}, "default")},
-         {"ORDER", Field({"spec", "order"})},
-         {"SELECTOR", Field({"spec", "selector"})}}}},
-      {"GlobalNetworkPolicy",
-       {{"NAME", "TIER"},
-        {"NAME", "TIER", "ORDER", "SELECTOR"},
-        {{"TIER", Field({"spec", "tier"}, "default")},
-         {"ORDER", Field({"spec", "order"})},
-         {"SELECTOR", Field({"spec", "selector"})}}}},
+      {"NetworkPolicy", policy},
+      {"GlobalNetworkPolicy", policy},
       {"networking.k8s.io/NetworkPolicy",
        {{"NAME"},
         {"NAME", "PODSELECTOR"},

@@ -43,15 +43,6 @@ absl::Status MakeCniError(ErrorCode code, std::string_view msg, std::string_view
   return status;
 }
 
-absl::Status AddContext(const absl::Status& status, std::string_view context) {
-  if (status.ok()) return status;
-  absl::Status out = Annotate(status, context);
-  status.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
-}
-
 ErrorCode CniCodeOf(const absl::Status& status) {
   if (auto payload = status.GetPayload(kCodeUrl)) {
     int code = 0;

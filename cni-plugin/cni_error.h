@@ -37,10 +37,6 @@ struct CniError {
 // implies). The absl code is chosen so that code-based handling elsewhere still makes sense.
 absl::Status MakeCniError(ErrorCode code, std::string_view msg, std::string_view details = "");
 
-// Annotate (common/base) that keeps the payloads, so the CNI code and details survive:
-// "context: <message>". Annotate itself builds a fresh Status and would lose them.
-absl::Status AddContext(const absl::Status& status, std::string_view context);
-
 // The CNI code of a non-OK status: its payload if MakeCniError set one, else by absl code
 // (InvalidArgument/FailedPrecondition/OutOfRange → 7, Unavailable/DeadlineExceeded/Aborted → 11,
 // NotFound → 3, Unimplemented → 2, DataLoss → 5, anything else → 999).

@@ -250,7 +250,7 @@ absl::StatusOr<NetConf> ParseNetConf(std::string_view text) {
   ASSIGN_OR_RETURN(const json* prev, ReadObject(root, "prevResult", ""));
   if (prev != nullptr) {
     absl::StatusOr<Result> parsed = ParseResult(prev->dump(), conf.cni_version);
-    if (!parsed.ok()) return AddContext(parsed.status(), "prevResult");
+    if (!parsed.ok()) return Annotate(parsed.status(), "prevResult");
     conf.prev_result = *std::move(parsed);
   }
   RETURN_IF_ERROR(ParseValidAttachments(root, &conf));

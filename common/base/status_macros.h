@@ -3,6 +3,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 
 #define CALICO_STATUS_CONCAT_INNER_(a, b) a##b
 #define CALICO_STATUS_CONCAT_(a, b) CALICO_STATUS_CONCAT_INNER_(a, b)
@@ -23,13 +24,17 @@
 
 namespace calico {
 
-// Prefixes a status message with context, keeping its code: "reading /x: <original>".
+// Prefixes a status message with context, keeping its code and payloads (e.g. a CNI error
+// code attached deeper down): "reading /x: <original>".
 inline absl::Status Annotate(const absl::Status& status, std::string_view context) {
   if (status.ok()) return status;
   std::string message(context);
   message += ": ";
   message += std::string(status.message().data(), status.message().size());
-  return absl::Status(status.code(), message);
+  absl::Status out(status.code(), message);
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
 }
 
 // Debian's absl::string_view is not std::string_view (ABSL_OPTION_USE_STD_STRING_VIEW=0).

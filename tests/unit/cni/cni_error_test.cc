@@ -15,10 +15,10 @@ TEST_CASE("error JSON in the spec's field order details omitted when empty", "[c
         R"({"cniVersion":"0.3.1","code":11,"msg":"ipamd unreachable","details":"connect: no such file"})");
 }
 
-TEST_CASE("an explicit CNI code survives AddContext and wins over the absl code", "[cni][error]") {
+TEST_CASE("an explicit CNI code survives Annotate and wins over the absl code", "[cni][error]") {
   absl::Status s = MakeCniError(ErrorCode::kIncompatibleVersion, "cniVersion: \"9.9.9\"", "plugin supports 1.0.0");
   CHECK(CniCodeOf(s) == ErrorCode::kIncompatibleVersion);
-  absl::Status annotated = AddContext(s, "ADD");
+  absl::Status annotated = Annotate(s, "ADD");
   CniError e = ToCniError(annotated);
   CHECK(e.code == ErrorCode::kIncompatibleVersion);
   CHECK(e.msg == "ADD: cniVersion: \"9.9.9\"");
