@@ -1,0 +1,140 @@
+#include "felixd/service/dataplane_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc/status.h"
+
+namespace calico::felixd {
+namespace {
+
+namespace pb = calico::dataplane::v1;
+
+absl::StatusOr<WorkloadRequest> FromProto(const pb::WorkloadId& id, const std::string& netns) {
+  WorkloadRequest r;
+  r.orchestrator = id.orchestrator();
+  r.ns = id.namespace_();
+  r.pod = id.pod();
+  r.container_id = id.container_id();
+  if (!id.endpoint().empty()) r.endpoint = id.endpoint();
+  r.netns = netns;
+  return r;
+}
+
+absl::Status ParseIps(const google::protobuf::RepeatedPtrField<std::string>& ips,
+                      std::vector<net::Prefix>& out) {
+  for (const std::string& text : ips) {
+    std::optional<net::Prefix> p = net::ParseCidrOrIp(text);
+    if (!p) return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an IP address"));
+    out.push_back(*p);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status DataplaneService::SetupWorkload(grpc::ServerContext*, const pb::SetupWorkloadRequest* req,
+                                             pb::SetupWorkloadResponse* resp) {
+  absl::StatusOr<WorkloadRequest> r = FromProto(req->id(), req->netns());
+  if (!r.ok()) return rpc::ToGrpcStatus(r.status());
+  if (absl::Status s = ParseIps(req->ips(), r->ips); !s.ok()) return rpc::ToGrpcStatus(s);
+  r->mtu = req->mtu();
+  r->labels.insert(req->labels().begin(), req->labels().end());
+  r->profiles.assign(req->profiles().begin(), req->profiles().end());
+  r->service_account = req->service_account();
+  absl::StatusOr<SetupResult> result = felix_.Setup(*r);
+  if (!result.ok()) return rpc::ToGrpcStatus(result.status());
+  resp->set_host_interface(result->host_ifname);
+  resp->set_container_mac(result->container_mac);
+  resp->set_endpoint_name(result->endpoint_name);
+  bool v4 = false, v6 = false;
+  for (const net::Prefix& p : result->ips) {
+    resp->add_ips(net::FormatCidr(p));
+    (p.addr.family == 4 ? v4 : v6) = true;
+  }
+  if (v4) resp->set_ipv4_gateway(kIpv4Gateway);
+  if (v6) resp->set_ipv6_gateway(kIpv6Gateway);
+  resp->set_mtu(result->mtu);
+  resp->set_existing(result->existing);
+  return grpc::Status::OK;
+}
+
+grpc::Status DataplaneService::TeardownWorkload(grpc::ServerContext*,
+                                                const pb::TeardownWorkloadRequest* req,
+                                                pb::TeardownWorkloadResponse* resp) {
+  absl::StatusOr<WorkloadRequest> r = FromProto(req->id(), req->netns());
+  if (!r.ok()) return rpc::ToGrpcStatus(r.status());
+  absl::StatusOr<TeardownResult> result = felix_.Teardown(*r);
+  if (!result.ok()) return rpc::ToGrpcStatus(result.status());
+  for (const std::string& s : result->removed) resp->add_removed(s);
+  resp->set_skipped_reason(result->skipped_reason);
+  return grpc::Status::OK;
+}
+
+grpc::Status DataplaneService::CheckWorkload(grpc::ServerContext*, const pb::CheckWorkloadRequest* req,
+                                             pb::CheckWorkloadResponse*) {
+  absl::StatusOr<WorkloadRequest> r = FromProto(req->id(), req->netns());
+  if (!r.ok()) return rpc::ToGrpcStatus(r.status());
+  if (absl::Status s = ParseIps(req->ips(), r->ips); !s.ok()) return rpc::ToGrpcStatus(s);
+  return rpc::ToGrpcStatus(felix_.Check(*r));
+}
+
+grpc::Status DataplaneService::ListWorkloads(grpc::ServerContext*, const pb::ListWorkloadsRequest* req,
+                                             pb::ListWorkloadsResponse* resp) {
+  for (const WorkloadInfo& w : felix_.List(req->endpoint_name())) {
+    pb::Workload* out = resp->add_workloads();
+    out->set_endpoint_name(w.endpoint_name);
+    out->set_host_interface(w.host_ifname);
+    for (const net::Prefix& p : w.ips) out->add_ips(net::FormatCidr(p));
+    out->set_host_interface_present(w.host_interface_present);
+    out->set_routes_programmed(w.routes_programmed);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status DataplaneService::GetStatus(grpc::ServerContext*, const pb::GetStatusRequest*,
+                                         pb::GetStatusResponse* resp) {
+  FelixStatus s = felix_.Status();
+  resp->set_node(felix_.options().node);
+  resp->set_ready(s.ready);
+  resp->set_workloads(static_cast<int32_t>(s.workloads));
+  resp->set_routes(static_cast<int32_t>(s.routes));
+  if (s.last_resync != absl::InfinitePast()) {
+    resp->set_last_resync_unix_ms(absl::ToUnixMillis(s.last_resync));
+  }
+  resp->set_resyncs(s.resyncs);
+  resp->set_repairs(s.repairs);
+  resp->set_route_protocol(std::to_string(felix_.options().route_protocol));
+  resp->set_mtu(s.mtu);
+  return grpc::Status::OK;
+}
+
+grpc::Status DataplaneService::WatchAdvertisedRoutes(grpc::ServerContext* context,
+                                                     const pb::WatchAdvertisedRoutesRequest*,
+                                                     grpc::ServerWriter<pb::AdvertisedRoutes>* writer) {
+  uint64_t version = 0;
+  std::set<AdvertisedRoute> sent;
+  bool first = true;
+  while (!context->IsCancelled()) {
+    auto [v, now] = felix_.WaitAdvertised(version, absl::Milliseconds(500));
+    if (!first && v == version) continue;
+    pb::AdvertisedRoutes msg;
+    msg.set_snapshot(first);
+    for (const AdvertisedRoute& r : now) {
+      if (!first && sent.count(r)) continue;
+      pb::AdvertisedRoutes::Route* out = msg.add_added();
+      out->set_cidr(net::FormatCidr(r.cidr));
+      out->set_kind(r.block ? "block" : "borrowed");
+    }
+    if (!first) {
+      for (const AdvertisedRoute& r : sent) {
+        if (!now.count(r)) msg.add_removed(net::FormatCidr(r.cidr));
+      }
+    }
+    if (!writer->Write(msg)) break;
+    version = v;
+    sent = std::move(now);
+    first = false;
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace calico::felixd

@@ -1,0 +1,32 @@
+#pragma once
+// felixd/service/dataplane_service.h — calico.dataplane.v1.Dataplane over a Felix: proto in,
+// plain types to Felix, proto out. No logic beyond translation and status mapping.
+
+#include "calico/dataplane/v1/dataplane.grpc.pb.h"
+#include "felixd/service/felix.h"
+
+namespace calico::felixd {
+
+class DataplaneService final : public calico::dataplane::v1::Dataplane::Service {
+ public:
+  explicit DataplaneService(Felix& felix) : felix_(felix) {}
+
+  grpc::Status SetupWorkload(grpc::ServerContext*, const dataplane::v1::SetupWorkloadRequest*,
+                             dataplane::v1::SetupWorkloadResponse*) override;
+  grpc::Status TeardownWorkload(grpc::ServerContext*, const dataplane::v1::TeardownWorkloadRequest*,
+                                dataplane::v1::TeardownWorkloadResponse*) override;
+  grpc::Status CheckWorkload(grpc::ServerContext*, const dataplane::v1::CheckWorkloadRequest*,
+                             dataplane::v1::CheckWorkloadResponse*) override;
+  grpc::Status ListWorkloads(grpc::ServerContext*, const dataplane::v1::ListWorkloadsRequest*,
+                             dataplane::v1::ListWorkloadsResponse*) override;
+  grpc::Status GetStatus(grpc::ServerContext*, const dataplane::v1::GetStatusRequest*,
+                         dataplane::v1::GetStatusResponse*) override;
+  grpc::Status WatchAdvertisedRoutes(grpc::ServerContext*,
+                                     const dataplane::v1::WatchAdvertisedRoutesRequest*,
+                                     grpc::ServerWriter<dataplane::v1::AdvertisedRoutes>*) override;
+
+ private:
+  Felix& felix_;
+};
+
+}  // namespace calico::felixd

@@ -1,0 +1,516 @@
+#include "felixd/service/felix.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "common/base/status_macros.h"
+#include "common/log/log.h"
+#include "common/resources/resource.h"
+#include "felixd/dataplane/naming.h"
+#include "ipamd/allocator/block.h"
+#include "nlohmann/json.hpp"
+
+namespace calico::felixd {
+namespace {
+
+const resources::KindInfo& WepKind() {
+  static const resources::KindInfo* kind = resources::FindKind("WorkloadEndpoint");
+  return *kind;
+}
+
+std::string JoinIps(const std::vector<net::Prefix>& ips) {
+  return absl::StrJoin(ips, ",", [](std::string* out, const net::Prefix& p) {
+    out->append(net::FormatCidr(p));
+  });
+}
+
+// A WorkloadEndpoint of this node as the endpoint manager needs it; nullopt for other nodes'.
+std::optional<LocalEndpoint> LocalEndpointOf(const resources::Resource& wep,
+                                             std::string_view node) {
+  const resources::Json& spec = wep.object["spec"];
+  if (spec.value("node", "") != node) return std::nullopt;
+  LocalEndpoint e;
+  e.name = wep.Name();
+  e.host_ifname = spec.value("interfaceName", "");
+  if (spec.contains("ipNetworks")) {
+    for (const auto& cidr : spec["ipNetworks"]) {
+      if (auto p = net::ParseCidrOrIp(cidr.get<std::string>())) e.ips.push_back(*p);
+    }
+  }
+  if (e.host_ifname.empty()) return std::nullopt;
+  return e;
+}
+
+resources::Json WepObject(std::string_view node, const WorkloadNames& names,
+                          const WorkloadRequest& request, const SetupResult& result) {
+  resources::Json labels = resources::Json::object();
+  for (const auto& [k, v] : request.labels) labels[k] = v;
+  labels["projectcalico.org/namespace"] = names.ns;
+  labels["projectcalico.org/orchestrator"] = names.orchestrator;
+  if (!request.service_account.empty()) {
+    labels["projectcalico.org/serviceaccount"] = request.service_account;
+  }
+  resources::Json ips = resources::Json::array();
+  for (const net::Prefix& p : request.ips) ips.push_back(net::FormatCidr(p));
+  resources::Json profiles = resources::Json::array();
+  if (!request.profiles.empty()) {
+    for (const std::string& p : request.profiles) profiles.push_back(p);
+  } else if (names.orchestrator == "k8s") {
+    profiles.push_back(absl::StrCat("kns.", names.ns));
+    if (!request.service_account.empty()) {
+      profiles.push_back(absl::StrCat("ksa.", names.ns, ".", request.service_account));
+    }
+  }
+  resources::Json spec = {
+      {"orchestrator", names.orchestrator},
+      {"node", std::string(node)},
+      {"containerID", request.container_id},
+      {"endpoint", request.endpoint},
+      {"serviceAccountName", request.service_account},
+      {"ipNetworks", ips},
+      {"profiles", profiles},
+      {"interfaceName", result.host_ifname},
+      {"mac", result.container_mac},
+  };
+  if (names.orchestrator == "k8s") {
+    spec["pod"] = request.pod;
+  } else {
+    spec["workload"] = names.workload;
+  }
+  return {{"apiVersion", "projectcalico.org/v3"},
+          {"kind", "WorkloadEndpoint"},
+          {"metadata", {{"name", names.endpoint_name}, {"namespace", names.ns}, {"labels", labels}}},
+          {"spec", spec}};
+}
+
+}  // namespace
+
+absl::StatusOr<WorkloadNames> NamesFor(std::string_view node, const WorkloadRequest& request) {
+  WorkloadNames n;
+  if (request.endpoint.empty() || request.endpoint.size() > 15) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "interface name \"", request.endpoint, "\" must be 1-15 characters"));
+  }
+  if (!request.ns.empty() && !request.pod.empty()) {
+    n.orchestrator = request.orchestrator.empty() ? "k8s" : request.orchestrator;
+    n.ns = request.ns;
+    n.workload = request.pod;
+    n.host_ifname = HostVethName(request.ns, request.pod);
+  } else {
+    if (request.container_id.empty()) {
+      return absl::InvalidArgumentError("neither namespace/pod nor a container id given");
+    }
+    n.orchestrator = request.orchestrator.empty() ? "cni" : request.orchestrator;
+    n.ns = request.ns.empty() ? "default" : request.ns;
+    n.workload = request.container_id;
+    n.host_ifname = HostVethNameForContainer(request.container_id);
+  }
+  n.endpoint_name = WorkloadEndpointName(node, n.orchestrator, n.workload, request.endpoint);
+  return n;
+}
+
+Felix::Felix(datastore::Datastore& store, kernel::Netlink& host, NetlinkOpener open,
+             FelixOptions options)
+    : store_(store),
+      client_(store),
+      host_(host),
+      open_(open),
+      plumber_(std::move(open)),
+      options_(std::move(options)),
+      manager_(host, options_.route_protocol) {}
+
+Felix::~Felix() { Stop(); }
+
+int Felix::DetectMtu() {
+  if (options_.mtu > 0) return options_.mtu;
+  absl::StatusOr<std::vector<kernel::Route>> routes =
+      host_.ListRoutes({.table = kernel::kMainTable, .family = 4});
+  absl::StatusOr<std::vector<kernel::Link>> links = host_.ListLinks();
+  if (routes.ok() && links.ok()) {
+    for (const kernel::Route& r : *routes) {
+      if (r.dst.len != 0 || r.hop.ifindex == 0) continue;
+      for (const kernel::Link& l : *links) {
+        if (l.index == r.hop.ifindex) return l.mtu;
+      }
+    }
+  }
+  return 1500;
+}
+
+absl::Status Felix::Start() {
+  mtu_ = DetectMtu();
+  RETURN_IF_ERROR(SyncOnce());
+  log::Info("ready", {{"node", options_.node},
+                      {"workloads", std::to_string(manager_.endpoints().size())},
+                      {"mtu", std::to_string(mtu_)},
+                      {"route_protocol", std::to_string(options_.route_protocol)}});
+  loop_ = std::thread([this] { Loop(); });
+  watcher_ = std::thread([this] { WatchLoop(); });
+  return absl::OkStatus();
+}
+
+void Felix::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    if (watch_ != nullptr) watch_->Cancel();
+  }
+  changed_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+bool Felix::ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ready_;
+}
+
+absl::Status Felix::SyncOnce() {
+  ASSIGN_OR_RETURN(datastore::ListResult weps, store_.List(resources::KeyPrefix(WepKind())));
+  ASSIGN_OR_RETURN(datastore::ListResult affinities,
+                   store_.List(ipamd::AffinityPrefix(options_.node)));
+  std::map<std::string, LocalEndpoint> endpoints;
+  for (const datastore::Entry& entry : weps.entries) {
+    absl::StatusOr<resources::Resource> wep = resources::FromStored(entry.value, entry.mod_revision);
+    if (!wep.ok()) {
+      log::Warn("bad_workload_endpoint", {{"key", entry.key}, {"error", ToStd(wep.status().message())}});
+      continue;
+    }
+    if (auto e = LocalEndpointOf(*wep, options_.node)) endpoints[e->name] = std::move(*e);
+  }
+  std::vector<net::Prefix> blocks;
+  for (const datastore::Entry& entry : affinities.entries) {
+    std::optional<net::Prefix> cidr = ipamd::CidrFromKey(entry.key);
+    absl::StatusOr<ipamd::BlockAffinity> affinity = ipamd::DecodeAffinity(entry.value);
+    if (cidr && affinity.ok() && affinity->state == ipamd::AffinityState::kConfirmed) {
+      blocks.push_back(*cidr);
+    }
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  // Requests in flight (or whose write this list predates) override the list.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    const Pending& p = it->second;
+    if (p.revision != 0 && p.revision <= weps.revision) {
+      it = pending_.erase(it);
+      continue;
+    }
+    if (p.removed) {
+      endpoints.erase(it->first);
+    } else {
+      endpoints[it->first] = p.endpoint;
+    }
+    ++it;
+  }
+  std::vector<LocalEndpoint> list;
+  for (auto& [name, e] : endpoints) list.push_back(std::move(e));
+  manager_.ReplaceEndpoints(std::move(list));
+  manager_.SetAffineBlocks(std::move(blocks));
+  absl::Status status = manager_.Resync();
+  last_resync_ = absl::Now();
+  if (!ready_) ready_ = true;
+  PublishAdvertisedLocked();
+  if (!status.ok()) log::Warn("resync_incomplete", {{"error", ToStd(status.message())}});
+  return absl::OkStatus();
+}
+
+void Felix::PublishAdvertisedLocked() {
+  std::set<AdvertisedRoute> now = manager_.Advertised();
+  if (now == advertised_) return;
+  advertised_ = std::move(now);
+  ++advertised_version_;
+  changed_.notify_all();
+}
+
+std::pair<uint64_t, std::set<AdvertisedRoute>> Felix::WaitAdvertised(uint64_t after,
+                                                                     absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                    [&] { return advertised_version_ > after || stopping_; });
+  return {advertised_version_, advertised_};
+}
+
+void Felix::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    changed_.wait_for(lock, absl::ToChronoNanoseconds(options_.resync_interval),
+                      [&] { return dirty_ || stopping_; });
+    if (stopping_) break;
+    bool was_dirty = dirty_;
+    lock.unlock();
+    // Coalesce a burst of datastore events (a node's pods starting) into one sync.
+    if (was_dirty) absl::SleepFor(absl::Milliseconds(50));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      dirty_ = false;
+    }
+    absl::Status s = SyncOnce();
+    if (!s.ok()) log::Warn("sync_failed", {{"error", ToStd(s.message())}});
+    lock.lock();
+  }
+}
+
+// Datastore events only mark the state dirty; the loop re-lists. Two prefixes: this node's
+// endpoints (by name prefix) and its block affinities.
+void Felix::WatchLoop() {
+  const std::string wep_prefix = resources::KeyPrefix(WepKind());
+  const std::string affinity_prefix = ipamd::AffinityPrefix(options_.node);
+  const std::string name_prefix = absl::StrCat(absl::StrReplaceAll(options_.node, {{"-", "--"}}), "-");
+  // One watch over the common root would carry every other node's IPAM traffic too; the
+  // endpoint prefix plus a cheap name test keeps the noise low.
+  std::vector<std::string> prefixes = {wep_prefix, affinity_prefix};
+  std::vector<std::unique_ptr<datastore::Watch>> watches(prefixes.size());
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    bool relevant = false;
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      if (watches[i] == nullptr) {
+        absl::StatusOr<datastore::Revision> rev = store_.CurrentRevision();
+        if (!rev.ok()) break;
+        absl::StatusOr<std::unique_ptr<datastore::Watch>> w = store_.WatchPrefix(prefixes[i], *rev);
+        if (!w.ok()) break;
+        watches[i] = std::move(*w);
+        relevant = true;  // anything between the last list and now: re-list
+      }
+      absl::StatusOr<std::vector<datastore::Event>> events =
+          watches[i]->Next(absl::Milliseconds(100));
+      if (!events.ok()) {
+        watches[i].reset();
+        relevant = true;
+        continue;
+      }
+      for (const datastore::Event& e : *events) {
+        if (i == 1) relevant = true;
+        std::string_view name = e.key;
+        name = name.substr(name.rfind('/') + 1);
+        if (i == 0 && name.substr(0, name_prefix.size()) == name_prefix) relevant = true;
+      }
+    }
+    if (relevant) {
+      std::lock_guard<std::mutex> lock(mu_);
+      dirty_ = true;
+      changed_.notify_all();
+    }
+  }
+}
+
+absl::StatusOr<std::optional<resources::Resource>> Felix::GetEndpoint(const WorkloadNames& names) {
+  absl::StatusOr<resources::Resource> wep = client_.Get(WepKind(), names.ns, names.endpoint_name);
+  if (absl::IsNotFound(wep.status())) return std::nullopt;
+  if (!wep.ok()) return wep.status();
+  return std::optional<resources::Resource>(std::move(*wep));
+}
+
+absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
+  if (!ready()) return absl::UnavailableError("felixd is not ready yet (first sync not done)");
+  ASSIGN_OR_RETURN(WorkloadNames names, NamesFor(options_.node, request));
+  if (request.netns.empty()) return absl::InvalidArgumentError("no network namespace given");
+  if (request.ips.empty()) return absl::InvalidArgumentError("no IP addresses given");
+  for (const net::Prefix& ip : request.ips) {
+    if (ip.len != ip.addr.Bits()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address ", net::FormatCidr(ip), " must be a /32 or /128"));
+    }
+  }
+  SetupResult result;
+  result.host_ifname = names.host_ifname;
+  result.endpoint_name = names.endpoint_name;
+  result.ips = request.ips;
+  result.mtu = request.mtu > 0 ? request.mtu : mtu_;
+  PlumbSpec spec{.host_ifname = names.host_ifname,
+                 .netns = request.netns,
+                 .ifname = request.endpoint,
+                 .ips = request.ips,
+                 .mtu = result.mtu};
+
+  // The same container again (a runtime retrying ADD): if it is intact, answer as before.
+  ASSIGN_OR_RETURN(std::optional<resources::Resource> existing, GetEndpoint(names));
+  if (existing && existing->object["spec"].value("containerID", "") == request.container_id) {
+    std::optional<LocalEndpoint> e = LocalEndpointOf(*existing, options_.node);
+    absl::StatusOr<std::vector<std::string>> problems = plumber_.Check(spec);
+    if (e && e->ips == request.ips && problems.ok() && problems->empty()) {
+      result.existing = true;
+      result.container_mac = existing->object["spec"].value("mac", "");
+      return result;
+    }
+  }
+
+  ASSIGN_OR_RETURN(PlumbResult plumbed, plumber_.Plumb(spec));
+  result.container_mac = plumbed.container_mac;
+  LocalEndpoint endpoint{.name = names.endpoint_name, .host_ifname = names.host_ifname,
+                         .ips = request.ips};
+  auto rollback = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      manager_.RemoveEndpoint(endpoint.name);
+      pending_.erase(endpoint.name);
+      (void)manager_.Apply();
+      PublishAdvertisedLocked();
+    }
+    (void)plumber_.Unplumb(names.host_ifname);
+  };
+  absl::Status routed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[endpoint.name] = Pending{.endpoint = endpoint};
+    manager_.SetEndpoint(endpoint);
+    routed = manager_.Apply();
+  }
+  if (!routed.ok()) {
+    rollback();
+    return Annotate(routed, "programming the workload's host routes");
+  }
+
+  absl::StatusOr<resources::Resource> wep =
+      resources::FromObject(WepObject(options_.node, names, request, result), names.ns);
+  absl::StatusOr<resources::Resource> written =
+      wep.ok() ? client_.Apply(*wep) : absl::StatusOr<resources::Resource>(wep.status());
+  if (!written.ok()) {
+    rollback();
+    return Annotate(written.status(), absl::StrCat("writing WorkloadEndpoint ", names.endpoint_name));
+  }
+  absl::StatusOr<std::optional<int64_t>> rev = resources::ResourceVersionOf(*written);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[endpoint.name].revision = rev.ok() && *rev ? **rev : 1;
+    PublishAdvertisedLocked();
+  }
+  log::Info("workload_set_up", {{"endpoint", names.endpoint_name},
+                                {"interface", names.host_ifname},
+                                {"ips", JoinIps(request.ips)}});
+  return result;
+}
+
+absl::StatusOr<TeardownResult> Felix::Teardown(const WorkloadRequest& request) {
+  ASSIGN_OR_RETURN(WorkloadNames names, NamesFor(options_.node, request));
+  TeardownResult result;
+  absl::StatusOr<std::optional<resources::Resource>> existing = GetEndpoint(names);
+  if (existing.ok() && existing->has_value() && !request.container_id.empty()) {
+    std::string owner = (**existing).object["spec"].value("containerID", "");
+    if (!owner.empty() && owner != request.container_id) {
+      // kubelet may DEL an old sandbox after the pod's new one is up: keep the new one.
+      result.skipped_reason = absl::StrCat("endpoint ", names.endpoint_name, " belongs to container ",
+                                           owner, ", not ", request.container_id);
+      return result;
+    }
+  }
+  // The kernel side first: it needs no datastore, so a DEL during an outage still frees it.
+  ASSIGN_OR_RETURN(bool unplumbed, plumber_.Unplumb(names.host_ifname));
+  if (unplumbed) result.removed.push_back(absl::StrCat("veth ", names.host_ifname));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (manager_.Find(names.endpoint_name) != nullptr) {
+      result.removed.push_back(absl::StrCat("routes of ", names.endpoint_name));
+    }
+    manager_.RemoveEndpoint(names.endpoint_name);
+    Pending tombstone;
+    tombstone.endpoint.name = names.endpoint_name;
+    tombstone.removed = true;
+    pending_[names.endpoint_name] = tombstone;
+    (void)manager_.Apply();
+    PublishAdvertisedLocked();
+  }
+  if (!existing.ok()) {
+    return Annotate(existing.status(), absl::StrCat("reading WorkloadEndpoint ", names.endpoint_name));
+  }
+  datastore::Revision rev = 1;
+  if (existing->has_value()) {
+    absl::StatusOr<resources::Resource> deleted =
+        client_.Delete(WepKind(), names.ns, names.endpoint_name);
+    if (!deleted.ok() && !absl::IsNotFound(deleted.status())) {
+      return Annotate(deleted.status(), absl::StrCat("deleting WorkloadEndpoint ", names.endpoint_name));
+    }
+    result.removed.push_back(absl::StrCat("WorkloadEndpoint ", names.endpoint_name));
+    absl::StatusOr<datastore::Revision> now = store_.CurrentRevision();
+    if (now.ok()) rev = *now;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[names.endpoint_name].revision = rev;
+  }
+  log::Info("workload_torn_down", {{"endpoint", names.endpoint_name},
+                                   {"removed", absl::StrJoin(result.removed, ", ")}});
+  return result;
+}
+
+absl::Status Felix::Check(const WorkloadRequest& request) {
+  ASSIGN_OR_RETURN(WorkloadNames names, NamesFor(options_.node, request));
+  ASSIGN_OR_RETURN(std::optional<resources::Resource> existing, GetEndpoint(names));
+  if (!existing) {
+    return absl::NotFoundError(absl::StrCat("no WorkloadEndpoint ", names.ns, "/", names.endpoint_name));
+  }
+  std::optional<LocalEndpoint> endpoint = LocalEndpointOf(*existing, options_.node);
+  if (!endpoint) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("WorkloadEndpoint ", names.endpoint_name, " is not on node ", options_.node));
+  }
+  std::vector<std::string> problems;
+  if (!request.ips.empty() && request.ips != endpoint->ips) {
+    problems.push_back(absl::StrCat("the runtime expects ", JoinIps(request.ips),
+                                    " but the endpoint has ", JoinIps(endpoint->ips)));
+  }
+  PlumbSpec spec{.host_ifname = endpoint->host_ifname,
+                 .netns = request.netns,
+                 .ifname = request.endpoint,
+                 .ips = endpoint->ips};
+  ASSIGN_OR_RETURN(std::vector<std::string> kernel_problems, plumber_.Check(spec));
+  problems.insert(problems.end(), kernel_problems.begin(), kernel_problems.end());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(std::vector<kernel::Route> routes,
+                     host_.ListRoutes({.table = kernel::kMainTable,
+                                       .protocol = options_.route_protocol}));
+    for (const net::Prefix& ip : endpoint->ips) {
+      bool found = std::any_of(routes.begin(), routes.end(), [&](const kernel::Route& r) {
+        return r.dst == ip && r.hop.ifname == endpoint->host_ifname;
+      });
+      if (!found) {
+        problems.push_back(absl::StrCat("host route ", net::FormatCidr(ip), " dev ",
+                                        endpoint->host_ifname, " is missing"));
+      }
+    }
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "workload ", names.endpoint_name, " is not intact: ", absl::StrJoin(problems, "; ")));
+}
+
+std::vector<WorkloadInfo> Felix::List(const std::string& endpoint_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<kernel::Route>> routes =
+      host_.ListRoutes({.table = kernel::kMainTable, .protocol = options_.route_protocol});
+  std::vector<WorkloadInfo> out;
+  for (const auto& [name, e] : manager_.endpoints()) {
+    if (!endpoint_name.empty() && name != endpoint_name) continue;
+    WorkloadInfo info{.endpoint_name = name, .host_ifname = e.host_ifname, .ips = e.ips};
+    info.host_interface_present = host_.GetLink(e.host_ifname).ok();
+    info.routes_programmed = routes.ok() && std::all_of(e.ips.begin(), e.ips.end(), [&](const net::Prefix& ip) {
+      return std::any_of(routes->begin(), routes->end(), [&](const kernel::Route& r) {
+        return r.dst == ip && r.hop.ifname == e.host_ifname;
+      });
+    });
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+FelixStatus Felix::Status() {
+  std::lock_guard<std::mutex> lock(mu_);
+  EndpointManagerStats stats = manager_.stats();
+  return {.ready = ready_,
+          .workloads = manager_.endpoints().size(),
+          .routes = stats.routes,
+          .last_resync = last_resync_,
+          .resyncs = stats.resyncs,
+          .repairs = stats.sysctl_repairs,
+          .mtu = mtu_};
+}
+
+}  // namespace calico::felixd

@@ -1,0 +1,168 @@
+#pragma once
+// felixd/service/felix.h — felixd minus its transports: the workload lifecycle (Setup, Teardown,
+// Check) and the reconcile loop that keeps the kernel matching the datastore.
+//
+// Desired state: this node's WorkloadEndpoints and affine IPAM blocks, listed from the
+// datastore (watched, and re-listed every resync interval), plus the endpoints of requests in
+// flight. Actual state: read back from the kernel. The loop writes only the difference, so a
+// route deleted by hand comes back, a restarted felixd adopts everything with zero writes, and
+// nothing is flushed on exit.
+// Threads: gRPC handlers call Setup/Teardown/Check concurrently; per-workload kernel work runs
+// on the caller's thread (its own netlink sockets), shared state under one mutex; one loop
+// thread and one watch thread. Not ready until the first full sync has been applied.
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/datastore/datastore.h"
+#include "common/kernel/netlink.h"
+#include "common/resources/client/client.h"
+#include "felixd/dataplane/endpoint_manager.h"
+#include "felixd/dataplane/plumber.h"
+
+namespace calico::felixd {
+
+// RTPROT 80: distinct from `ip route add`'s default (boot, 3), so felixd never mistakes an
+// operator's hand-made route for its own and removes it (upstream's default is boot).
+inline constexpr uint8_t kDefaultRouteProtocol = 80;
+
+struct FelixOptions {
+  std::string node;
+  uint8_t route_protocol = kDefaultRouteProtocol;
+  int mtu = 0;  // 0: the MTU of the device holding the default route, else 1500
+  absl::Duration resync_interval = absl::Seconds(10);
+};
+
+struct WorkloadRequest {
+  std::string orchestrator;  // "k8s" when namespace and pod are set, else "cni"
+  std::string ns;
+  std::string pod;
+  std::string container_id;
+  std::string endpoint = "eth0";
+  std::string netns;
+  std::vector<net::Prefix> ips;
+  int mtu = 0;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> profiles;
+  std::string service_account;
+};
+
+struct SetupResult {
+  std::string host_ifname;
+  std::string container_mac;
+  std::string endpoint_name;
+  std::vector<net::Prefix> ips;
+  int mtu = 0;
+  bool existing = false;
+};
+
+struct TeardownResult {
+  std::vector<std::string> removed;
+  std::string skipped_reason;
+};
+
+struct WorkloadInfo {
+  std::string endpoint_name;
+  std::string host_ifname;
+  std::vector<net::Prefix> ips;
+  bool host_interface_present = false;
+  bool routes_programmed = false;
+};
+
+struct FelixStatus {
+  bool ready = false;
+  size_t workloads = 0;
+  size_t routes = 0;
+  absl::Time last_resync = absl::InfinitePast();
+  int64_t resyncs = 0;
+  int64_t repairs = 0;
+  int mtu = 0;
+};
+
+// Names derived from a request: the same for Setup, Teardown and Check.
+struct WorkloadNames {
+  std::string orchestrator;
+  std::string ns;
+  std::string workload;       // pod name, or the container id outside Kubernetes
+  std::string host_ifname;
+  std::string endpoint_name;  // WorkloadEndpoint name
+};
+absl::StatusOr<WorkloadNames> NamesFor(std::string_view node, const WorkloadRequest& request);
+
+class Felix {
+ public:
+  // `store` and `host` must outlive it. `host` is used under the mutex only; `open` hands out
+  // per-call netlink sockets (the host's for an empty ref, a workload's for its netns).
+  Felix(datastore::Datastore& store, kernel::Netlink& host, NetlinkOpener open,
+        FelixOptions options);
+  ~Felix();  // Stop()
+
+  // First full sync (datastore → kernel), then the loop and watch threads. Unavailable when
+  // the datastore cannot be read (the caller retries).
+  absl::Status Start();
+  void Stop();
+
+  absl::StatusOr<SetupResult> Setup(const WorkloadRequest& request);
+  absl::StatusOr<TeardownResult> Teardown(const WorkloadRequest& request);
+  // FailedPrecondition listing every problem; NotFound when there is no such endpoint.
+  absl::Status Check(const WorkloadRequest& request);
+  std::vector<WorkloadInfo> List(const std::string& endpoint_name);
+  FelixStatus Status();
+
+  // Full re-list and resync now (what the loop does every interval and on datastore events).
+  absl::Status SyncOnce();
+
+  // The advertised routes with a version; blocks until the version exceeds `after` or
+  // `timeout` passes (then returns the current state).
+  std::pair<uint64_t, std::set<AdvertisedRoute>> WaitAdvertised(uint64_t after,
+                                                                absl::Duration timeout);
+
+  bool ready() const;
+  const FelixOptions& options() const { return options_; }
+
+ private:
+  struct Pending {
+    LocalEndpoint endpoint;
+    datastore::Revision revision = 0;  // 0: write in progress
+    bool removed = false;              // a teardown (tombstone) rather than a setup
+  };
+  int DetectMtu();
+  void Loop();
+  void WatchLoop();
+  void PublishAdvertisedLocked();
+  absl::StatusOr<std::optional<resources::Resource>> GetEndpoint(const WorkloadNames& names);
+
+  datastore::Datastore& store_;
+  resources::Client client_;
+  kernel::Netlink& host_;
+  NetlinkOpener open_;
+  Plumber plumber_;
+  FelixOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // advertised routes, stop, dirty
+  EndpointManager manager_;          // guarded by mu_
+  std::map<std::string, Pending> pending_;
+  std::set<AdvertisedRoute> advertised_;
+  uint64_t advertised_version_ = 0;
+  bool ready_ = false;
+  bool dirty_ = false;
+  bool stopping_ = false;
+  int mtu_ = 1500;
+  absl::Time last_resync_ = absl::InfinitePast();
+  std::unique_ptr<datastore::Watch> watch_;
+  std::thread loop_;
+  std::thread watcher_;
+};
+
+}  // namespace calico::felixd

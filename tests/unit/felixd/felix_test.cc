@@ -1,0 +1,252 @@
+#include "felixd/service/felix.h"
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+
+#include "common/datastore/sqlite/sqlite_datastore.h"
+#include "common/resources/resource.h"
+#include "fake_kernel.h"
+#include "felixd/dataplane/naming.h"
+#include "ipamd/allocator/block.h"
+#include "tests/support/datastore/conformance.h"
+
+namespace calico::felixd {
+namespace {
+
+using kernel::NetlinkOp;
+
+net::Prefix P(std::string_view text) { return *net::ParsePrefix(text); }
+
+struct Node {
+  datastore::testing::TempDir dir;
+  std::unique_ptr<datastore::Datastore> store;
+  testing::FakeKernel kernel;
+  testing::NamespaceHandle host{kernel, kernel.host};
+  std::unique_ptr<Felix> felix;
+
+  Node() {
+    datastore::Config config;
+    config.sqlite_path = dir.path() + "/calico.db";
+    store = std::move(*datastore::OpenSqlite(config));
+    kernel::Link eth0;
+    eth0.name = "eth0";
+    eth0.mtu = 9000;
+    eth0.up = true;
+    int index = kernel.host.AddLinkByHand(eth0).index;
+    kernel::Route def = kernel::Route::Via("0.0.0.0/0", "192.168.1.1", "eth0", true);
+    def.hop.ifindex = index;
+    kernel.host.PutRouteByHand(def);
+    StartFelix();
+  }
+  void StartFelix() {
+    felix.reset();
+    FelixOptions o;
+    o.node = "node1";
+    o.resync_interval = absl::Hours(1);  // tests drive SyncOnce themselves
+    felix = std::make_unique<Felix>(*store, host, kernel.Opener(), o);
+    REQUIRE(felix->Start().ok());
+  }
+  std::vector<kernel::Route> FelixRoutes() {
+    std::vector<kernel::Route> out;
+    for (const kernel::Route& r : kernel.host.Routes()) {
+      if (r.protocol == kDefaultRouteProtocol) out.push_back(r);
+    }
+    return out;
+  }
+};
+
+WorkloadRequest Pod(std::string name, std::string ip, std::string container = "c1") {
+  WorkloadRequest r;
+  r.ns = "default";
+  r.pod = name;
+  r.container_id = std::move(container);
+  r.netns = "/run/netns/" + name;
+  r.ips = {P(ip)};
+  r.labels = {{"app", "web"}};
+  return r;
+}
+
+absl::StatusOr<resources::Resource> GetWep(Node& n, std::string_view name) {
+  resources::Client client(*n.store);
+  return client.Get(*resources::FindKind("WorkloadEndpoint"), "default", name);
+}
+
+TEST_CASE("setup wires the pod, routes it with felixd's protocol and records its endpoint") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  absl::StatusOr<SetupResult> r = n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  REQUIRE(r.ok());
+  CHECK(r->host_ifname == HostVethName("default", "web1"));
+  CHECK(r->endpoint_name == "node1-k8s-web1-eth0");
+  CHECK(r->mtu == 9000);  // detected from the default route's device
+  CHECK_FALSE(r->existing);
+
+  std::vector<kernel::Route> routes = n.FelixRoutes();
+  REQUIRE(routes.size() == 1);
+  CHECK(routes[0].dst == P("10.65.0.3/32"));
+  CHECK(routes[0].hop.ifname == r->host_ifname);
+
+  absl::StatusOr<resources::Resource> wep = GetWep(n, "node1-k8s-web1-eth0");
+  REQUIRE(wep.ok());
+  const resources::Json& spec = wep->object["spec"];
+  CHECK(spec["node"] == "node1");
+  CHECK(spec["pod"] == "web1");
+  CHECK(spec["containerID"] == "c1");
+  CHECK(spec["interfaceName"] == r->host_ifname);
+  CHECK(spec["ipNetworks"][0] == "10.65.0.3/32");
+  CHECK(spec["profiles"][0] == "kns.default");
+  CHECK(spec["mac"] == r->container_mac);
+  CHECK(wep->object["metadata"]["labels"]["app"] == "web");
+  CHECK(wep->object["metadata"]["labels"]["projectcalico.org/namespace"] == "default");
+  CHECK(n.felix->Check(Pod("web1", "10.65.0.3/32")).ok());
+}
+
+TEST_CASE("setup again for the same container returns the same result without kernel writes") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  SetupResult first = *n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  n.kernel.host.ResetCalls();
+  SetupResult again = *n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  CHECK(again.existing);
+  CHECK(again.container_mac == first.container_mac);
+  CHECK(n.kernel.host.Writes() == 0);
+}
+
+TEST_CASE("teardown removes veth, route and endpoint, and a second teardown finds nothing") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  SetupResult r = *n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  TeardownResult t = *n.felix->Teardown(Pod("web1", "10.65.0.3/32"));
+  CHECK(t.removed.size() == 3);
+  CHECK_FALSE(n.kernel.host.GetLink(r.host_ifname).ok());
+  CHECK(n.FelixRoutes().empty());
+  CHECK(absl::IsNotFound(GetWep(n, "node1-k8s-web1-eth0").status()));
+  TeardownResult again = *n.felix->Teardown(Pod("web1", "10.65.0.3/32"));
+  CHECK(again.removed.empty());
+  // A later full sync does not bring anything back.
+  REQUIRE(n.felix->SyncOnce().ok());
+  CHECK(n.FelixRoutes().empty());
+}
+
+TEST_CASE("teardown of an old sandbox keeps the pod's new one") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  SetupResult r = *n.felix->Setup(Pod("web1", "10.65.0.3/32", "new-sandbox"));
+  TeardownResult t = *n.felix->Teardown(Pod("web1", "10.65.0.3/32", "old-sandbox"));
+  CHECK(t.removed.empty());
+  CHECK(t.skipped_reason.find("new-sandbox") != std::string::npos);
+  CHECK(n.kernel.host.GetLink(r.host_ifname).ok());
+  CHECK(n.FelixRoutes().size() == 1);
+}
+
+TEST_CASE("a failed host route rolls the workload back: no veth, no route, no endpoint") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  n.kernel.host.FailNext(NetlinkOp::kRouteReplace, ENOBUFS);
+  absl::StatusOr<SetupResult> r = n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  REQUIRE_FALSE(r.ok());
+  CHECK(std::string(r.status().message()).find("host routes") != std::string::npos);
+  CHECK_FALSE(n.kernel.host.GetLink(HostVethName("default", "web1")).ok());
+  CHECK(n.FelixRoutes().empty());
+  CHECK(absl::IsNotFound(GetWep(n, "node1-k8s-web1-eth0").status()));
+}
+
+TEST_CASE("bad requests are refused before anything is created") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  WorkloadRequest no_netns = Pod("web1", "10.65.0.3/32");
+  no_netns.netns.clear();
+  CHECK(absl::IsInvalidArgument(n.felix->Setup(no_netns).status()));
+  WorkloadRequest long_name = Pod("web1", "10.65.0.3/32");
+  long_name.endpoint = "a-very-long-ifname";
+  CHECK(absl::IsInvalidArgument(n.felix->Setup(long_name).status()));
+  WorkloadRequest wide = Pod("web1", "10.65.0.0/24");
+  CHECK(absl::IsInvalidArgument(n.felix->Setup(wide).status()));
+  CHECK(n.kernel.host.Links().size() == 2);  // lo, eth0
+}
+
+TEST_CASE("drift is repaired: a deleted route and a changed sysctl come back on resync") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  SetupResult r = *n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  n.kernel.host.DeleteRouteByHand(n.FelixRoutes()[0].Key());
+  std::string proxy_arp = "net/ipv4/conf/" + r.host_ifname + "/proxy_arp";
+  n.kernel.host.SetSysctlByHand(proxy_arp, "0");
+  REQUIRE(n.felix->SyncOnce().ok());
+  CHECK(n.FelixRoutes().size() == 1);
+  CHECK(n.kernel.host.Sysctl(proxy_arp) == "1");
+  CHECK(n.felix->Status().repairs == 1);
+}
+
+TEST_CASE("a restarted felixd adopts existing workloads without a single kernel write") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  n.kernel.AddNetns("/run/netns/web2");
+  REQUIRE(n.felix->Setup(Pod("web1", "10.65.0.3/32")).ok());
+  REQUIRE(n.felix->Setup(Pod("web2", "10.65.0.4/32")).ok());
+  n.kernel.host.ResetCalls();
+  n.StartFelix();
+  CHECK(n.kernel.host.Writes() == 0);
+  CHECK(n.felix->Status().workloads == 2);
+  CHECK(n.FelixRoutes().size() == 2);
+}
+
+TEST_CASE("a stray route of felixd's protocol is removed, another protocol's is left alone") {
+  Node n;
+  kernel::Route stray = kernel::Route::Blackhole("10.99.0.0/26");
+  stray.protocol = kDefaultRouteProtocol;
+  n.kernel.host.PutRouteByHand(stray);
+  kernel::Route operators = kernel::Route::Blackhole("10.98.0.0/26");
+  operators.protocol = kernel::kProtoBoot;
+  n.kernel.host.PutRouteByHand(operators);
+  REQUIRE(n.felix->SyncOnce().ok());
+  CHECK(n.FelixRoutes().empty());
+  bool kept = false;
+  for (const kernel::Route& r : n.kernel.host.Routes()) kept |= r.dst == P("10.98.0.0/26");
+  CHECK(kept);
+}
+
+TEST_CASE("confirmed affine blocks get a blackhole and are advertised, borrowed addresses as /32") {
+  Node n;
+  ipamd::BlockAffinity confirmed;
+  confirmed.state = ipamd::AffinityState::kConfirmed;
+  REQUIRE(n.store->Create(ipamd::AffinityKey("node1", P("10.65.0.0/26")),
+                          ipamd::EncodeAffinity(confirmed)).ok());
+  REQUIRE(n.store->Create(ipamd::AffinityKey("node2", P("10.65.0.64/26")),
+                          ipamd::EncodeAffinity(confirmed)).ok());
+  REQUIRE(n.felix->SyncOnce().ok());
+  std::vector<kernel::Route> routes = n.FelixRoutes();
+  REQUIRE(routes.size() == 1);
+  CHECK(routes[0].type == kernel::RouteType::kBlackhole);
+  CHECK(routes[0].dst == P("10.65.0.0/26"));
+
+  n.kernel.AddNetns("/run/netns/web1");
+  n.kernel.AddNetns("/run/netns/web2");
+  REQUIRE(n.felix->Setup(Pod("web1", "10.65.0.3/32")).ok());
+  REQUIRE(n.felix->Setup(Pod("web2", "10.65.0.70/32")).ok());  // borrowed from node2's block
+  auto [version, advertised] = n.felix->WaitAdvertised(0, absl::ZeroDuration());
+  CHECK(version > 0);
+  std::vector<std::string> texts;
+  for (const AdvertisedRoute& a : advertised) {
+    texts.push_back(net::FormatCidr(a.cidr) + (a.block ? " block" : " borrowed"));
+  }
+  CHECK(texts == std::vector<std::string>{"10.65.0.0/26 block", "10.65.0.70/32 borrowed"});
+}
+
+TEST_CASE("check fails with a clear message when the pod's address or the host route is gone") {
+  Node n;
+  kernel::FakeNetlink& pod = n.kernel.AddNetns("/run/netns/web1");
+  SetupResult r = *n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  n.kernel.host.DeleteRouteByHand(n.FelixRoutes()[0].Key());
+  kernel::Link eth0 = *pod.GetLink("eth0");
+  REQUIRE(pod.DeleteAddress({.prefix = P("10.65.0.3/32"), .ifindex = eth0.index, .nodad = false}).ok());
+  absl::Status s = n.felix->Check(Pod("web1", "10.65.0.3/32"));
+  REQUIRE(absl::IsFailedPrecondition(s));
+  std::string msg(s.message());
+  CHECK(msg.find("address 10.65.0.3/32 is missing on eth0") != std::string::npos);
+  CHECK(msg.find("host route 10.65.0.3/32 dev " + r.host_ifname + " is missing") != std::string::npos);
+  CHECK(absl::IsNotFound(n.felix->Check(Pod("other", "10.65.0.9/32"))));
+}
+
+}  // namespace
+}  // namespace calico::felixd
