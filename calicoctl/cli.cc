@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "calicoctl/ipam.h"
+#include "calicoctl/node.h"
 #include "calicoctl/table.h"
 #include "common/base/status_macros.h"
 #include "common/resources/client/client.h"
@@ -43,6 +44,7 @@ constexpr const char* kUsage = R"(Usage:
     label     Set or remove a label of a resource.
     validate  Check resources in a file or stdin without writing them.
     ipam      IP address management: show, check, release, configure.
+    node      Ask this node's daemons: `node workloads` (felixd's workloads and their state).
     version   Show the client version and, if reachable, the cluster's.
 
 Options:
@@ -167,6 +169,7 @@ const std::vector<CommandSpec>& Commands() {
     for (const IpamOption& o : IpamOptions())
       ipam.options.push_back({o.long_name, o.short_name, o.takes_value});
     all->push_back(std::move(ipam));
+    all->push_back({"node", kNodeUsage, {{"felixd-socket", 0, true}, kHelpOpt, kConfigOpt}});
     return all;
   }();
   return *specs;
@@ -736,6 +739,7 @@ int Session::Dispatch() {
   }
   const std::string& name = args_.command->name;
   if (name == "ipam") return Ipam();  // its help is per subcommand
+  if (name == "node") return RunNode({args_.positional, args_.values, args_.flags}, io_.out, io_.err);
   if (args_.Has("help")) {
     io_.out << args_.command->usage;
     if (name == "get" || name == "delete" || name == "label" || name == "patch")
