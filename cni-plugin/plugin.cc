@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -147,6 +148,26 @@ struct Daemons {
 
 absl::StatusOr<std::vector<IpConfig>> AssignFromIpamd(Daemons& d, const NetConf& conf,
                                                       const Invocation& inv, bool block_prefix) {
+  // A repeated ADD (the runtime retrying) gets the addresses this container already holds.
+  ipb::GetHandleRequest get;
+  get.set_handle_id(HandleId(conf, inv));
+  ipb::GetHandleResponse held;
+  grpc::Status got = d.ipam().GetHandle(Context().get(), get, &held);
+  if (got.ok() && held.ips_size() > 0 && !block_prefix) {
+    std::vector<IpConfig> out;
+    for (const std::string& text : held.ips()) {
+      std::optional<net::IpAddress> ip = net::ParseIp(text);
+      if (!ip) return absl::InternalError(absl::StrCat("ipamd returned a bad address ", text));
+      out.push_back({.address = {*ip, ip->Bits()}, .gateway = std::nullopt, .interface = std::nullopt});
+    }
+    std::sort(out.begin(), out.end(), [](const IpConfig& a, const IpConfig& b) {
+      return a.address.addr.family < b.address.addr.family;
+    });
+    return out;
+  }
+  if (!got.ok() && got.error_code() != grpc::StatusCode::NOT_FOUND) {
+    return DaemonError(got, "ipamd", d.ipamd_socket, "GetHandle");
+  }
   ipb::AutoAssignRequest req;
   req.set_handle_id(HandleId(conf, inv));
   req.set_num_v4(conf.ipam.assign_ipv4 ? 1 : 0);
