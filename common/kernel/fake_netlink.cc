@@ -29,6 +29,21 @@ bool IsIpv6LinkLocal(const net::IpAddress& ip) {
   return ip.family == 6 && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80;
 }
 
+// The kernel keeps no scope for IPv6 routes (it reports universe for all); like LibnlNetlink we
+// store the scope iproute2 gives the IPv4 equivalent.
+RouteScope Ipv6Scope(const Route& route) {
+  return route.type == RouteType::kUnicast && route.multipath.empty() && !route.hop.gateway
+             ? RouteScope::kLink
+             : RouteScope::kUniverse;
+}
+
+// What identifies an address: IPv4 allows the same IP with several prefix lengths, IPv6 one
+// address per IP (a replace with another length keeps the first one's).
+bool SameAddress(const Address& a, const Address& b) {
+  if (a.ifindex != b.ifindex || a.prefix.addr != b.prefix.addr) return false;
+  return a.prefix.addr.family == 6 || a.prefix.len == b.prefix.len;
+}
+
 }  // namespace
 
 FakeNetlink::FakeNetlink() {
@@ -162,8 +177,8 @@ int FakeNetlink::ResolveHop(const Route& route, NextHop& hop) {
   hop.ifindex = link->index;
   hop.ifname = link->name;
   if (hop.gateway && hop.gateway->family != route.dst.addr.family) return EINVAL;
-  // IPv4 refuses a next hop on a down device ("Nexthop device is not up"); IPv6 accepts it.
-  if (route.dst.addr.family == 4 && !link->up) return ENETDOWN;
+  // A next hop on a device that is down: "Nexthop device is not up", in both families.
+  if (!link->up) return ENETDOWN;
   if (hop.gateway && !hop.onlink && !GatewayReachable(route, hop)) return ENETUNREACH;
   return 0;
 }
@@ -208,9 +223,12 @@ absl::Status FakeNetlink::CreateVeth(const VethSpec& spec) {
   if (peer_here && (FindLink(spec.peer_name) != nullptr || spec.peer_name == spec.name)) {
     return ErrnoError(EEXIST, context);
   }
-  if (spec.index != 0 && FindLink(spec.index) != nullptr) return ErrnoError(EBUSY, context);
-  if (peer_here && spec.peer_index != 0 &&
-      (FindLink(spec.peer_index) != nullptr || spec.peer_index == spec.index)) {
+  // RTM_NEWLINK with the index of an existing device names that device: NLM_F_EXCL says EEXIST.
+  if (spec.index != 0 && FindLink(spec.index) != nullptr) return ErrnoError(EEXIST, context);
+  // veth honours the peer's index only when the first device's is given too.
+  const int peer_index = spec.index != 0 ? spec.peer_index : 0;
+  if (peer_here && peer_index != 0 &&
+      (FindLink(peer_index) != nullptr || peer_index == spec.index)) {
     return ErrnoError(EBUSY, context);
   }
 
@@ -230,7 +248,7 @@ absl::Status FakeNetlink::CreateVeth(const VethSpec& spec) {
   if (peer_here) {
     Link peer = host;
     peer.name = spec.peer_name;
-    peer.index = spec.peer_index != 0 ? spec.peer_index : NextIndex();
+    peer.index = peer_index != 0 ? peer_index : NextIndex();
     peer.mac = spec.peer_mac ? *spec.peer_mac : default_mac(peer.index);
     peer.peer_name = spec.name;
     AddLinkByHand(peer);
@@ -259,11 +277,9 @@ absl::Status FakeNetlink::SetLinkUp(std::string_view name, bool up) {
   if (link == nullptr) return ErrnoError(ENODEV, context);
   link->up = up;
   if (!up) {
-    // IPv4 flushes routes whose next hops are on a device that went down; IPv6 keeps them.
+    // Both families flush the routes through a device that goes down.
     const int index = link->index;
-    std::erase_if(routes_, [index](const auto& entry) {
-      return entry.second.dst.addr.family == 4 && UsesLink(entry.second, index);
-    });
+    std::erase_if(routes_, [index](const auto& entry) { return UsesLink(entry.second, index); });
   }
   return absl::OkStatus();
 }
@@ -308,9 +324,8 @@ absl::Status FakeNetlink::ReplaceAddress(const Address& address) {
     return ErrnoError(EINVAL, context);
   }
   for (Address& a : addresses_) {
-    // One address per (device, IP): a replace updates the prefix length and flags in place.
-    if (a.ifindex == address.ifindex && a.prefix.addr == address.prefix.addr) {
-      a = address;
+    if (SameAddress(a, address)) {
+      a.nodad = address.nodad;  // IPv6 keeps the prefix length it has
       return absl::OkStatus();
     }
   }
@@ -322,8 +337,9 @@ absl::Status FakeNetlink::DeleteAddress(const Address& address) {
   const std::string context =
       absl::StrCat("RTM_DELADDR ", net::FormatCidr(address.prefix), " dev #", address.ifindex);
   if (auto e = Begin(NetlinkOp::kAddrDelete)) return ErrnoError(*e, context);
+  // Both families delete only the address with this prefix length (another one is "absent").
   std::erase_if(addresses_, [&address](const Address& a) {
-    return a.ifindex == address.ifindex && a.prefix.addr == address.prefix.addr;
+    return a.ifindex == address.ifindex && a.prefix == address.prefix;
   });
   return absl::OkStatus();
 }
@@ -336,7 +352,8 @@ absl::StatusOr<std::vector<Route>> FakeNetlink::ListRoutes(const RouteFilter& fi
   }
   std::vector<Route> out;
   for (const auto& [key, route] : routes_) {
-    if (filter.table != 0 && route.table != filter.table) continue;
+    // Table 0 means all tables but the kernel's local one.
+    if (filter.table != 0 ? route.table != filter.table : route.table == kLocalTable) continue;
     if (filter.protocol != kProtoUnspec && route.protocol != filter.protocol) continue;
     if (filter.family != 0 && route.dst.addr.family != filter.family) continue;
     out.push_back(route);
@@ -361,15 +378,21 @@ absl::Status FakeNetlink::ReplaceRoute(const Route& route) {
     }
   } else if (!route.multipath.empty()) {
     if (HasDevice(route.hop) || route.hop.gateway) return ErrnoError(EINVAL, context);
+    for (const NextHop& hop : route.multipath) {
+      // rtnh_hops holds weight - 1 in a byte.
+      if (!HasDevice(hop) || hop.weight < 1 || hop.weight > 256) return ErrnoError(EINVAL, context);
+    }
     for (NextHop& hop : stored.multipath) {
-      if (!HasDevice(hop)) return ErrnoError(EINVAL, context);
       if (int err = ResolveHop(stored, hop); err != 0) return ErrnoError(err, context);
+      // "Device only routes can not be added for IPv6 using the multipath API".
+      if (route.dst.addr.family == 6 && !hop.gateway) return ErrnoError(EINVAL, context);
     }
   } else {
     // Gateway-only routes (device looked up from the gateway) are not something we send.
     if (!HasDevice(route.hop)) return ErrnoError(route.hop.gateway ? ENETUNREACH : EINVAL, context);
     if (int err = ResolveHop(stored, stored.hop); err != 0) return ErrnoError(err, context);
   }
+  if (stored.dst.addr.family == 6) stored.scope = Ipv6Scope(stored);
   routes_[key] = std::move(stored);
   return absl::OkStatus();
 }
@@ -377,11 +400,28 @@ absl::Status FakeNetlink::ReplaceRoute(const Route& route) {
 absl::Status FakeNetlink::DeleteRoute(const RouteKey& key, uint8_t protocol) {
   const std::string context = absl::StrCat("RTM_DELROUTE ", key.ToString());
   if (auto e = Begin(NetlinkOp::kRouteDelete)) return ErrnoError(*e, context);
-  auto it = routes_.find(key);
+  if (key.dst.len < 0 || key.dst.len > key.dst.addr.Bits() || net::Masked(key.dst) != key.dst) {
+    return ErrnoError(EINVAL, context);
+  }
+  auto matches = [protocol](const Route& r) {
+    return protocol == kProtoUnspec || r.protocol == protocol;
+  };
   // The kernel says ESRCH for both "absent" and "protocol differs"; our API calls both done.
-  if (it == routes_.end()) return absl::OkStatus();
-  if (protocol != kProtoUnspec && it->second.protocol != protocol) return absl::OkStatus();
-  routes_.erase(it);
+  if (key.dst.addr.family == 4 && key.priority == 0) {
+    // IPv4 reads metric 0 in RTM_DELROUTE as "any": the lowest metric of the protocol goes.
+    for (auto it = routes_.lower_bound(key);
+         it != routes_.end() && it->first.table == key.table && it->first.dst == key.dst; ++it) {
+      if (matches(it->second)) {
+        routes_.erase(it);
+        break;
+      }
+    }
+    return absl::OkStatus();
+  }
+  RouteKey stored = key;
+  if (key.dst.addr.family == 6 && key.priority == 0) stored.priority = kIpv6DefaultMetric;
+  auto it = routes_.find(stored);
+  if (it != routes_.end() && matches(it->second)) routes_.erase(it);
   return absl::OkStatus();
 }
 

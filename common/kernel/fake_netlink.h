@@ -2,12 +2,15 @@
 // common/kernel/fake_netlink.h — a stateful in-memory kernel for unit tests (Felix's mock
 // dataplane, Envoy's preference for fakes over interaction mocks). One network namespace: links,
 // addresses, routes in tables, per-interface sysctls, with the kernel behaviour our drivers rely
-// on: replace is idempotent, routes via a missing device fail ENODEV, IPv4 routes via a down
-// device fail ENETDOWN and are flushed when it goes down, a gateway that is neither on-link nor
-// covered by a connected prefix fails ENETUNREACH, deleting a device removes its routes,
-// addresses and sysctls. Not modelled: the local/prefix routes the kernel adds for addresses,
-// neighbours, the peer namespace's contents. A conformance suite against LibnlNetlink in a netns
-// keeps these claims honest (next step of issue 4).
+// on: replace is idempotent, routes via a missing device fail ENODEV, routes via a down device
+// fail ENETDOWN and are flushed when it goes down (both families), a gateway that is neither
+// on-link nor covered by a connected prefix fails ENETUNREACH, deleting a device removes its
+// routes, addresses and sysctls, IPv4 RTM_DELROUTE with metric 0 takes the lowest metric, IPv4
+// addresses are (IP, prefix length) and IPv6 ones one per IP. Not modelled: the local/prefix
+// routes and addresses the kernel adds by itself, neighbours, the peer namespace's contents,
+// multipath hops going down one by one. The conformance suite
+// (tests/support/kernel/netlink_conformance.h) holds this fake and LibnlNetlink in a real
+// namespace to the same cases.
 
 #include <deque>
 #include <map>

@@ -42,7 +42,7 @@ TEST_CASE("FakeNetlink: veth with its peer in another netns, names and indexes",
         absl::StatusCode::kInvalidArgument);  // 17 bytes > IFNAMSIZ - 1
   VethSpec taken = Veth("cali9");
   taken.index = 40;
-  CHECK(kernel.CreateVeth(taken).code() == absl::StatusCode::kUnavailable);  // EBUSY
+  CHECK(kernel.CreateVeth(taken).code() == absl::StatusCode::kAlreadyExists);  // index names it
   CHECK(kernel.GetLink("nope").status().code() == absl::StatusCode::kNotFound);
 }
 
@@ -119,16 +119,19 @@ TEST_CASE("FakeNetlink: a route via a missing or down device fails like the kern
   REQUIRE(kernel.CreateVeth(Veth("cali1")).ok());
   absl::Status down = kernel.ReplaceRoute(Route::Local("10.65.0.3/32", "cali1"));
   CHECK(down.message().find("ENETDOWN") != absl::string_view::npos);
-  // IPv6 accepts a route via a down device.
-  CHECK(kernel.ReplaceRoute(Route::Local("fd00::3/128", "cali1")).ok());
+  // IPv6 too refuses a route via a down device.
+  absl::Status down6 = kernel.ReplaceRoute(Route::Local("fd00::3/128", "cali1"));
+  CHECK(down6.message().find("ENETDOWN") != absl::string_view::npos);
 
   REQUIRE(kernel.SetLinkUp("cali1", true).ok());
   REQUIRE(kernel.ReplaceRoute(Route::Local("10.65.0.3/32", "cali1")).ok());
-  // Going down flushes the IPv4 route and keeps the IPv6 one.
+  REQUIRE(kernel.ReplaceRoute(Route::Local("fd00::3/128", "cali1")).ok());
+  // Going down flushes the routes of both families.
   REQUIRE(kernel.SetLinkUp("cali1", false).ok());
-  REQUIRE(kernel.Routes().size() == 1);
-  CHECK(kernel.Routes()[0].dst.addr.family == 6);
+  CHECK(kernel.Routes().empty());
   // Deleting the device removes every route through it.
+  REQUIRE(kernel.SetLinkUp("cali1", true).ok());
+  REQUIRE(kernel.ReplaceRoute(Route::Local("10.65.0.3/32", "cali1")).ok());
   REQUIRE(kernel.DeleteLink("cali1").ok());
   CHECK(kernel.Routes().empty());
 }
