@@ -78,6 +78,13 @@ absl::StatusOr<Config> ConfigFromEnvironment() {
   config.etcd_username = GetEnv("ETCD_USERNAME");
   config.etcd_password = GetEnv("ETCD_PASSWORD");
   if (std::string path = GetEnv("CALICO_DATASTORE_PATH"); !path.empty()) config.sqlite_path = path;
+  if (std::string sync = GetEnv("CALICO_DATASTORE_SYNC"); !sync.empty()) {
+    if (sync != "normal" && sync != "full") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "datastore environment: CALICO_DATASTORE_SYNC=\"", sync, "\": expected normal or full"));
+    }
+    config.sqlite_fsync_each_commit = sync == "full";
+  }
   RETURN_IF_ERROR(Validate(config, "datastore environment"));
   return config;
 }

@@ -643,7 +643,9 @@ class SqliteDatastore : public Datastore {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Datastore>> OpenSqlite(const Config& config) {
-  return OpenSqlite(config, SqliteOptions());
+  SqliteOptions options;
+  options.fsync_each_commit = config.sqlite_fsync_each_commit;
+  return OpenSqlite(config, options);
 }
 
 absl::StatusOr<std::unique_ptr<Datastore>> OpenSqlite(const Config& config,
