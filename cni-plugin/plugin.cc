@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "calico/dataplane/v1/dataplane.grpc.pb.h"
 #include "calico/ipam/v1/ipam.grpc.pb.h"
 #include "cni-plugin/cni_error.h"
@@ -138,38 +139,30 @@ struct Daemons {
     return *ipam_stub;
   }
   dpb::Dataplane::Stub& dataplane() {
-    if (!dp_stub) dp_stub = dpb::Dataplane::NewStub(rpc::DialUnix(felixd_socket));
+    if (!dp_stub) {
+      dp_channel = rpc::DialUnix(felixd_socket);
+      dp_stub = dpb::Dataplane::NewStub(dp_channel);
+    }
     return *dp_stub;
+  }
+  // Starts connecting to felixd now, so its handshake overlaps the call to ipamd.
+  void PreconnectDataplane() {
+    dataplane();
+    dp_channel->GetState(/*try_to_connect=*/true);
   }
   std::string ipamd_socket, felixd_socket;
   std::unique_ptr<ipb::Ipam::Stub> ipam_stub;
   std::unique_ptr<dpb::Dataplane::Stub> dp_stub;
+  std::shared_ptr<grpc::Channel> dp_channel;
 };
 
 absl::StatusOr<std::vector<IpConfig>> AssignFromIpamd(Daemons& d, const NetConf& conf,
                                                       const Invocation& inv, bool block_prefix) {
-  // A repeated ADD (the runtime retrying) gets the addresses this container already holds.
-  ipb::GetHandleRequest get;
-  get.set_handle_id(HandleId(conf, inv));
-  ipb::GetHandleResponse held;
-  grpc::Status got = d.ipam().GetHandle(Context().get(), get, &held);
-  if (got.ok() && held.ips_size() > 0 && !block_prefix) {
-    std::vector<IpConfig> out;
-    for (const std::string& text : held.ips()) {
-      std::optional<net::IpAddress> ip = net::ParseIp(text);
-      if (!ip) return absl::InternalError(absl::StrCat("ipamd returned a bad address ", text));
-      out.push_back({.address = {*ip, ip->Bits()}, .gateway = std::nullopt, .interface = std::nullopt});
-    }
-    std::sort(out.begin(), out.end(), [](const IpConfig& a, const IpConfig& b) {
-      return a.address.addr.family < b.address.addr.family;
-    });
-    return out;
-  }
-  if (!got.ok() && got.error_code() != grpc::StatusCode::NOT_FOUND) {
-    return DaemonError(got, "ipamd", d.ipamd_socket, "GetHandle");
-  }
   ipb::AutoAssignRequest req;
   req.set_handle_id(HandleId(conf, inv));
+  // A repeated ADD (the runtime retrying) gets the addresses this container already holds.
+  // calico-ipam's callers need each address's block, which only a fresh assignment reports.
+  req.set_return_existing(!block_prefix);
   req.set_num_v4(conf.ipam.assign_ipv4 ? 1 : 0);
   req.set_num_v6(conf.ipam.assign_ipv6 ? 1 : 0);
   for (const std::string& p : conf.ipam.ipv4_pools) req.add_v4_pools(p);
@@ -242,6 +235,7 @@ absl::StatusOr<Addresses> AcquireAddresses(Daemons& d, const NetConf& conf, cons
                                            const std::string& stdin_text,
                                            const std::map<std::string, std::string>& env) {
   Addresses a;
+  d.PreconnectDataplane();
   if (conf.ipam.type == "calico-ipam") {
     ASSIGN_OR_RETURN(a.ips, AssignFromIpamd(d, conf, inv, false));
     a.undo = [&d, &conf, &inv] { (void)ReleaseFromIpamd(d, conf, inv); };
@@ -268,7 +262,9 @@ absl::StatusOr<Addresses> AcquireAddresses(Daemons& d, const NetConf& conf, cons
 absl::StatusOr<std::string> CalicoAdd(Daemons& d, const NetConf& conf, const Invocation& inv,
                                       const std::string& stdin_text,
                                       const std::map<std::string, std::string>& env) {
+  absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(Addresses addresses, AcquireAddresses(d, conf, inv, stdin_text, env));
+  absl::Time assigned = absl::Now();
   if (addresses.ips.empty()) {
     addresses.undo();
     return MakeCniError(ErrorCode::kInvalidNetworkConfig, "IPAM assigned no address");
@@ -287,6 +283,10 @@ absl::StatusOr<std::string> CalicoAdd(Daemons& d, const NetConf& conf, const Inv
     addresses.undo();
     return DaemonError(st, "felixd", d.felixd_socket, "SetupWorkload");
   }
+  log::Info("added", {{"container", inv.container_id},
+                      {"endpoint", resp.endpoint_name()},
+                      {"ipam_ms", absl::StrCat(absl::ToDoubleMilliseconds(assigned - start))},
+                      {"dataplane_ms", absl::StrCat(absl::ToDoubleMilliseconds(absl::Now() - assigned))}});
   Result result;
   result.interfaces.push_back({.name = resp.host_interface(), .mac = "ee:ee:ee:ee:ee:ee", .sandbox = ""});
   result.interfaces.push_back({.name = inv.ifname, .mac = resp.container_mac(), .sandbox = inv.netns});
@@ -394,7 +394,9 @@ absl::StatusOr<std::string> Dispatch(Plugin plugin, const std::string& stdin_tex
   if (plugin == Plugin::kCalico && conf.ipam.type.empty()) {
     return MakeCniError(ErrorCode::kInvalidNetworkConfig, "ipam.type is required");
   }
-  Daemons d(conf);
+  // Never destroyed: the process _exits right after printing, and tearing gRPC channels down
+  // costs a millisecond for nothing.
+  Daemons& d = *new Daemons(conf);
   log::Debug("invoked", {{"command", std::string(CommandName(inv.command))},
                          {"container", inv.container_id}, {"netns", inv.netns}});
   switch (inv.command) {
@@ -445,7 +447,10 @@ int PluginMain(Plugin plugin, char** envp) {
   Outcome o = RunPlugin(plugin, input, env);
   std::cout << o.stdout_text;
   std::cout.flush();
-  return o.exit_code;
+  std::cerr.flush();
+  // Nothing is left to clean up in a one-shot process; skipping gRPC's orderly shutdown (joining
+  // its threads, destroying channels) saves the runtime a millisecond per call.
+  _exit(o.exit_code);
 }
 
 }  // namespace calico::cni

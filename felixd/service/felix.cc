@@ -330,8 +330,10 @@ absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
                  .ips = request.ips,
                  .mtu = result.mtu};
 
+  absl::Time t0 = absl::Now();
   // The same container again (a runtime retrying ADD): if it is intact, answer as before.
   ASSIGN_OR_RETURN(std::optional<resources::Resource> existing, GetEndpoint(names));
+  absl::Time t_get = absl::Now();
   if (existing && existing->object["spec"].value("containerID", "") == request.container_id) {
     std::optional<LocalEndpoint> e = LocalEndpointOf(*existing, options_.node);
     absl::StatusOr<std::vector<std::string>> problems = plumber_.Check(spec);
@@ -343,6 +345,7 @@ absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
   }
 
   ASSIGN_OR_RETURN(PlumbResult plumbed, plumber_.Plumb(spec));
+  absl::Time t_plumb = absl::Now();
   result.container_mac = plumbed.container_mac;
   LocalEndpoint endpoint{.name = names.endpoint_name, .host_ifname = names.host_ifname,
                          .ips = request.ips};
@@ -368,6 +371,7 @@ absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
     return Annotate(routed, "programming the workload's host routes");
   }
 
+  absl::Time t_route = absl::Now();
   absl::StatusOr<resources::Resource> wep =
       resources::FromObject(WepObject(options_.node, names, request, result), names.ns);
   absl::StatusOr<resources::Resource> written =
@@ -382,9 +386,15 @@ absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
     pending_[endpoint.name].revision = rev.ok() && *rev ? **rev : 1;
     PublishAdvertisedLocked();
   }
+  absl::Time t_end = absl::Now();
+  auto ms = [](absl::Duration d) { return absl::StrCat(absl::ToDoubleMilliseconds(d)); };
   log::Info("workload_set_up", {{"endpoint", names.endpoint_name},
                                 {"interface", names.host_ifname},
-                                {"ips", JoinIps(request.ips)}});
+                                {"ips", JoinIps(request.ips)},
+                                {"lookup_ms", ms(t_get - t0)},
+                                {"kernel_ms", ms(t_plumb - t_get)},
+                                {"route_ms", ms(t_route - t_plumb)},
+                                {"record_ms", ms(t_end - t_route)}});
   return result;
 }
 

@@ -158,6 +158,19 @@ absl::Status IpamService::DoAutoAssign(const pb::AutoAssignRequest& request,
                                                    request.num_v6(), ": each must be 0-",
                                                    kMaxAddressesPerRequest));
   }
+  if (request.return_existing()) {
+    absl::StatusOr<std::vector<net::IpAddress>> held = allocator_.GetHandle(request.handle_id());
+    if (held.ok() && !held->empty()) {
+      response.set_handle_id(request.handle_id());
+      for (const net::IpAddress& ip : *held) {
+        pb::AssignedAddress* out = ip.family == 4 ? response.add_v4() : response.add_v6();
+        out->set_ip(ip.ToString());
+        out->set_how(absl::StrCat("already held by handle ", request.handle_id()));
+      }
+      return absl::OkStatus();
+    }
+    if (!held.ok() && !absl::IsNotFound(held.status())) return held.status();
+  }
   AutoAssignRequest req;
   req.handle_id = request.handle_id();
   req.num_v4 = request.num_v4();
