@@ -14,10 +14,22 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "tests/support/datastore/conformance.h"
 #include "tests/support/netns/test_netns.h"
 
 namespace calico::cni::testing {
+
+// A private directory under $TMPDIR (or /tmp), removed recursively on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // A child process, optionally inside a network namespace; SIGKILLed and reaped by the
 // destructor, and killed by the kernel if the test process dies (PR_SET_PDEATHSIG).
@@ -116,7 +128,7 @@ class Node {
 
  private:
   Options options_;
-  datastore::testing::TempDir dir_;
+  TempDir dir_;
   std::unique_ptr<::calico::testing::TestNetns> ns_;
   std::map<std::string, std::unique_ptr<::calico::testing::TestNetns>> pods_;
   std::unique_ptr<Process> ipamd_;
