@@ -114,7 +114,9 @@ grpc::Status DataplaneService::WatchAdvertisedRoutes(grpc::ServerContext* contex
   std::set<AdvertisedRoute> sent;
   bool first = true;
   while (!context->IsCancelled()) {
-    auto [v, now] = felix_.WaitAdvertised(version, absl::Milliseconds(500));
+    auto state = felix_.WaitAdvertised(version, absl::Milliseconds(500));
+    if (!state) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "felixd is stopping");
+    auto& [v, now] = *state;
     if (!first && v == version) continue;
     pb::AdvertisedRoutes msg;
     msg.set_snapshot(first);

@@ -226,12 +226,13 @@ void Felix::PublishAdvertisedLocked() {
   changed_.notify_all();
 }
 
-std::pair<uint64_t, std::set<AdvertisedRoute>> Felix::WaitAdvertised(uint64_t after,
-                                                                     absl::Duration timeout) {
+std::optional<std::pair<uint64_t, std::set<AdvertisedRoute>>> Felix::WaitAdvertised(
+    uint64_t after, absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
                     [&] { return advertised_version_ > after || stopping_; });
-  return {advertised_version_, advertised_};
+  if (stopping_) return std::nullopt;
+  return std::make_pair(advertised_version_, advertised_);
 }
 
 void Felix::Loop() {

@@ -123,9 +123,9 @@ class Felix {
   absl::Status SyncOnce();
 
   // The advertised routes with a version; blocks until the version exceeds `after` or
-  // `timeout` passes (then returns the current state).
-  std::pair<uint64_t, std::set<AdvertisedRoute>> WaitAdvertised(uint64_t after,
-                                                                absl::Duration timeout);
+  // `timeout` passes (then returns the current state). nullopt once Stop() began.
+  std::optional<std::pair<uint64_t, std::set<AdvertisedRoute>>> WaitAdvertised(
+      uint64_t after, absl::Duration timeout);
 
   bool ready() const;
   const FelixOptions& options() const { return options_; }

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -353,9 +355,20 @@ std::vector<std::string> Node::Leftovers() {
 std::string Node::KernelSnapshot() {
   // Link-local IPv6 state (DAD on the uplink finishing) changes by itself: left out.
   return Exec("ip -o link show | sed 's/ qlen.*//'; ip -o addr show | grep -v ' fe80::'; "
-              "ip route show table all; "
+              "ip -4 route show table all; "
               "ip -6 route show table all | grep -v 'fe80\\|^multicast\\|^anycast'")
       .output;
+}
+
+std::string Node::StableKernelSnapshot() {
+  std::string last = KernelSnapshot();
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::string now = KernelSnapshot();
+    if (now == last) return now;
+    last = now;
+  }
+  return last;
 }
 
 std::vector<std::string> ResultIps(const std::string& result_json) {
@@ -366,6 +379,19 @@ std::vector<std::string> ResultIps(const std::string& result_json) {
     std::string a = ip.value("address", "");
     out.push_back(a.substr(0, a.find('/')));
   }
+  return out;
+}
+
+std::string LineDiff(const std::string& before, const std::string& after) {
+  std::vector<std::string> a = absl::StrSplit(before, '\n'), b = absl::StrSplit(after, '\n');
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  std::vector<std::string> only_a, only_b;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(only_a));
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(only_b));
+  std::string out;
+  for (const std::string& l : only_a) out += "- " + l + "\n";
+  for (const std::string& l : only_b) out += "+ " + l + "\n";
   return out;
 }
 

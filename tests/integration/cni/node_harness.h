@@ -121,6 +121,8 @@ class Node {
   std::vector<std::string> Leftovers();
   // Links, addresses and routes of the node namespace, for before/after comparisons.
   std::string KernelSnapshot();
+  // A snapshot that stayed the same for half a second (felixd's follow-up syncs done).
+  std::string StableKernelSnapshot();
 
   const std::string& dir() const { return dir_.path(); }
   const Options& options() const { return options_; }
@@ -138,6 +140,8 @@ class Node {
 // The pod's addresses from a 1.0.0 ADD result ("10.77.0.1" without the prefix length).
 std::vector<std::string> ResultIps(const std::string& result_json);
 int ErrorCode(const std::string& error_json);
+// Lines only in `before` ("- ...") and only in `after` ("+ ..."); empty when equal as sets.
+std::string LineDiff(const std::string& before, const std::string& after);
 std::string ErrorMsg(const std::string& error_json);
 
 }  // namespace calico::cni::testing

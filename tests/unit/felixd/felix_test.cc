@@ -224,7 +224,7 @@ TEST_CASE("confirmed affine blocks get a blackhole and are advertised, borrowed 
   n.kernel.AddNetns("/run/netns/web2");
   REQUIRE(n.felix->Setup(Pod("web1", "10.65.0.3/32")).ok());
   REQUIRE(n.felix->Setup(Pod("web2", "10.65.0.70/32")).ok());  // borrowed from node2's block
-  auto [version, advertised] = n.felix->WaitAdvertised(0, absl::ZeroDuration());
+  auto [version, advertised] = *n.felix->WaitAdvertised(0, absl::ZeroDuration());
   CHECK(version > 0);
   std::vector<std::string> texts;
   for (const AdvertisedRoute& a : advertised) {
