@@ -13,19 +13,19 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "calico/dataplane/v1/dataplane.grpc.pb.h"
-#include "calico/ipam/v1/ipam.grpc.pb.h"
+#include "calico/dataplane/v1/dataplane.pb.h"
+#include "calico/ipam/v1/ipam.pb.h"
 #include "cni-plugin/cni_error.h"
 #include "cni-plugin/netconf.h"
 #include "cni-plugin/result.h"
 #include "common/base/status_macros.h"
 #include "common/log/log.h"
-#include "common/rpc/status.h"
-#include "common/rpc/unix_server.h"
+#include "cni-plugin/unary_client.h"
 
 namespace calico::cni {
 namespace {
@@ -33,27 +33,19 @@ namespace {
 namespace dpb = calico::dataplane::v1;
 namespace ipb = calico::ipam::v1;
 
-constexpr auto kCallTimeout = std::chrono::seconds(60);
+constexpr absl::Duration kCallTimeout = absl::Seconds(60);
+constexpr absl::Duration kStatusTimeout = absl::Seconds(5);
 
 // A daemon that is not listening is the runtime's cue to retry later (code 11), and the message
 // says which daemon and where, the first thing an operator checks.
-absl::Status DaemonError(const grpc::Status& status, const std::string& daemon,
+absl::Status DaemonError(const absl::Status& status, const std::string& daemon,
                          const std::string& socket, const std::string& call) {
-  absl::Status s = rpc::FromGrpcStatus(status);
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-      (status.error_message().find("connect") != std::string::npos ||
-       status.error_message().find("No such file") != std::string::npos)) {
+  if (absl::IsUnavailable(status) && absl::StartsWith(status.message(), "connect ")) {
     return MakeCniError(ErrorCode::kTryAgainLater,
                         absl::StrCat(daemon, " is not reachable at ", socket, " (is it running?)"),
-                        status.error_message());
+                        ToStd(status.message()));
   }
-  return Annotate(s, absl::StrCat(daemon, " ", call));
-}
-
-std::unique_ptr<grpc::ClientContext> Context() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + kCallTimeout);
-  return ctx;
+  return Annotate(status, absl::StrCat(daemon, " ", call));
 }
 
 std::string HandleId(const NetConf& conf, const Invocation& inv) {
@@ -134,26 +126,42 @@ absl::Status DelegateError(const std::string& type, const ExecResult& r) {
 struct Daemons {
   explicit Daemons(const NetConf& conf)
       : ipamd_socket(conf.ipamd_socket), felixd_socket(conf.felixd_socket) {}
-  ipb::Ipam::Stub& ipam() {
-    if (!ipam_stub) ipam_stub = ipb::Ipam::NewStub(rpc::DialUnix(ipamd_socket));
-    return *ipam_stub;
+
+  absl::Status Ipam(const std::string& method, const google::protobuf::MessageLite& request,
+                    google::protobuf::MessageLite& response, absl::Duration timeout = kCallTimeout) {
+    return Call(ipam_client, "ipamd", ipamd_socket, "/calico.ipam.v1.Ipam/", method, request,
+                response, timeout);
   }
-  dpb::Dataplane::Stub& dataplane() {
-    if (!dp_stub) {
-      dp_channel = rpc::DialUnix(felixd_socket);
-      dp_stub = dpb::Dataplane::NewStub(dp_channel);
-    }
-    return *dp_stub;
+  absl::Status Dataplane(const std::string& method, const google::protobuf::MessageLite& request,
+                         google::protobuf::MessageLite& response,
+                         absl::Duration timeout = kCallTimeout) {
+    return Call(dp_client, "felixd", felixd_socket, "/calico.dataplane.v1.Dataplane/", method,
+                request, response, timeout);
   }
-  // Starts connecting to felixd now, so its handshake overlaps the call to ipamd.
+  // Connects to felixd now, so its handshake overlaps the call to ipamd.
   void PreconnectDataplane() {
-    dataplane();
-    dp_channel->GetState(/*try_to_connect=*/true);
+    if (!dp_client) {
+      absl::StatusOr<std::unique_ptr<UnaryClient>> c = UnaryClient::Connect(felixd_socket);
+      if (c.ok()) dp_client = std::move(*c);
+    }
   }
+
   std::string ipamd_socket, felixd_socket;
-  std::unique_ptr<ipb::Ipam::Stub> ipam_stub;
-  std::unique_ptr<dpb::Dataplane::Stub> dp_stub;
-  std::shared_ptr<grpc::Channel> dp_channel;
+  std::unique_ptr<UnaryClient> ipam_client, dp_client;
+
+ private:
+  static absl::Status Call(std::unique_ptr<UnaryClient>& client, const std::string& daemon,
+                           const std::string& socket, const std::string& service,
+                           const std::string& method, const google::protobuf::MessageLite& request,
+                           google::protobuf::MessageLite& response, absl::Duration timeout) {
+    if (!client) {
+      absl::StatusOr<std::unique_ptr<UnaryClient>> c = UnaryClient::Connect(socket);
+      if (!c.ok()) return DaemonError(c.status(), daemon, socket, method);
+      client = std::move(*c);
+    }
+    absl::Status s = client->Call(service + method, request, response, timeout);
+    return s.ok() ? s : DaemonError(s, daemon, socket, method);
+  }
 };
 
 absl::StatusOr<std::vector<IpConfig>> AssignFromIpamd(Daemons& d, const NetConf& conf,
@@ -174,8 +182,7 @@ absl::StatusOr<std::vector<IpConfig>> AssignFromIpamd(Daemons& d, const NetConf&
   (*req.mutable_attributes())["containerID"] = inv.container_id;
   if (!conf.nodename.empty()) req.set_node(conf.nodename);
   ipb::AutoAssignResponse resp;
-  grpc::Status st = d.ipam().AutoAssign(Context().get(), req, &resp);
-  if (!st.ok()) return DaemonError(st, "ipamd", d.ipamd_socket, "AutoAssign");
+  RETURN_IF_ERROR(d.Ipam("AutoAssign", req, resp));
   std::vector<IpConfig> out;
   for (const auto* list : {&resp.v4(), &resp.v6()}) {
     for (const ipb::AssignedAddress& a : *list) {
@@ -193,8 +200,7 @@ absl::Status ReleaseFromIpamd(Daemons& d, const NetConf& conf, const Invocation&
   ipb::ReleaseByHandleRequest req;
   req.set_handle_id(HandleId(conf, inv));
   ipb::ReleaseByHandleResponse resp;
-  grpc::Status st = d.ipam().ReleaseByHandle(Context().get(), req, &resp);
-  if (!st.ok()) return DaemonError(st, "ipamd", d.ipamd_socket, "ReleaseByHandle");
+  RETURN_IF_ERROR(d.Ipam("ReleaseByHandle", req, resp));
   if (resp.released_ips_size() > 0) {
     log::Info("released", {{"handle", req.handle_id()},
                            {"ips", absl::StrJoin(resp.released_ips(), ",")}});
@@ -277,11 +283,11 @@ absl::StatusOr<std::string> CalicoAdd(Daemons& d, const NetConf& conf, const Inv
   for (const auto& [k, v] : conf.labels) (*req.mutable_labels())[k] = v;
   req.set_network_name(conf.name);
   dpb::SetupWorkloadResponse resp;
-  grpc::Status st = d.dataplane().SetupWorkload(Context().get(), req, &resp);
+  absl::Status st = d.Dataplane("SetupWorkload", req, resp);
   if (!st.ok()) {
     // felixd rolled back its own part; what is left is ours: the addresses.
     addresses.undo();
-    return DaemonError(st, "felixd", d.felixd_socket, "SetupWorkload");
+    return st;
   }
   log::Info("added", {{"container", inv.container_id},
                       {"endpoint", resp.endpoint_name()},
@@ -299,7 +305,7 @@ absl::StatusOr<std::string> CalicoAdd(Daemons& d, const NetConf& conf, const Inv
     dpb::TeardownWorkloadRequest del;
     *del.mutable_id() = WorkloadIdOf(inv);
     dpb::TeardownWorkloadResponse ignored;
-    (void)d.dataplane().TeardownWorkload(Context().get(), del, &ignored);
+    (void)d.Dataplane("TeardownWorkload", del, ignored);
     addresses.undo();
   }
   return text;
@@ -311,8 +317,7 @@ absl::Status CalicoDel(Daemons& d, const NetConf& conf, const Invocation& inv,
   *req.mutable_id() = WorkloadIdOf(inv);
   req.set_netns(inv.netns);
   dpb::TeardownWorkloadResponse resp;
-  grpc::Status st = d.dataplane().TeardownWorkload(Context().get(), req, &resp);
-  if (!st.ok()) return DaemonError(st, "felixd", d.felixd_socket, "TeardownWorkload");
+  RETURN_IF_ERROR(d.Dataplane("TeardownWorkload", req, resp));
   if (!resp.skipped_reason().empty()) log::Info("teardown_skipped", {{"reason", resp.skipped_reason()}});
   // The handle is per container, so releasing it never frees a newer sandbox's address.
   if (conf.ipam.type == "calico-ipam") return ReleaseFromIpamd(d, conf, inv);
@@ -332,8 +337,7 @@ absl::Status CalicoCheck(Daemons& d, const NetConf& conf, const Invocation& inv)
     }
   }
   dpb::CheckWorkloadResponse resp;
-  grpc::Status st = d.dataplane().CheckWorkload(Context().get(), req, &resp);
-  if (!st.ok()) return DaemonError(st, "felixd", d.felixd_socket, "CheckWorkload");
+  RETURN_IF_ERROR(d.Dataplane("CheckWorkload", req, resp));
   return absl::OkStatus();
 }
 
@@ -341,33 +345,27 @@ absl::Status IpamCheck(Daemons& d, const NetConf& conf, const Invocation& inv) {
   ipb::GetHandleRequest req;
   req.set_handle_id(HandleId(conf, inv));
   ipb::GetHandleResponse resp;
-  grpc::Status st = d.ipam().GetHandle(Context().get(), req, &resp);
-  if (!st.ok()) return DaemonError(st, "ipamd", d.ipamd_socket, "GetHandle");
+  RETURN_IF_ERROR(d.Ipam("GetHandle", req, resp));
   return absl::OkStatus();
 }
 
 absl::Status Status(Daemons& d, Plugin plugin) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (plugin == Plugin::kCalico) {
+    dpb::GetStatusRequest req;
     dpb::GetStatusResponse resp;
-    grpc::Status st = d.dataplane().GetStatus(&ctx, {}, &resp);
+    absl::Status st = d.Dataplane("GetStatus", req, resp, kStatusTimeout);
     if (!st.ok() || !resp.ready()) {
       return MakeCniError(ErrorCode::kPluginNotAvailable,
-                          absl::StrCat("felixd at ", d.felixd_socket, " is not ready"),
-                          st.error_message());
+                          absl::StrCat("felixd at ", d.felixd_socket, " is not ready"), ToStd(st.message()));
     }
   }
-  grpc::ClientContext ctx2;
-  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   ipb::ListBlocksRequest req;
   req.set_family(4);
   ipb::ListBlocksResponse resp;
-  grpc::Status st = d.ipam().ListBlocks(&ctx2, req, &resp);
+  absl::Status st = d.Ipam("ListBlocks", req, resp, kStatusTimeout);
   if (!st.ok()) {
     return MakeCniError(ErrorCode::kPluginNotAvailable,
-                        absl::StrCat("ipamd at ", d.ipamd_socket, " is not reachable"),
-                        st.error_message());
+                        absl::StrCat("ipamd at ", d.ipamd_socket, " is not reachable"), ToStd(st.message()));
   }
   return absl::OkStatus();
 }

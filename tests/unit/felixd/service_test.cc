@@ -1,8 +1,14 @@
 // calico.dataplane.v1 over a real unix socket, Felix behind it on the fake kernel.
 #include <catch2/catch.hpp>
 #include <grpcpp/client_context.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include "calico/dataplane/v1/dataplane.grpc.pb.h"
+#include "cni-plugin/unary_client.h"
 #include "common/datastore/sqlite/sqlite_datastore.h"
 #include "common/rpc/unix_server.h"
 #include "fake_kernel.h"
@@ -14,6 +20,8 @@ namespace calico::felixd {
 namespace {
 
 namespace pb = calico::dataplane::v1;
+
+}  // namespace
 
 struct Served {
   datastore::testing::TempDir dir;
@@ -58,6 +66,8 @@ struct Served {
     return stub->SetupWorkload(&ctx, req, out);
   }
 };
+
+namespace {
 
 TEST_CASE("before its first sync felixd refuses work with UNAVAILABLE and reports not ready") {
   Served s;
@@ -137,3 +147,74 @@ TEST_CASE("WatchAdvertisedRoutes sends a snapshot, then each change") {
 
 }  // namespace
 }  // namespace calico::felixd
+
+// The CNI plugin's own HTTP/2 client against the daemons' real gRPC server.
+namespace calico::cni {
+namespace {
+
+TEST_CASE("the plugin's unary client speaks to a gRPC server: results, error statuses, no server") {
+  felixd::Served s;
+  absl::StatusOr<std::unique_ptr<UnaryClient>> client =
+      UnaryClient::Connect(s.dir.path() + "/dataplane.sock");
+  REQUIRE(client.ok());
+
+  // Not started yet: the server's UNAVAILABLE and its message arrive intact.
+  dataplane::v1::SetupWorkloadRequest setup;
+  setup.mutable_id()->set_namespace_("default");
+  setup.mutable_id()->set_pod("web1");
+  setup.set_netns("/run/netns/web1");
+  setup.add_ips("10.65.0.3/32");
+  dataplane::v1::SetupWorkloadResponse setup_resp;
+  absl::Status st = (*client)->Call("/calico.dataplane.v1.Dataplane/SetupWorkload", setup,
+                                    setup_resp, absl::Seconds(5));
+  CHECK(absl::IsUnavailable(st));
+  CHECK(std::string(st.message()) == "felixd is not ready yet (first sync not done)");
+
+  // Several calls on one connection, with a response body.
+  REQUIRE(s.felix->Start().ok());
+  for (int i = 0; i < 3; ++i) {
+    dataplane::v1::GetStatusRequest req;
+    dataplane::v1::GetStatusResponse resp;
+    REQUIRE((*client)->Call("/calico.dataplane.v1.Dataplane/GetStatus", req, resp, absl::Seconds(5)).ok());
+    CHECK(resp.node() == "node1");
+    CHECK(resp.ready());
+  }
+  st = (*client)->Call("/calico.dataplane.v1.Dataplane/NoSuchMethod", setup, setup_resp,
+                       absl::Seconds(5));
+  CHECK(absl::IsUnimplemented(st));
+
+  absl::StatusOr<std::unique_ptr<UnaryClient>> none = UnaryClient::Connect(s.dir.path() + "/none.sock");
+  REQUIRE_FALSE(none.ok());
+  CHECK(absl::IsUnavailable(none.status()));
+  CHECK(std::string(none.status().message()).rfind("connect ", 0) == 0);
+}
+
+}  // namespace
+}  // namespace calico::cni
+
+namespace calico::cni {
+namespace {
+
+TEST_CASE("the plugin's unary client gives up at its deadline when a daemon hangs") {
+  datastore::testing::TempDir dir;
+  std::string path = dir.path() + "/hung.sock";
+  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, path.c_str());
+  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(listen(listener, 4) == 0);  // accepts into the backlog, never answers
+  absl::StatusOr<std::unique_ptr<UnaryClient>> client = UnaryClient::Connect(path);
+  REQUIRE(client.ok());
+  dataplane::v1::GetStatusRequest req;
+  dataplane::v1::GetStatusResponse resp;
+  absl::Time start = absl::Now();
+  absl::Status st = (*client)->Call("/calico.dataplane.v1.Dataplane/GetStatus", req, resp,
+                                    absl::Milliseconds(200));
+  CHECK(absl::IsDeadlineExceeded(st));
+  CHECK(absl::Now() - start < absl::Seconds(2));
+  close(listener);
+}
+
+}  // namespace
+}  // namespace calico::cni
