@@ -169,7 +169,7 @@ bool Felix::ready() const {
   return ready_;
 }
 
-absl::Status Felix::SyncOnce() {
+absl::Status Felix::SyncOnce(bool read_kernel) {
   ASSIGN_OR_RETURN(datastore::ListResult weps, store_.List(resources::KeyPrefix(WepKind())));
   ASSIGN_OR_RETURN(datastore::ListResult affinities,
                    store_.List(ipamd::AffinityPrefix(options_.node)));
@@ -210,8 +210,13 @@ absl::Status Felix::SyncOnce() {
   for (auto& [name, e] : endpoints) list.push_back(std::move(e));
   manager_.ReplaceEndpoints(std::move(list));
   manager_.SetAffineBlocks(std::move(blocks));
-  absl::Status status = manager_.Resync();
-  last_resync_ = absl::Now();
+  absl::Status status;
+  if (read_kernel) {
+    status = manager_.Resync();
+    last_resync_ = absl::Now();
+  } else {
+    status = manager_.Apply();
+  }
   if (!ready_) ready_ = true;
   PublishAdvertisedLocked();
   if (!status.ok()) log::Warn("resync_incomplete", {{"error", ToStd(status.message())}});
@@ -238,18 +243,22 @@ std::optional<std::pair<uint64_t, std::set<AdvertisedRoute>>> Felix::WaitAdverti
 void Felix::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    changed_.wait_for(lock, absl::ToChronoNanoseconds(options_.resync_interval),
+    absl::Duration until_due = last_resync_ + options_.resync_interval - absl::Now();
+    changed_.wait_for(lock, absl::ToChronoNanoseconds(std::max(until_due, absl::ZeroDuration())),
                       [&] { return dirty_ || stopping_; });
     if (stopping_) break;
-    bool was_dirty = dirty_;
+    // The kernel read-back runs every interval even while datastore events keep coming.
+    const bool due = absl::Now() >= last_resync_ + options_.resync_interval;
+    const bool was_dirty = dirty_;
+    if (!due && !was_dirty) continue;
     lock.unlock();
     // Coalesce a burst of datastore events (a node's pods starting) into one sync.
-    if (was_dirty) absl::SleepFor(absl::Milliseconds(50));
+    if (was_dirty && !due) absl::SleepFor(absl::Milliseconds(50));
     {
       std::lock_guard<std::mutex> l(mu_);
       dirty_ = false;
     }
-    absl::Status s = SyncOnce();
+    absl::Status s = SyncOnce(/*read_kernel=*/due);
     if (!s.ok()) log::Warn("sync_failed", {{"error", ToStd(s.message())}});
     lock.lock();
   }

@@ -119,8 +119,10 @@ class Felix {
   std::vector<WorkloadInfo> List(const std::string& endpoint_name);
   FelixStatus Status();
 
-  // Full re-list and resync now (what the loop does every interval and on datastore events).
-  absl::Status SyncOnce();
+  // Re-lists the datastore and programs the difference. With `read_kernel` (start-up and every
+  // resync interval) the kernel is read back too and drift repaired; a datastore event only
+  // needs the datastore side (the kernel is as felixd last left it).
+  absl::Status SyncOnce(bool read_kernel = true);
 
   // The advertised routes with a version; blocks until the version exceeds `after` or
   // `timeout` passes (then returns the current state). nullopt once Stop() began.
