@@ -50,7 +50,8 @@ TEST_CASE("dual-stack pods ping each other and the host, CHECK passes, DEL leave
   CHECK(Ping(node, "pod-a", ips_b[0]));   // IPv4 pod to pod
   CHECK(Ping(node, "pod-a", ips_b[1]));   // IPv6 pod to pod
   CHECK(Ping(node, "pod-b", ips_a[0]));
-  CHECK(Ping(node, "pod-a", node.host_address()));  // pod to host
+  CHECK(Ping(node, "pod-a", node.host_address()));   // pod to host, IPv4
+  CHECK(Ping(node, "pod-a", node.host_address6()));  // pod to host, IPv6
 
   std::string conf_with_prev = node.Conf();
   nlohmann::json with_prev = nlohmann::json::parse(conf_with_prev);
@@ -341,6 +342,14 @@ TEST_CASE("stopping felixd flushes nothing, and operators can ask it about its w
   node.AddPodNetns("pod-s");
   REQUIRE(node.Cni("ADD", Pod("pod-s"), node.Conf()).exit_code == 0);
   std::string before = node.StableKernelSnapshot();
+  // /readiness and /metrics on felixd's loopback port inside the node (bash's /dev/tcp: no curl).
+  auto http_get = [&](const std::string& path) {
+    return node.Exec("bash -c 'exec 3<>/dev/tcp/127.0.0.1/9099 && printf \"GET " + path +
+                     " HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3'").output;
+  };
+  CHECK_THAT(http_get("/readiness"), Catch::StartsWith("HTTP/1.1 200"));
+  std::string metrics = http_get("/metrics");
+  CHECK_THAT(metrics, Catch::Contains("felixd_ready 1") && Catch::Contains("felixd_workloads 1"));
   CniRun workloads = node.Calicoctl({"node", "workloads", "--felixd-socket=" + node.dir() + "/dataplane.sock"});
   INFO(workloads.out);
   CHECK(workloads.exit_code == 0);

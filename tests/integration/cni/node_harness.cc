@@ -150,7 +150,8 @@ Node::Node(Options options) : options_(std::move(options)) {
   ns_ = std::make_unique<::calico::testing::TestNetns>(std::move(*ns));
   // A host has an uplink with a default route; proxy ARP for 169.254.1.1 answers only when
   // the kernel has a route to it through another interface (as upstream Calico relies on too).
-  Exec(absl::StrCat("ip link set lo up && ip addr add ", host_address(), "/32 dev lo && "
+  Exec(absl::StrCat("ip link set lo up && ip addr add ", host_address(), "/32 dev lo && ",
+                    "ip -6 addr add ", host_address6(), "/128 dev lo && "
                     "ip link add uplink0 mtu 1500 type veth peer name uplink0p && "
                     "ip link set uplink0 up && ip link set uplink0p up && "
                     "ip addr add 192.168.78.2/24 dev uplink0 && "

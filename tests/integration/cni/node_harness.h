@@ -127,6 +127,7 @@ class Node {
   const std::string& dir() const { return dir_.path(); }
   const Options& options() const { return options_; }
   std::string host_address() const { return "192.168.77.1"; }
+  std::string host_address6() const { return "fd78::1"; }
 
  private:
   Options options_;
