@@ -264,8 +264,9 @@ void Felix::Loop() {
   }
 }
 
-// Datastore events only mark the state dirty; the loop re-lists. Two prefixes: this node's
-// endpoints (by name prefix) and its block affinities.
+// This node's endpoint events are applied as they come (parsed here, outside the lock); an
+// affinity event or a (re)started watch marks the state dirty and the loop re-lists. Per-event
+// cost stays constant however many endpoints the node has.
 void Felix::WatchLoop() {
   const std::string wep_prefix = resources::KeyPrefix(WepKind());
   const std::string affinity_prefix = ipamd::AffinityPrefix(options_.node);
@@ -279,7 +280,8 @@ void Felix::WatchLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
     }
-    bool relevant = false;
+    bool relist = false;
+    std::vector<EndpointUpdate> updates;
     for (size_t i = 0; i < prefixes.size(); ++i) {
       if (watches[i] == nullptr) {
         absl::StatusOr<datastore::Revision> rev = store_.CurrentRevision();
@@ -287,28 +289,63 @@ void Felix::WatchLoop() {
         absl::StatusOr<std::unique_ptr<datastore::Watch>> w = store_.WatchPrefix(prefixes[i], *rev);
         if (!w.ok()) break;
         watches[i] = std::move(*w);
-        relevant = true;  // anything between the last list and now: re-list
+        relist = true;  // anything between the last list and now
       }
       absl::StatusOr<std::vector<datastore::Event>> events =
           watches[i]->Next(absl::Milliseconds(100));
       if (!events.ok()) {
         watches[i].reset();
-        relevant = true;
+        relist = true;
         continue;
       }
       for (const datastore::Event& e : *events) {
-        if (i == 1) relevant = true;
+        if (i == 1) {
+          relist = true;
+          continue;
+        }
         std::string_view name = e.key;
         name = name.substr(name.rfind('/') + 1);
-        if (i == 0 && name.substr(0, name_prefix.size()) == name_prefix) relevant = true;
+        if (name.substr(0, name_prefix.size()) != name_prefix) continue;
+        EndpointUpdate u{.name = std::string(name), .revision = e.revision, .endpoint = std::nullopt};
+        if (e.type == datastore::EventType::kPut) {
+          absl::StatusOr<resources::Resource> wep = resources::FromStored(e.value, e.revision);
+          if (!wep.ok()) {
+            relist = true;
+            continue;
+          }
+          u.endpoint = LocalEndpointOf(*wep, options_.node);
+        }
+        updates.push_back(std::move(u));
       }
     }
-    if (relevant) {
+    if (!updates.empty()) ApplyEndpointUpdates(updates);
+    if (relist) {
       std::lock_guard<std::mutex> lock(mu_);
       dirty_ = true;
       changed_.notify_all();
     }
   }
+}
+
+void Felix::ApplyEndpointUpdates(const std::vector<EndpointUpdate>& updates) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const EndpointUpdate& u : updates) {
+    auto p = pending_.find(u.name);
+    if (p != pending_.end()) {
+      // A request in flight, or a local change newer than this event, decides.
+      if (p->second.revision == 0 || p->second.revision > u.revision) continue;
+      pending_.erase(p);
+    }
+    if (u.endpoint) {
+      const LocalEndpoint* now = manager_.Find(u.name);
+      if (now == nullptr || !(*now == *u.endpoint)) manager_.SetEndpoint(*u.endpoint);
+    } else if (manager_.Find(u.name) != nullptr) {
+      manager_.RemoveEndpoint(u.name);
+    }
+  }
+  absl::Status s = manager_.Apply();
+  if (!s.ok()) log::Warn("apply_incomplete", {{"error", ToStd(s.message())}});
+  PublishAdvertisedLocked();
 }
 
 absl::StatusOr<std::optional<resources::Resource>> Felix::GetEndpoint(const WorkloadNames& names) {

@@ -138,9 +138,16 @@ class Felix {
     datastore::Revision revision = 0;  // 0: write in progress
     bool removed = false;              // a teardown (tombstone) rather than a setup
   };
+  // One WorkloadEndpoint event of this node, parsed: nullopt endpoint = gone (or moved away).
+  struct EndpointUpdate {
+    std::string name;
+    datastore::Revision revision = 0;
+    std::optional<LocalEndpoint> endpoint;
+  };
   int DetectMtu();
   void Loop();
   void WatchLoop();
+  void ApplyEndpointUpdates(const std::vector<EndpointUpdate>& updates);
   void PublishAdvertisedLocked();
   absl::StatusOr<std::optional<resources::Resource>> GetEndpoint(const WorkloadNames& names);
 

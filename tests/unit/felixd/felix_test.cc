@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <functional>
 
 #include "common/datastore/sqlite/sqlite_datastore.h"
 #include "common/resources/resource.h"
@@ -246,6 +247,49 @@ TEST_CASE("check fails with a clear message when the pod's address or the host r
   CHECK(msg.find("address 10.65.0.3/32 is missing on eth0") != std::string::npos);
   CHECK(msg.find("host route 10.65.0.3/32 dev " + r.host_ifname + " is missing") != std::string::npos);
   CHECK(absl::IsNotFound(n.felix->Check(Pod("other", "10.65.0.9/32"))));
+}
+
+}  // namespace
+}  // namespace calico::felixd
+
+namespace calico::felixd {
+namespace {
+
+bool Eventually(const std::function<bool()>& condition) {
+  for (int i = 0; i < 100; ++i) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return condition();
+}
+
+TEST_CASE("endpoint changes written by others reach the kernel through the watch, one by one") {
+  Node n;
+  kernel::Link cali;
+  cali.name = "caliother00001";
+  cali.up = true;
+  n.kernel.host.AddLinkByHand(cali);
+  resources::Client client(*n.store);
+  auto wep = [](const std::string& node, const std::string& name) {
+    resources::Json j;
+    j["apiVersion"] = "projectcalico.org/v3";
+    j["kind"] = "WorkloadEndpoint";
+    j["metadata"]["name"] = name;
+    j["metadata"]["namespace"] = "default";
+    j["spec"]["node"] = node;
+    j["spec"]["orchestrator"] = "k8s";
+    j["spec"]["pod"] = "other";
+    j["spec"]["endpoint"] = "eth0";
+    j["spec"]["interfaceName"] = "caliother00001";
+    j["spec"]["ipNetworks"] = resources::Json::array({"10.65.0.9/32"});
+    return *resources::FromObject(j, "default");
+  };
+  REQUIRE(client.Create(wep("node1", "node1-k8s-other-eth0")).ok());
+  REQUIRE(client.Create(wep("node2", "node2-k8s-other-eth0")).ok());  // not ours
+  CHECK(Eventually([&] { return n.FelixRoutes().size() == 1; }));
+  REQUIRE(client.Delete(*resources::FindKind("WorkloadEndpoint"), "default", "node1-k8s-other-eth0").ok());
+  CHECK(Eventually([&] { return n.FelixRoutes().empty(); }));
+  CHECK(n.felix->Status().workloads == 0);
 }
 
 }  // namespace
