@@ -120,6 +120,8 @@ absl::StatusOr<Resource> FromStored(std::string_view value, int64_t mod_revision
   return r;
 }
 
+bool HasCrossObjectRules(const KindInfo& kind) { return kind.kind == "IPPool"; }
+
 absl::Status ValidateAgainstExisting(const Resource& resource, const std::vector<Resource>& existing) {
   if (resource.kind == nullptr || resource.kind->kind != "IPPool") return absl::OkStatus();
   std::string mine = StringAt(resource.object, "spec", "cidr");

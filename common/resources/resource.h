@@ -89,6 +89,9 @@ absl::StatusOr<Resource> FromStored(std::string_view value, int64_t mod_revision
 
 // Cross-object rules that need the other objects of the kind (validation of one object alone
 // cannot see them): IPPool CIDRs may not overlap each other.
+// Whether ValidateAgainstExisting looks at other objects for this kind (IPPool overlap);
+// writers skip listing the kind when it does not.
+bool HasCrossObjectRules(const KindInfo& kind);
 absl::Status ValidateAgainstExisting(const Resource& resource, const std::vector<Resource>& existing);
 
 }  // namespace calico::resources

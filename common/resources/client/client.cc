@@ -117,6 +117,8 @@ absl::StatusOr<std::vector<Resource>> Client::List(const KindInfo& kind, std::st
 }
 
 absl::Status Client::CheckAgainstOthers(const Resource& resource) {
+  // Listing every object of the kind made each WorkloadEndpoint write O(endpoints).
+  if (!HasCrossObjectRules(*resource.kind)) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<Resource> others, List(*resource.kind));
   std::vector<Resource> filtered;
   for (Resource& other : others) {
