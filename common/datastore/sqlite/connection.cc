@@ -1,5 +1,6 @@
 #include "common/datastore/sqlite/connection.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -56,6 +57,16 @@ std::string Query::Bytes(int column) const {
   return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
 }
 
+int Connection::OnBusy(void* self, int count) {
+  auto* c = static_cast<Connection*>(self);
+  if (count == 0) c->busy_slept_us_ = 0;
+  if (c->busy_slept_us_ >= c->busy_timeout_us_) return 0;  // give up: SQLITE_BUSY
+  int64_t sleep_us = std::min<int64_t>(1000, int64_t{50} << std::min(count, 5));
+  std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+  c->busy_slept_us_ += sleep_us;
+  return 1;
+}
+
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                              const ConnectionOptions& options) {
   sqlite3* db = nullptr;
@@ -64,7 +75,11 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
       path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   auto connection = std::unique_ptr<Connection>(new Connection(path, db));
   if (rc != SQLITE_OK) return connection->Error(rc, "opening the database");
-  sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
+  // SQLite's own busy_timeout sleeps 1, 2, 5, 10 ... 100 ms between tries; with ipamd and
+  // felixd writing the same file, one collision then cost a pod ADD tens of milliseconds. Our
+  // handler retries after 50 us, doubling to at most 1 ms.
+  connection->busy_timeout_us_ = absl::ToInt64Microseconds(options.busy_timeout);
+  sqlite3_busy_handler(db, &Connection::OnBusy, connection.get());
 
   // Switching to WAL takes an exclusive lock and may report BUSY without consulting the busy
   // handler when another process is doing the same on a fresh file, so retry it ourselves.

@@ -82,6 +82,11 @@ class Connection {
 
   std::string path_;
   sqlite3* db_;
+  // Busy handling (another process holds the write lock): how long to keep trying, and how long
+  // this wait has slept so far.
+  int64_t busy_timeout_us_ = 0;
+  int64_t busy_slept_us_ = 0;
+  static int OnBusy(void* self, int count);
   std::unordered_map<const char*, sqlite3_stmt*> statements_;
 };
 

@@ -45,6 +45,25 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// The child makes only system calls before execve, so vfork is safe; nothing the child touches
+// is modified, which is what -Wclobbered cannot see.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wclobbered"
+pid_t SpawnPlugin(bool fast, char** argv, char** envp, int in, int out, int err, int ns_fd) {
+  pid_t pid = fast ? vfork() : fork();
+  if (pid == 0) {
+    if (in < 0 || out < 0 || err < 0) _exit(125);
+    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0) _exit(126);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    execve(argv[0], argv, envp);
+    _exit(127);
+  }
+  return pid;
+}
+#pragma GCC diagnostic pop
+
 }  // namespace
 
 // ---- TempDir ----
@@ -270,7 +289,7 @@ CniRun Node::Cni(std::string_view command, const PodSpec& pod, const std::string
     std::ofstream in(in_path, std::ios::trunc);
     in << conf;
   }
-  int ns_fd = in_node ? open(ns_->path().c_str(), O_RDONLY | O_CLOEXEC) : -1;
+  const int ns_fd = in_node ? open(ns_->path().c_str(), O_RDONLY | O_CLOEXEC) : -1;
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) {
     if (Inherited(*e)) envs.emplace_back(*e);
@@ -280,18 +299,17 @@ CniRun Node::Cni(std::string_view command, const PodSpec& pod, const std::string
   for (std::string& s : envs) envp.push_back(s.data());
   envp.push_back(nullptr);
   char* argv[] = {binary.data(), nullptr};
-  pid_t pid = fork();
-  if (pid == 0) {
-    int in = open(in_path.c_str(), O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in < 0 || out < 0 || err < 0) _exit(125);
-    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0) _exit(126);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    execve(argv[0], argv, envp.data());
-    _exit(127);
+  // Opened here with O_CLOEXEC (concurrent calls must not leak them into each other's
+  // children); dup2 in the child clears the flag on 0-2.
+  int in = open(in_path.c_str(), O_RDONLY | O_CLOEXEC);
+  int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // fast_spawn: vfork, not fork: the benchmark runs 200 of these from 200 threads, and fork's
+  // copy of this process's page tables then cost more CPU than the plugins it measures. The
+  // child only makes system calls before execve. (fork keeps the child's peak RSS its own.)
+  pid_t pid = SpawnPlugin(fast_spawn_, argv, envp.data(), in, out, err, ns_fd);
+  for (int fd : {in, out, err}) {
+    if (fd >= 0) close(fd);
   }
   if (ns_fd >= 0) close(ns_fd);
   int status = 0;
