@@ -71,6 +71,26 @@ TEST_CASE("dual-stack pods ping each other and the host, CHECK passes, DEL leave
   CHECK(Join(node.Leftovers()) == "");
 }
 
+TEST_CASE("labels from args.cni.labels land on the WorkloadEndpoint with its profile and interface") {
+  Node node(Node::Options{.node_name = "node1", .ipv4_pool = "10.86.0.0/24", .ipv6_pool = ""});
+  REQUIRE(node.Start().ok());
+  node.AddPodNetns("lab-a");
+  nlohmann::json conf = nlohmann::json::parse(node.Conf("1.0.0", "calico-ipam", false));
+  conf["args"] = {{"cni", {{"labels", {{{"key", "app"}, {"value", "web"}}}}}}};
+  CniRun add = node.Cni("ADD", Pod("lab-a"), conf.dump());
+  REQUIRE(add.exit_code == 0);
+  CniRun wep = node.Calicoctl({"get", "wep", "node1-k8s-lab--a-eth0", "-n", "default", "-o", "json"});
+  INFO(wep.out);
+  REQUIRE(wep.exit_code == 0);
+  nlohmann::json j = nlohmann::json::parse(wep.out);
+  CHECK(j["metadata"]["labels"]["app"] == "web");
+  CHECK(j["metadata"]["labels"]["projectcalico.org/namespace"] == "default");
+  CHECK(j["spec"]["profiles"][0] == "kns.default");
+  CHECK(j["spec"]["interfaceName"] == nlohmann::json::parse(add.out)["interfaces"][0]["name"]);
+  CHECK(j["spec"]["ipNetworks"][0] == nlohmann::json::parse(add.out)["ips"][0]["address"]);
+  CHECK(node.Cni("DEL", Pod("lab-a"), conf.dump()).exit_code == 0);
+}
+
 TEST_CASE("CHECK fails with a clear message when the pod's route or address is removed") {
   Node node;
   REQUIRE(node.Start().ok());
