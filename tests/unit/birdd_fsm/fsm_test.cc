@@ -84,7 +84,7 @@ TEST_CASE("fsm: hold timer expiry sends 4/0, tears down and waits IdleHold befor
   CHECK(s.state() == State::kConnect);
 }
 
-TEST_CASE("fsm: a flapping peer waits twice as long each time, capped; a stable session resets it") {
+TEST_CASE("fsm: a flapping peer waits twice as long each time, capped, and a stable session resets it") {
   Config c = Defaults();
   c.idle_hold_time = absl::Seconds(1);
   c.max_idle_hold_time = absl::Seconds(8);
