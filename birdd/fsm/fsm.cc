@@ -7,12 +7,11 @@
 namespace calico::birdd::fsm {
 namespace {
 
-Notification Note(ErrorCode code, uint8_t subcode) {
-  Notification n;
-  n.code = code;
-  n.subcode = subcode;
-  return n;
-}
+using wire::CeaseSubcode;
+using wire::NotificationCode;
+
+Notification Note(NotificationCode code, uint8_t subcode) { return Notification(code, subcode); }
+Notification Cease(CeaseSubcode subcode) { return Notification(subcode); }
 
 Action Simple(ActionType type) {
   Action a;
@@ -260,7 +259,7 @@ std::vector<Action> Session::OnConnectOrActive(const Event& e) {
       if (Running(Timer::kDelayOpen)) {
         AcceptOpen(out, e, /*send_open=*/true);
       } else {
-        out.push_back(Send(Note(ErrorCode::kFsm, 0)));
+        out.push_back(Send(Note(NotificationCode::kFsmError, 0)));
         ToIdle(out, true, e.now);
       }
       break;
@@ -287,16 +286,16 @@ std::vector<Action> Session::OnOpenSent(const Event& e) {
       break;
     case EventType::kManualStop:
       automatic_ = false;
-      out.push_back(Send(Note(ErrorCode::kCease, kCeaseAdministrativeShutdown)));
+      out.push_back(Send(Cease(CeaseSubcode::kAdministrativeShutdown)));
       ToIdle(out, false, e.now);
       connect_retry_counter_ = 0;
       break;
     case EventType::kTimerExpired:
       timers_ &= ~(1u << static_cast<unsigned>(e.timer));
       if (e.timer == Timer::kHold) {
-        out.push_back(Send(Note(ErrorCode::kHoldTimerExpired, 0)));
+        out.push_back(Send(Note(NotificationCode::kHoldTimerExpired, 0)));
       } else {
-        out.push_back(Send(Note(ErrorCode::kFsm, kFsmUnexpectedInOpenSent)));
+        out.push_back(Send(Note(NotificationCode::kFsmError, static_cast<uint8_t>(wire::FsmSubcode::kUnexpectedMessageInOpenSent))));
       }
       ToIdle(out, true, e.now);
       break;
@@ -318,58 +317,72 @@ std::vector<Action> Session::OnOpenSent(const Event& e) {
       ToIdle(out, true, e.now);
       break;
     case EventType::kOpenCollisionDump:
-      out.push_back(Send(Note(ErrorCode::kCease, kCeaseConnectionCollision)));
+      out.push_back(Send(Cease(CeaseSubcode::kConnectionCollisionResolution)));
       ToIdle(out, true, e.now);
       break;
     case EventType::kNotifMsgVerErr:
       ToIdle(out, false, e.now);
       break;
     default:
-      out.push_back(Send(Note(ErrorCode::kFsm, kFsmUnexpectedInOpenSent)));
+      out.push_back(Send(Note(NotificationCode::kFsmError, static_cast<uint8_t>(wire::FsmSubcode::kUnexpectedMessageInOpenSent))));
       ToIdle(out, true, e.now);
       break;
   }
   return out;
 }
 
-std::vector<Action> Session::OnOpenConfirm(const Event& e) {
-  std::vector<Action> out;
+// ManualStop, the keepalive and hold timers, collisions and header/OPEN errors mean the same
+// once an OPEN has been exchanged (RFC 4271 8.2.2, OpenConfirm and Established).
+bool Session::OnSessionCommon(const Event& e, std::vector<Action>& out, uint8_t fsm_subcode) {
   switch (e.type) {
     case EventType::kManualStart:
     case EventType::kAutomaticStart:
-      break;
+      return true;
     case EventType::kManualStop:
       automatic_ = false;
-      out.push_back(Send(Note(ErrorCode::kCease, kCeaseAdministrativeShutdown)));
+      out.push_back(Send(Cease(CeaseSubcode::kAdministrativeShutdown)));
       ToIdle(out, false, e.now);
       connect_retry_counter_ = 0;
-      break;
+      return true;
     case EventType::kTimerExpired:
       timers_ &= ~(1u << static_cast<unsigned>(e.timer));
       if (e.timer == Timer::kKeepalive) {
         out.push_back(Simple(ActionType::kSendKeepalive));
         Start(out, Timer::kKeepalive, keepalive_time_);
-        break;
+        return true;
       }
-      out.push_back(Send(e.timer == Timer::kHold ? Note(ErrorCode::kHoldTimerExpired, 0)
-                                                 : Note(ErrorCode::kFsm, kFsmUnexpectedInOpenConfirm)));
+      out.push_back(Send(e.timer == Timer::kHold
+                             ? Note(NotificationCode::kHoldTimerExpired, 0)
+                             : Note(NotificationCode::kFsmError, fsm_subcode)));
       ToIdle(out, true, e.now);
-      break;
+      return true;
+    case EventType::kBgpHeaderErr:
+    case EventType::kBgpOpenMsgErr:
+    case EventType::kUpdateMsgErr:
+      if (e.type == EventType::kUpdateMsgErr && state_ != State::kEstablished) return false;
+      if (e.notification) out.push_back(Send(*e.notification));
+      ToIdle(out, true, e.now);
+      return true;
+    case EventType::kOpenCollisionDump:
+      out.push_back(Send(Cease(CeaseSubcode::kConnectionCollisionResolution)));
+      ToIdle(out, true, e.now);
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<Action> Session::OnOpenConfirm(const Event& e) {
+  std::vector<Action> out;
+  const uint8_t unexpected = static_cast<uint8_t>(wire::FsmSubcode::kUnexpectedMessageInOpenConfirm);
+  if (OnSessionCommon(e, out, unexpected)) return out;
+  switch (e.type) {
     case EventType::kTcpConnectionFails:
     case EventType::kNotifMsg:
       ToIdle(out, true, e.now);
       break;
     case EventType::kNotifMsgVerErr:
       ToIdle(out, false, e.now);
-      break;
-    case EventType::kBgpHeaderErr:
-    case EventType::kBgpOpenMsgErr:
-      if (e.notification) out.push_back(Send(*e.notification));
-      ToIdle(out, true, e.now);
-      break;
-    case EventType::kOpenCollisionDump:
-      out.push_back(Send(Note(ErrorCode::kCease, kCeaseConnectionCollision)));
-      ToIdle(out, true, e.now);
       break;
     case EventType::kKeepAliveMsg:
       if (hold_time_ > absl::ZeroDuration()) {
@@ -381,7 +394,7 @@ std::vector<Action> Session::OnOpenConfirm(const Event& e) {
       state_ = State::kEstablished;
       break;
     default:
-      out.push_back(Send(Note(ErrorCode::kFsm, kFsmUnexpectedInOpenConfirm)));
+      out.push_back(Send(Note(NotificationCode::kFsmError, unexpected)));
       ToIdle(out, true, e.now);
       break;
   }
@@ -390,6 +403,8 @@ std::vector<Action> Session::OnOpenConfirm(const Event& e) {
 
 std::vector<Action> Session::OnEstablished(const Event& e) {
   std::vector<Action> out;
+  const uint8_t unexpected = static_cast<uint8_t>(wire::FsmSubcode::kUnexpectedMessageInEstablished);
+  if (OnSessionCommon(e, out, unexpected)) return out;
   auto restart_hold = [&] {
     if (hold_time_ > absl::ZeroDuration()) {
       Stop(out, Timer::kHold);
@@ -397,26 +412,6 @@ std::vector<Action> Session::OnEstablished(const Event& e) {
     }
   };
   switch (e.type) {
-    case EventType::kManualStart:
-    case EventType::kAutomaticStart:
-      break;
-    case EventType::kManualStop:
-      automatic_ = false;
-      out.push_back(Send(Note(ErrorCode::kCease, kCeaseAdministrativeShutdown)));
-      ToIdle(out, false, e.now);
-      connect_retry_counter_ = 0;
-      break;
-    case EventType::kTimerExpired:
-      timers_ &= ~(1u << static_cast<unsigned>(e.timer));
-      if (e.timer == Timer::kKeepalive) {
-        out.push_back(Simple(ActionType::kSendKeepalive));
-        Start(out, Timer::kKeepalive, keepalive_time_);
-        break;
-      }
-      out.push_back(Send(e.timer == Timer::kHold ? Note(ErrorCode::kHoldTimerExpired, 0)
-                                                 : Note(ErrorCode::kFsm, kFsmUnexpectedInEstablished)));
-      ToIdle(out, true, e.now);
-      break;
     case EventType::kTcpConnectionFails:
     case EventType::kNotifMsg:
     case EventType::kNotifMsgVerErr:
@@ -429,17 +424,8 @@ std::vector<Action> Session::OnEstablished(const Event& e) {
       out.push_back(Simple(ActionType::kProcessUpdate));
       restart_hold();
       break;
-    case EventType::kUpdateMsgErr:
-    case EventType::kBgpHeaderErr:
-      if (e.notification) out.push_back(Send(*e.notification));
-      ToIdle(out, true, e.now);
-      break;
-    case EventType::kOpenCollisionDump:
-      out.push_back(Send(Note(ErrorCode::kCease, kCeaseConnectionCollision)));
-      ToIdle(out, true, e.now);
-      break;
     default:
-      out.push_back(Send(Note(ErrorCode::kFsm, kFsmUnexpectedInEstablished)));
+      out.push_back(Send(Note(NotificationCode::kFsmError, unexpected)));
       ToIdle(out, true, e.now);
       break;
   }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "birdd/wire/message.h"
 
 namespace calico::birdd::fsm {
 
@@ -27,29 +28,9 @@ std::string_view StateName(State state);  // "Idle", "Connect", ... as `birdc sh
 enum class Timer { kConnectRetry, kHold, kKeepalive, kDelayOpen, kIdleHold };
 std::string_view TimerName(Timer timer);
 
-// NOTIFICATION error codes (RFC 4271 4.5) the FSM itself sends; the wire codec has the full set.
-enum class ErrorCode : uint8_t {
-  kMessageHeader = 1,
-  kOpenMessage = 2,
-  kUpdateMessage = 3,
-  kHoldTimerExpired = 4,
-  kFsm = 5,
-  kCease = 6,
-};
-// Cease subcodes (RFC 4486) used here.
-inline constexpr uint8_t kCeaseAdministrativeShutdown = 2;
-inline constexpr uint8_t kCeaseConnectionCollision = 7;
-// FSM error subcodes (RFC 6608).
-inline constexpr uint8_t kFsmUnexpectedInOpenSent = 1;
-inline constexpr uint8_t kFsmUnexpectedInOpenConfirm = 2;
-inline constexpr uint8_t kFsmUnexpectedInEstablished = 3;
-
-struct Notification {
-  ErrorCode code = ErrorCode::kCease;
-  uint8_t subcode = 0;
-  std::vector<uint8_t> data;
-  bool operator==(const Notification&) const = default;
-};
+// NOTIFICATIONs are the codec's type: what the FSM decides to send, the decoder produced, or
+// the peer sent are one value throughout.
+using wire::Notification;
 
 struct Config {
   bool passive = false;       // never initiate TCP; wait for the peer (upstream mesh: higher IP)
@@ -165,6 +146,8 @@ class Session {
   std::vector<Action> OnEstablished(const Event& e);
   // Common exit to Idle after an error: stop timers, drop, release, count, damp.
   void ToIdle(std::vector<Action>& out, bool count_retry, absl::Time now);
+  // Events handled alike in OpenSent, OpenConfirm and Established; false if `e` is not one.
+  bool OnSessionCommon(const Event& e, std::vector<Action>& out, uint8_t fsm_subcode);
   void Negotiate(absl::Duration peer_hold_time);
   void Start(std::vector<Action>& out, Timer timer, absl::Duration duration);
   void Stop(std::vector<Action>& out, Timer timer);

@@ -172,9 +172,7 @@ TEST_CASE("fsm: an invalid OPEN gets the NOTIFICATION the decoder chose") {
   Session s(Defaults());
   s.Step(Event::Of(EventType::kManualStart));
   s.Step(Event::Of(EventType::kTcpConnectionUp));
-  Notification bad_peer_as;
-  bad_peer_as.code = ErrorCode::kOpenMessage;
-  bad_peer_as.subcode = 2;
+  Notification bad_peer_as(wire::OpenSubcode::kBadPeerAs);
   std::vector<Action> out = s.Step(Event::Error(EventType::kBgpOpenMsgErr, bad_peer_as));
   CHECK(ToString(out[0]) == "SendNotification(2/2)");
   CHECK(s.state() == State::kIdle);
