@@ -22,6 +22,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/base/node_name.h"
 #include "common/base/status_macros.h"
 #include "common/datastore/config.h"
 #include "common/http/http_server.h"
@@ -48,17 +49,6 @@ ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error");
 namespace calico::felixd {
 namespace {
 
-absl::StatusOr<std::string> NodeName() {
-  std::string node = absl::GetFlag(FLAGS_node);
-  if (!node.empty()) return node;
-  if (const char* env = std::getenv("NODENAME"); env != nullptr && *env) return std::string(env);
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
-    return absl::InvalidArgumentError("no --node, no $NODENAME and no hostname");
-  }
-  return std::string(host);
-}
-
 absl::StatusOr<std::unique_ptr<kernel::Netlink>> OpenNetlink(const kernel::NetnsRef& ns) {
   ASSIGN_OR_RETURN(std::unique_ptr<kernel::LibnlNetlink> nl, kernel::LibnlNetlink::Open(ns));
   return std::unique_ptr<kernel::Netlink>(std::move(nl));
@@ -72,7 +62,7 @@ absl::Status Run(const sigset_t& signals) {
   }
   log::SetLevel(level);
   FelixOptions options;
-  ASSIGN_OR_RETURN(options.node, NodeName());
+  ASSIGN_OR_RETURN(options.node, ResolveNodeName(absl::GetFlag(FLAGS_node)));
   int protocol = absl::GetFlag(FLAGS_route_protocol);
   if (protocol < 1 || protocol > 255 || protocol == kernel::kProtoBird ||
       protocol == kernel::kProtoKernel) {

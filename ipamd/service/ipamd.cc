@@ -20,6 +20,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/base/node_name.h"
 #include "common/base/status_macros.h"
 #include "common/datastore/config.h"
 #include "common/log/log.h"
@@ -52,17 +53,6 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(const char* name, const std::st
   return d;
 }
 
-absl::StatusOr<std::string> NodeName() {
-  std::string node = absl::GetFlag(FLAGS_node);
-  if (!node.empty()) return node;
-  if (const char* env = std::getenv("NODENAME"); env != nullptr && *env) return std::string(env);
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
-    return absl::InvalidArgumentError("no --node, no $NODENAME and no hostname");
-  }
-  return std::string(host);
-}
-
 // A datastore that is briefly unreachable at boot (etcd still electing) is not a reason to
 // crash-loop; anything else is.
 absl::Status CreateDefaultPools(datastore::Datastore& store, const service::DefaultPools& pools) {
@@ -85,7 +75,7 @@ absl::Status Run(const sigset_t& signals) {
   log::SetLevel(level);
 
   service::DaemonOptions options;
-  ASSIGN_OR_RETURN(options.node, NodeName());
+  ASSIGN_OR_RETURN(options.node, ResolveNodeName(absl::GetFlag(FLAGS_node)));
   options.socket_path = absl::GetFlag(FLAGS_socket);
   ASSIGN_OR_RETURN(http::ListenAddress listen,
                    http::ParseListenAddress(absl::GetFlag(FLAGS_http_listen)));
