@@ -1,0 +1,364 @@
+#include "birdd/peers/session.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "birdd/wire/decode.h"
+#include "birdd/wire/encode.h"
+#include "common/log/log.h"
+
+namespace calico::birdd::peers {
+namespace {
+
+socklen_t ToSockaddr(const net::IpAddress& ip, uint16_t port, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof out);
+  if (ip.family == 4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    std::memcpy(&sin->sin_addr, ip.bytes.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  std::memcpy(&sin6->sin6_addr, ip.bytes.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+}  // namespace
+
+// TCP-MD5 (RFC 2385): the key is per peer address, set on the socket before connect/listen.
+absl::Status SetMd5(int fd, const net::IpAddress& peer, const std::string& password) {
+  tcp_md5sig sig{};
+  sockaddr_storage addr;
+  ToSockaddr(peer, 0, addr);
+  std::memcpy(&sig.tcpm_addr, &addr, sizeof addr);
+  if (password.size() > TCP_MD5SIG_MAXKEYLEN) {
+    return absl::InvalidArgumentError("BGP password longer than 80 bytes");
+  }
+  sig.tcpm_keylen = static_cast<uint16_t>(password.size());
+  std::memcpy(sig.tcpm_key, password.data(), password.size());
+  if (setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &sig, sizeof sig) != 0) {
+    return absl::InternalError(absl::StrCat("TCP_MD5SIG: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+PeerSession::PeerSession(EventLoop& loop, PeerConfig config, SessionCallbacks callbacks)
+    : loop_(loop), config_(std::move(config)), callbacks_(std::move(callbacks)), fsm_(config_.fsm) {}
+
+PeerSession::~PeerSession() {
+  for (auto& [timer, id] : timers_) loop_.CancelTimer(id);
+  Close();
+}
+
+std::string PeerSession::last_error() const {
+  if (!socket_error_.empty()) return socket_error_;
+  if (fsm_.last_error()) return fsm_.last_error()->ToString();
+  return "";
+}
+
+void PeerSession::Start() { Fire(fsm::Event::Of(fsm::EventType::kAutomaticStart)); }
+void PeerSession::Stop() { Fire(fsm::Event::Of(fsm::EventType::kManualStop)); }
+
+void PeerSession::Fire(const fsm::Event& event) {
+  fsm::Event e = event;
+  e.now = absl::Now();
+  if (firing_) {
+    queued_.push_back(e);
+    return;
+  }
+  firing_ = true;
+  fsm::State before = fsm_.state();
+  Apply(fsm_.Step(e));
+  while (!queued_.empty()) {
+    fsm::Event next = queued_.front();
+    queued_.erase(queued_.begin());
+    Apply(fsm_.Step(next));
+  }
+  firing_ = false;
+  if (fsm_.state() != before) {
+    since_ = absl::Now();
+    log::Info("peer_state", {{"peer", config_.name},
+                             {"from", std::string(fsm::StateName(before))},
+                             {"to", std::string(fsm::StateName(fsm_.state()))}});
+  }
+}
+
+void PeerSession::Apply(const std::vector<fsm::Action>& actions) {
+  for (const fsm::Action& a : actions) {
+    switch (a.type) {
+      case fsm::ActionType::kConnect:
+        Connect();
+        break;
+      case fsm::ActionType::kListen:
+        break;  // the listener hands us the peer's connection through Adopt()
+      case fsm::ActionType::kDropConnection:
+        Flush();
+        Close();
+        break;
+      case fsm::ActionType::kSendOpen:
+        SendMessage(MakeOpen());
+        break;
+      case fsm::ActionType::kSendKeepalive:
+        SendMessage(wire::Keepalive{});
+        break;
+      case fsm::ActionType::kSendNotification:
+        SendMessage(*a.notification);
+        break;
+      case fsm::ActionType::kStartTimer: {
+        if (auto it = timers_.find(a.timer); it != timers_.end()) loop_.CancelTimer(it->second);
+        fsm::Timer t = a.timer;
+        timers_[t] = loop_.AddTimer(a.duration, [this, t] {
+          timers_.erase(t);
+          Fire(fsm::Event::TimerFired(t));
+        });
+        break;
+      }
+      case fsm::ActionType::kStopTimer:
+        if (auto it = timers_.find(a.timer); it != timers_.end()) {
+          loop_.CancelTimer(it->second);
+          timers_.erase(it);
+        }
+        break;
+      case fsm::ActionType::kEstablished:
+        socket_error_.clear();
+        if (callbacks_.established) callbacks_.established();
+        break;
+      case fsm::ActionType::kProcessUpdate:
+        if (pending_update_ != nullptr && callbacks_.update) callbacks_.update(*pending_update_);
+        break;
+      case fsm::ActionType::kReleaseResources: {
+        bool was_up = peer_open_.has_value() && fsm_.state() == fsm::State::kIdle;
+        bool graceful = config_.graceful_restart && peer_open_ &&
+                        peer_open_->capabilities.graceful_restart.has_value();
+        if (was_up && callbacks_.down) callbacks_.down(graceful);
+        peer_open_.reset();
+        break;
+      }
+    }
+  }
+}
+
+void PeerSession::Connect() {
+  Close();
+  int family = config_.peer_address.family == 4 ? AF_INET : AF_INET6;
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    socket_error_ = absl::StrCat("socket: ", std::strerror(errno));
+    loop_.Post([this] { Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionFails)); });
+    return;
+  }
+  fd_ = fd;
+  if (!config_.password.empty()) {
+    if (absl::Status s = SetMd5(fd, config_.peer_address, config_.password); !s.ok()) {
+      socket_error_ = std::string(s.message());
+    }
+  }
+  if (config_.local_address) {
+    sockaddr_storage local;
+    socklen_t len = ToSockaddr(*config_.local_address, 0, local);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&local), len) != 0) {
+      socket_error_ = absl::StrCat("bind ", config_.local_address->ToString(), ": ", std::strerror(errno));
+    }
+  }
+  sockaddr_storage peer;
+  socklen_t len = ToSockaddr(config_.peer_address, config_.peer_port, peer);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&peer), len);
+  if (rc != 0 && errno != EINPROGRESS) {
+    socket_error_ = absl::StrCat("connect: ", std::strerror(errno));
+    Close();
+    loop_.Post([this] { Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionFails)); });
+    return;
+  }
+  connecting_ = true;
+  (void)loop_.Watch(fd, false, true, [this](uint32_t events) { OnConnectable(events); });
+}
+
+void PeerSession::OnConnectable(uint32_t) {
+  int error = 0;
+  socklen_t len = sizeof error;
+  getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
+  connecting_ = false;
+  if (error != 0) {
+    socket_error_ = absl::StrCat("connect: ", std::strerror(error));
+    Close();
+    Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionFails));
+    return;
+  }
+  int fd = fd_;
+  loop_.Unwatch(fd);
+  (void)loop_.Watch(fd, true, false, [this](uint32_t events) { OnReadable(events); });
+  Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionUp));
+}
+
+void PeerSession::Adopt(int fd) {
+  fsm::State s = fsm_.state();
+  if (s != fsm::State::kConnect && s != fsm::State::kActive) {
+    // A session is already past TCP (or stopped): the newer connection loses.
+    close(fd);
+    return;
+  }
+  Close();  // our own connect attempt, if any
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  fd_ = fd;
+  (void)loop_.Watch(fd, true, false, [this](uint32_t events) { OnReadable(events); });
+  Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionUp));
+}
+
+void PeerSession::Close() {
+  if (fd_ < 0) return;
+  loop_.Unwatch(fd_);
+  close(fd_);
+  fd_ = -1;
+  connecting_ = false;
+  framer_ = wire::Framer();
+  out_.clear();
+  out_sent_ = 0;
+}
+
+void PeerSession::SendMessage(const wire::Message& message) {
+  if (fd_ < 0 || connecting_) return;
+  absl::Status s = wire::Encode(message, context_, out_);
+  if (!s.ok()) {
+    log::Error("encode_failed", {{"peer", config_.name}, {"error", std::string(s.message())}});
+    return;
+  }
+  Flush();
+}
+
+bool PeerSession::Send(const std::vector<uint8_t>& message) {
+  if (fsm_.state() != fsm::State::kEstablished || fd_ < 0) return false;
+  out_.insert(out_.end(), message.begin(), message.end());
+  Flush();
+  return true;
+}
+
+void PeerSession::Flush() {
+  if (fd_ < 0) return;
+  while (out_sent_ < out_.size()) {
+    ssize_t n = send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return;  // the read side reports the failure
+    }
+    out_sent_ += static_cast<size_t>(n);
+  }
+  if (out_sent_ == out_.size()) {
+    out_.clear();
+    out_sent_ = 0;
+  }
+  (void)loop_.Modify(fd_, true, !out_.empty());
+}
+
+void PeerSession::OnReadable(uint32_t events) {
+  if (events & EPOLLOUT) Flush();
+  if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) return;
+  in_.resize(65536);
+  ssize_t n = recv(fd_, in_.data(), in_.size(), 0);
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    socket_error_ = n == 0 ? "connection closed by the peer"
+                           : absl::StrCat("recv: ", std::strerror(errno));
+    Close();
+    Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionFails));
+    return;
+  }
+  framer_.Feed(std::span<const uint8_t>(in_.data(), static_cast<size_t>(n)));
+  while (fd_ >= 0) {
+    wire::Framer::Frame frame = framer_.Next();
+    if (frame.kind == wire::Framer::Frame::Kind::kNeedMore) break;
+    if (frame.kind == wire::Framer::Frame::Kind::kError) {
+      Fire(fsm::Event::Error(fsm::EventType::kBgpHeaderErr, frame.error->notification));
+      break;
+    }
+    HandleMessage(frame.message);
+  }
+}
+
+void PeerSession::HandleMessage(std::span<const uint8_t> bytes) {
+  wire::Decoded decoded = wire::Decode(bytes, context_);
+  if (auto* error = std::get_if<wire::DecodeError>(&decoded)) {
+    log::Warn("bad_message", {{"peer", config_.name}, {"error", error->ToString()}});
+    fsm::EventType type = fsm::EventType::kBgpHeaderErr;
+    if (error->notification.code == wire::NotificationCode::kOpenMessageError) {
+      type = fsm::EventType::kBgpOpenMsgErr;
+    } else if (error->notification.code == wire::NotificationCode::kUpdateMessageError) {
+      type = fsm::EventType::kUpdateMsgErr;
+    }
+    Fire(fsm::Event::Error(type, error->notification));
+    return;
+  }
+  const wire::Message& message = std::get<wire::Message>(decoded);
+  if (const auto* open = std::get_if<wire::Open>(&message)) {
+    if (std::optional<wire::Notification> bad = CheckOpen(*open)) {
+      Fire(fsm::Event::Error(fsm::EventType::kBgpOpenMsgErr, *bad));
+      return;
+    }
+    peer_open_ = *open;
+    context_.four_octet_as = open->capabilities.four_octet_as.has_value();
+    Fire(fsm::Event::Open(absl::Seconds(open->hold_time)));
+  } else if (std::holds_alternative<wire::Keepalive>(message)) {
+    Fire(fsm::Event::Of(fsm::EventType::kKeepAliveMsg));
+  } else if (const auto* update = std::get_if<wire::Update>(&message)) {
+    for (const wire::DecodeError& e : update->errors) {
+      log::Warn("update_error_handled", {{"peer", config_.name}, {"error", e.ToString()}});
+    }
+    pending_update_ = update;
+    Fire(fsm::Event::Of(fsm::EventType::kUpdateMsg));
+    pending_update_ = nullptr;
+  } else if (const auto* note = std::get_if<wire::Notification>(&message)) {
+    socket_error_ = absl::StrCat("received ", note->ToString());
+    bool version = note->code == wire::NotificationCode::kOpenMessageError &&
+                   note->subcode == static_cast<uint8_t>(wire::OpenSubcode::kUnsupportedVersionNumber);
+    Fire(fsm::Event::Of(version ? fsm::EventType::kNotifMsgVerErr : fsm::EventType::kNotifMsg));
+  } else if (const auto* refresh = std::get_if<wire::RouteRefresh>(&message)) {
+    if (fsm_.state() == fsm::State::kEstablished && callbacks_.route_refresh) {
+      callbacks_.route_refresh(refresh->afi_safi);
+    }
+  }
+}
+
+std::optional<wire::Notification> PeerSession::CheckOpen(const wire::Open& open) const {
+  if (open.PeerAs() != config_.peer_as) {
+    return wire::Notification(wire::OpenSubcode::kBadPeerAs);
+  }
+  if (open.bgp_id == config_.router_id && config_.peer_as == config_.local_as) {
+    return wire::Notification(wire::OpenSubcode::kBadBgpIdentifier);  // RFC 6286: iBGP ids differ
+  }
+  return std::nullopt;
+}
+
+wire::Open PeerSession::MakeOpen() const {
+  wire::Open open;
+  open.my_as = config_.local_as;
+  open.hold_time = static_cast<uint16_t>(absl::ToInt64Seconds(config_.fsm.hold_time));
+  open.bgp_id = config_.router_id;
+  open.capabilities.multiprotocol = {wire::kIpv4Unicast, wire::kIpv6Unicast};
+  open.capabilities.route_refresh = true;
+  open.capabilities.four_octet_as = config_.local_as;
+  if (config_.graceful_restart) {
+    wire::GracefulRestart gr;
+    gr.restart_time = static_cast<uint16_t>(std::min<int64_t>(4095, absl::ToInt64Seconds(config_.restart_time)));
+    for (wire::AfiSafi f : {wire::kIpv4Unicast, wire::kIpv6Unicast}) {
+      wire::GracefulRestart::Family fam;
+      fam.afi_safi = f;
+      fam.flags = wire::GracefulRestart::kForwardingState;
+      gr.families.push_back(fam);
+    }
+    open.capabilities.graceful_restart = gr;
+  }
+  return open;
+}
+
+}  // namespace calico::birdd::peers
