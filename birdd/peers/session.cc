@@ -199,7 +199,29 @@ void PeerSession::OnConnectable(uint32_t) {
   int fd = fd_;
   loop_.Unwatch(fd);
   (void)loop_.Watch(fd, true, false, [this](uint32_t events) { OnReadable(events); });
+  RecordLocalEndpoint();
   Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionUp));
+}
+
+void PeerSession::RecordLocalEndpoint() {
+  sockaddr_storage local{};
+  socklen_t len = sizeof local;
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) != 0) return;
+  net::IpAddress ip;
+  if (local.ss_family == AF_INET) {
+    ip.family = 4;
+    std::memcpy(ip.bytes.data(), &reinterpret_cast<sockaddr_in*>(&local)->sin_addr, 4);
+  } else {
+    const auto* sin6 = reinterpret_cast<sockaddr_in6*>(&local);
+    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+      ip.family = 4;
+      std::memcpy(ip.bytes.data(), reinterpret_cast<const uint8_t*>(&sin6->sin6_addr) + 12, 4);
+    } else {
+      ip.family = 6;
+      std::memcpy(ip.bytes.data(), &sin6->sin6_addr, 16);
+    }
+  }
+  local_endpoint_ = ip;
 }
 
 void PeerSession::Adopt(int fd) {
@@ -213,6 +235,7 @@ void PeerSession::Adopt(int fd) {
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   fd_ = fd;
   (void)loop_.Watch(fd, true, false, [this](uint32_t events) { OnReadable(events); });
+  RecordLocalEndpoint();
   Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionUp));
 }
 

@@ -66,6 +66,8 @@ class PeerSession {
   const std::optional<wire::Open>& peer_open() const { return peer_open_; }
   const wire::SessionContext& context() const { return context_; }
   absl::Time since() const { return since_; }
+  // Our end of the TCP connection (the next hop we announce as "self"); set once connected.
+  const std::optional<net::IpAddress>& local_endpoint() const { return local_endpoint_; }
   std::string last_error() const;  // "Hold timer expired", "Connection refused", ...
 
  private:
@@ -93,6 +95,8 @@ class PeerSession {
   size_t out_sent_ = 0;
   std::map<fsm::Timer, EventLoop::TimerId> timers_;
   std::optional<wire::Open> peer_open_;
+  std::optional<net::IpAddress> local_endpoint_;
+  void RecordLocalEndpoint();
   wire::SessionContext context_;
   absl::Time since_ = absl::Now();
   std::string socket_error_;

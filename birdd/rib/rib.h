@@ -53,6 +53,8 @@ class Rib {
 
   PeerId AddPeer(const Peer& peer);
   const Peer& peer(PeerId id) const { return peers_[id]; }
+  // The BGP identifier is known only once the session's OPEN arrived.
+  void SetPeerRouterId(PeerId id, uint32_t router_id) { peers_[id].router_id = router_id; }
 
   // The id of an equal path if one is stored, else a new one. A path lives while routes use it.
   PathId Intern(Path path);

@@ -1,0 +1,101 @@
+#pragma once
+// birdd/speaker/speaker.h — the BGP speaker: neighbors' sessions feed one RIB; every change of a
+// prefix's selection goes to the kernel sink and, filtered per neighbor by the iBGP / route
+// reflection rules, out to every established neighbor. Local routes (felixd's blocks) are
+// originated here. Runs on one EventLoop thread.
+//
+// Export rules (RFC 4271 9.2, RFC 4456 8): a route never goes back to the neighbor it came
+// from; iBGP-learned routes go to eBGP neighbors, and to iBGP neighbors only when this speaker
+// reflects (from a client: to everyone; from a non-client: to clients), with ORIGINATOR_ID and
+// CLUSTER_LIST set. Received routes carrying our AS (eBGP), our router id as ORIGINATOR_ID or
+// our cluster id in CLUSTER_LIST are ignored (loops). Next hop: ourselves, unless the neighbor
+// keeps the original next hop.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "birdd/peers/event_loop.h"
+#include "birdd/peers/listener.h"
+#include "birdd/peers/session.h"
+#include "birdd/rib/rib.h"
+
+namespace calico::birdd::speaker {
+
+struct SpeakerConfig {
+  uint32_t local_as = 64512;
+  uint32_t router_id = 0;
+  std::optional<uint32_t> cluster_id;  // set: this speaker is a route reflector
+};
+
+struct NeighborConfig {
+  peers::PeerConfig session;  // local_as/router_id are filled from SpeakerConfig
+  bool rr_client = false;
+  bool keep_original_next_hop = false;
+};
+
+// What the kernel should do for a prefix: install via these next hops (ECMP), or remove.
+using KernelSink = std::function<void(const net::Prefix&, const std::vector<net::IpAddress>& next_hops)>;
+
+struct NeighborStatus {
+  std::string name;
+  net::IpAddress address;
+  fsm::State state = fsm::State::kIdle;
+  absl::Time since;
+  std::string info;  // last error
+  size_t received = 0;
+  size_t advertised = 0;
+};
+
+class Speaker {
+ public:
+  Speaker(peers::EventLoop& loop, SpeakerConfig config, KernelSink kernel);
+  ~Speaker();
+
+  // Neighbors; the listener (optional) receives their incoming connections.
+  absl::Status AddNeighbor(NeighborConfig neighbor, peers::Listener* listener);
+  void RemoveNeighbor(const net::IpAddress& address);
+
+  // This node's own routes.
+  void Originate(const net::Prefix& prefix);
+  void Withdraw(const net::Prefix& prefix);
+
+  std::vector<NeighborStatus> Status() const;
+  const rib::Rib& rib() const { return rib_; }
+
+ private:
+  struct Neighbor {
+    NeighborConfig config;
+    std::unique_ptr<peers::PeerSession> session;
+    rib::PeerId peer = 0;
+    std::set<net::Prefix> advertised;  // Adj-RIB-Out: what this neighbor has from us
+    size_t received = 0;
+  };
+
+  void OnUpdate(Neighbor& n, const wire::Update& update);
+  void OnEstablished(Neighbor& n);
+  void OnDown(Neighbor& n, bool graceful);
+  void Changed(const std::vector<net::Prefix>& prefixes);
+  // Sends `n` what it should now have for `prefixes` (announcements and withdrawals).
+  void Export(Neighbor& n, const std::vector<net::Prefix>& prefixes);
+  // The attributes `n` gets for the selected path, or nullopt if it must not get it.
+  std::optional<std::pair<wire::PathAttributes, wire::NextHop>> Outbound(
+      const Neighbor& n, const net::Prefix& prefix, const rib::Selected& selected) const;
+  bool Looped(const Neighbor& from, const wire::PathAttributes& attrs) const;
+  Neighbor* ByPeer(rib::PeerId peer);
+
+  peers::EventLoop& loop_;
+  SpeakerConfig config_;
+  KernelSink kernel_;
+  rib::Rib rib_;
+  rib::PeerId local_peer_;
+  std::map<net::IpAddress, std::unique_ptr<Neighbor>> neighbors_;
+};
+
+}  // namespace calico::birdd::speaker
