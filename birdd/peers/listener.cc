@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -71,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Create(EventLoop& loop,
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
   uint16_t actual = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
                                             : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  std::unique_ptr<Listener> l(new Listener(loop, fd, actual));
+  std::unique_ptr<Listener> l(new Listener(loop, fd, actual, address.family));
   Listener* self = l.get();
   if (absl::Status s = loop.Watch(fd, true, false, [self](uint32_t) { self->OnAcceptable(); }); !s.ok()) {
     return s;
@@ -88,7 +89,16 @@ absl::Status Listener::AddPeer(PeerSession* session) {
   const PeerConfig& c = session->config();
   if (!c.password.empty()) {
     // The kernel checks an incoming SYN against the listening socket's key for its source.
+    // On a dual-stack socket an IPv4 peer's key is for its v4-mapped address.
     net::IpAddress key_address = c.peer_address;
+    if (family_ == 6 && key_address.family == 4) {
+      net::IpAddress mapped;
+      mapped.family = 6;
+      mapped.bytes[10] = 0xff;
+      mapped.bytes[11] = 0xff;
+      std::copy(c.peer_address.bytes.begin(), c.peer_address.bytes.begin() + 4, mapped.bytes.begin() + 12);
+      key_address = mapped;
+    }
     absl::Status s = SetMd5(fd_, key_address, c.password);
     if (!s.ok()) return s;
   }

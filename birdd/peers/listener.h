@@ -26,11 +26,13 @@ class Listener {
   uint16_t port() const { return port_; }
 
  private:
-  Listener(EventLoop& loop, int fd, uint16_t port) : loop_(loop), fd_(fd), port_(port) {}
+  Listener(EventLoop& loop, int fd, uint16_t port, int family)
+      : loop_(loop), fd_(fd), port_(port), family_(family) {}
   void OnAcceptable();
   EventLoop& loop_;
   int fd_;
   uint16_t port_;
+  int family_;  // 4, or 6 (dual-stack: IPv4 peers arrive v4-mapped)
   std::map<net::IpAddress, PeerSession*> peers_;
 };
 

@@ -114,6 +114,7 @@ void PeerSession::Apply(const std::vector<fsm::Action>& actions) {
         SendMessage(wire::Keepalive{});
         break;
       case fsm::ActionType::kSendNotification:
+        notified_ = true;
         SendMessage(*a.notification);
         break;
       case fsm::ActionType::kStartTimer: {
@@ -140,7 +141,7 @@ void PeerSession::Apply(const std::vector<fsm::Action>& actions) {
         break;
       case fsm::ActionType::kReleaseResources: {
         bool was_up = peer_open_.has_value() && fsm_.state() == fsm::State::kIdle;
-        bool graceful = config_.graceful_restart && peer_open_ &&
+        bool graceful = config_.graceful_restart && peer_open_ && !notified_ &&
                         peer_open_->capabilities.graceful_restart.has_value();
         if (was_up && callbacks_.down) callbacks_.down(graceful);
         peer_open_.reset();
@@ -204,6 +205,7 @@ void PeerSession::OnConnectable(uint32_t) {
 }
 
 void PeerSession::RecordLocalEndpoint() {
+  notified_ = false;  // a new connection
   sockaddr_storage local{};
   socklen_t len = sizeof local;
   if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) != 0) return;
@@ -341,6 +343,7 @@ void PeerSession::HandleMessage(std::span<const uint8_t> bytes) {
     Fire(fsm::Event::Of(fsm::EventType::kUpdateMsg));
     pending_update_ = nullptr;
   } else if (const auto* note = std::get_if<wire::Notification>(&message)) {
+    notified_ = true;
     socket_error_ = absl::StrCat("received ", note->ToString());
     bool version = note->code == wire::NotificationCode::kOpenMessageError &&
                    note->subcode == static_cast<uint8_t>(wire::OpenSubcode::kUnsupportedVersionNumber);

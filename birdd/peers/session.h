@@ -96,6 +96,9 @@ class PeerSession {
   std::map<fsm::Timer, EventLoop::TimerId> timers_;
   std::optional<wire::Open> peer_open_;
   std::optional<net::IpAddress> local_endpoint_;
+  // A NOTIFICATION was sent or received on this connection: the end is deliberate, so graceful
+  // restart does not apply (RFC 4724 4.2) and the peer's routes go at once.
+  bool notified_ = false;
   void RecordLocalEndpoint();
   wire::SessionContext context_;
   absl::Time since_ = absl::Now();

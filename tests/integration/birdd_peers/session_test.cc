@@ -82,7 +82,8 @@ TEST_CASE("peers: two sessions establish, carry an UPDATE, and a stop takes the 
   REQUIRE(p.loop->RunUntil([&] { return p.passive->state() != fsm::State::kEstablished; },
                            absl::Seconds(5)));
   CHECK(p.passive_downs == 1);
-  CHECK(p.passive_down_graceful);  // graceful restart was negotiated: keep the routes as stale
+  // A Cease is a deliberate end: graceful restart does not apply (RFC 4724 4.2).
+  CHECK_FALSE(p.passive_down_graceful);
   CHECK_THAT(p.passive->last_error(), Catch::Contains("Cease"));
 }
 
@@ -122,6 +123,22 @@ TEST_CASE("peers: a peer that goes away is retried and the session comes back") 
   REQUIRE(p.loop->RunUntil([&] { return p.active->state() != fsm::State::kEstablished; },
                            absl::Seconds(5)));
   CHECK(p.loop->RunUntil([&] { return p.BothEstablished(); }, absl::Seconds(10)));
+}
+
+}  // namespace
+}  // namespace calico::birdd::peers
+
+namespace calico::birdd::peers {
+namespace {
+
+TEST_CASE("peers: a connection lost without a NOTIFICATION is a graceful restart for the other side") {
+  Pair p;
+  p.passive->Start();
+  p.active->Start();
+  REQUIRE(p.loop->RunUntil([&] { return p.BothEstablished(); }, absl::Seconds(10)));
+  p.active.reset();  // the process dies: its socket closes, nothing is sent
+  REQUIRE(p.loop->RunUntil([&] { return p.passive_downs == 1; }, absl::Seconds(5)));
+  CHECK(p.passive_down_graceful);
 }
 
 }  // namespace
