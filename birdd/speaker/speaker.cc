@@ -52,6 +52,8 @@ absl::Status Speaker::AddNeighbor(NeighborConfig neighbor, peers::Listener* list
     if (absl::Status s = listener->AddPeer(n->session.get()); !s.ok()) return s;
   }
   n->session->Start();
+  if (by_peer_.size() <= n->peer) by_peer_.resize(n->peer + 1, nullptr);
+  by_peer_[n->peer] = n.get();
   neighbors_[neighbor.session.peer_address] = std::move(n);
   return absl::OkStatus();
 }
@@ -62,6 +64,7 @@ void Speaker::RemoveNeighbor(const net::IpAddress& address) {
   it->second->session->Stop();
   std::vector<net::Prefix> changed;
   rib_.WithdrawAll(it->second->peer, &changed);
+  by_peer_[it->second->peer] = nullptr;
   neighbors_.erase(it);
   Changed(changed);
 }
@@ -81,11 +84,8 @@ void Speaker::Withdraw(const net::Prefix& prefix) {
   Changed(changed);
 }
 
-Speaker::Neighbor* Speaker::ByPeer(rib::PeerId peer) {
-  for (auto& [addr, n] : neighbors_) {
-    if (n->peer == peer) return n.get();
-  }
-  return nullptr;
+Speaker::Neighbor* Speaker::ByPeer(rib::PeerId peer) const {
+  return peer < by_peer_.size() ? by_peer_[peer] : nullptr;
 }
 
 bool Speaker::Looped(const Neighbor& from, const wire::PathAttributes& attrs) const {
@@ -183,10 +183,7 @@ std::optional<std::pair<wire::PathAttributes, wire::NextHop>> Speaker::Outbound(
   if (prefix.addr.family != n.config.session.peer_address.family) return std::nullopt;
   const rib::Peer& from = rib_.peer(sel.peer);
   const bool to_ebgp = n.config.session.peer_as != config_.local_as;
-  const Neighbor* source = nullptr;
-  for (const auto& [addr, m] : neighbors_) {
-    if (m->peer == sel.peer) source = m.get();
-  }
+  const Neighbor* source = ByPeer(sel.peer);
   bool reflected = false;
   if (!from.local && !from.ebgp && !to_ebgp) {
     if (!config_.cluster_id || source == nullptr) return std::nullopt;  // iBGP split horizon

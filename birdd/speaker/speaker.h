@@ -88,7 +88,7 @@ class Speaker {
   std::optional<std::pair<wire::PathAttributes, wire::NextHop>> Outbound(
       const Neighbor& n, const net::Prefix& prefix, const rib::Selected& selected) const;
   bool Looped(const Neighbor& from, const wire::PathAttributes& attrs) const;
-  Neighbor* ByPeer(rib::PeerId peer);
+  Neighbor* ByPeer(rib::PeerId peer) const;
 
   peers::EventLoop& loop_;
   SpeakerConfig config_;
@@ -96,6 +96,7 @@ class Speaker {
   rib::Rib rib_;
   rib::PeerId local_peer_;
   std::map<net::IpAddress, std::unique_ptr<Neighbor>> neighbors_;
+  std::vector<Neighbor*> by_peer_;  // index: rib::PeerId (null for the local peer and removed ones)
 };
 
 }  // namespace calico::birdd::speaker
