@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "birdd/kernel/fib.h"
 #include "birdd/speaker/speaker.h"
+#include "common/kernel/libnl_netlink.h"
 #include "tests/support/bird/bird_peer.h"
 #include "tests/support/netns/test_netns.h"
 
@@ -52,13 +54,20 @@ class OurSpeaker {
       setns(fd, CLONE_NEWNET);
       close(fd);
       loop_ = std::move(*peers::EventLoop::Create());
+      // The FIB in this namespace, as birdd installs its routes (proto bird).
+      netlink_ = std::move(*kernel::LibnlNetlink::Open());
+      fib_ = std::make_unique<kernel_fib::Fib>(*netlink_);
+      if (!fib_->RefreshInterfaces().ok()) errors_.push_back("fib: reading interfaces failed");
       listener_ = std::move(*peers::Listener::Create(*loop_, *net::ParseIp("::"), 179));
       speaker::SpeakerConfig c;
       c.local_as = asn;
       c.router_id = 0x0ac80001;
       speaker_ = std::make_unique<speaker::Speaker>(*loop_, c,
           [this](const net::Prefix& p, const std::vector<net::IpAddress>& hops) {
+            fib_->Set(p, hops);
+            absl::Status applied = fib_->Apply();
             std::lock_guard<std::mutex> lock(mu_);
+            if (!applied.ok()) errors_.push_back(std::string(applied.message()));
             if (hops.empty()) {
               kernel_.erase(p);
             } else {
@@ -82,6 +91,8 @@ class OurSpeaker {
       // Torn down on the loop's thread, in its namespace.
       speaker_.reset();
       listener_.reset();
+      fib_.reset();
+      netlink_.reset();
     });
     ready.get_future().wait();
   }
@@ -108,6 +119,8 @@ class OurSpeaker {
 
  private:
   std::unique_ptr<peers::EventLoop> loop_;
+  std::unique_ptr<kernel::LibnlNetlink> netlink_;
+  std::unique_ptr<kernel_fib::Fib> fib_;
   std::unique_ptr<peers::Listener> listener_;
   std::unique_ptr<speaker::Speaker> speaker_;
   std::thread thread_;
@@ -155,6 +168,11 @@ void RunInterop(uint32_t our_asn, const std::string& password) {
   CHECK(ours.Kernel(*net::ParsePrefix("10.10.2.0/24"))->front() == *net::ParseIp("10.200.0.2"));
   REQUIRE(ours.WaitKernel(*net::ParsePrefix("fd00:10:2::/64"), true));
   CHECK(ours.Kernel(*net::ParsePrefix("fd00:10:2::/64"))->front() == *net::ParseIp("fd00:200::2"));
+  // ... and into namespace A's kernel as `proto bird`, device resolved.
+  CHECK_THAT(link.a.Exec("ip route show proto bird").output,
+             Catch::Contains("10.10.2.0/24 via 10.200.0.2 dev veth-a"));
+  CHECK_THAT(link.a.Exec("ip -6 route show proto bird").output,
+             Catch::Contains("fd00:10:2::/64 via fd00:200::2 dev veth-a"));
 
   // Ours reach BIRD, with our AS in the path and us as next hop.
   ours.Post([](speaker::Speaker& s) {
@@ -177,6 +195,7 @@ void RunInterop(uint32_t our_asn, const std::string& password) {
   CHECK((*bird)->WaitNoRoute("10.65.0.0/26", absl::Seconds(10)).ok());
   REQUIRE((*bird)->Disable("ours4").ok());
   CHECK(ours.WaitKernel(*net::ParsePrefix("10.10.2.0/24"), false));
+  CHECK(link.a.Exec("ip route show proto bird").output.find("10.10.2.0/24") == std::string::npos);
 }
 
 TEST_CASE("interop with BIRD 2: eBGP over IPv4 and IPv6, routes and withdrawals both ways") {
