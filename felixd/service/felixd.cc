@@ -22,6 +22,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/base/daemon_main.h"
 #include "common/base/node_name.h"
 #include "common/base/status_macros.h"
 #include "common/datastore/config.h"
@@ -158,19 +159,15 @@ absl::Status Run(const sigset_t& signals) {
 }  // namespace calico::felixd
 
 int main(int argc, char** argv) {
-  // Shutdown signals go only to sigwait() in Run, never to a worker thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = calico::BlockShutdownSignals();
 
   calico::log::SetComponent("felixd");
   absl::SetProgramUsageMessage(
       "Calico dataplane daemon: serves calico.dataplane.v1 on a unix socket.\n"
       "Datastore: DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_*_FILE, CALICO_DATASTORE_PATH.");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> storage;
+  std::vector<char*> args = calico::UndashFlags(argc, argv, storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
   absl::Status status = calico::felixd::Run(signals);
   if (!status.ok()) {
     calico::log::Error("startup_failed", {{"error", calico::ToStd(status.message())},

@@ -20,6 +20,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/base/daemon_main.h"
 #include "common/base/node_name.h"
 #include "common/base/status_macros.h"
 #include "common/datastore/config.h"
@@ -111,38 +112,11 @@ absl::Status Run(const sigset_t& signals) {
   return absl::OkStatus();
 }
 
-// absl flag names are C++ identifiers; accept the conventional dashed spelling too
-// (--http-listen, --leak-grace) by rewriting the name part of each long option.
-std::vector<char*> UndashFlags(int argc, char** argv, std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  for (size_t i = 1; i < storage.size(); ++i) {
-    std::string& a = storage[i];
-    if (a == "--") break;
-    if (a.rfind("--", 0) != 0) continue;
-    size_t end = a.find('=');
-    if (end == std::string::npos) end = a.size();
-    for (size_t j = 2; j < end; ++j) {
-      if (a[j] == '-') a[j] = '_';
-    }
-  }
-  std::vector<char*> out;
-  for (std::string& s : storage) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 }  // namespace
 }  // namespace calico::ipamd
 
 int main(int argc, char** argv) {
-  // Block the shutdown signals before any thread exists (gRPC, etcd client, HTTP), so they
-  // are delivered only to sigwait() in Run and never interrupt a worker.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = calico::BlockShutdownSignals();
 
   calico::log::SetComponent("ipamd");
   absl::SetProgramUsageMessage(
@@ -151,7 +125,7 @@ int main(int argc, char** argv) {
       "Default pools: CALICO_IPV4POOL_{CIDR,BLOCK_SIZE,IPIP,VXLAN,NAT_OUTGOING,NODE_SELECTOR},\n"
       "CALICO_IPV6POOL_{CIDR,BLOCK_SIZE,VXLAN,NAT_OUTGOING,NODE_SELECTOR}, NO_DEFAULT_POOLS.");
   std::vector<std::string> storage;
-  std::vector<char*> args = calico::ipamd::UndashFlags(argc, argv, storage);
+  std::vector<char*> args = calico::UndashFlags(argc, argv, storage);
   absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
 
   absl::Status status = calico::ipamd::Run(signals);

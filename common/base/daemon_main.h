@@ -1,0 +1,45 @@
+#pragma once
+// What every daemon's main() does the same way before parsing flags.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+namespace calico {
+
+// Blocks SIGTERM and SIGINT before any thread exists (gRPC, datastore clients, HTTP), so they
+// reach only the main thread's sigwait() and never interrupt a worker; ignores SIGPIPE.
+inline sigset_t BlockShutdownSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+// absl flag names are C++ identifiers; accept the conventional dashed spelling too
+// (--http-listen, --leak-grace) by rewriting the name part of each long option. Returns an
+// argv (null-terminated) pointing into `storage`.
+inline std::vector<char*> UndashFlags(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.assign(argv, argv + argc);
+  for (size_t i = 1; i < storage.size(); ++i) {
+    std::string& a = storage[i];
+    if (a == "--") break;
+    if (a.rfind("--", 0) != 0) continue;
+    size_t end = a.find('=');
+    if (end == std::string::npos) end = a.size();
+    for (size_t j = 2; j < end; ++j) {
+      if (a[j] == '-') a[j] = '_';
+    }
+  }
+  std::vector<char*> out;
+  for (std::string& s : storage) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace calico
