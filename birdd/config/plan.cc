@@ -150,18 +150,23 @@ absl::StatusOr<Plan> MakePlan(const Inputs& in, std::string_view node_name, cons
   if (self == nullptr) return absl::NotFoundError(absl::StrCat("Node \"", std::string(node_name), "\" does not exist"));
   Plan plan;
   const Resource* global = ByName(in.bgp_configurations, "default");
-  const Resource* local = ByName(in.bgp_configurations, absl::StrCat("node.", std::string(node_name)));
   static const Json kEmpty = Json::object();
   const Json& g = global != nullptr ? global->object : kEmpty;
   const uint32_t default_as = Asn(g, "spec.asNumber").value_or(kDefaultAs);
   const Json* mesh_flag = Find(g, "spec.nodeToNodeMeshEnabled");
   const bool mesh = mesh_flag == nullptr || !mesh_flag->is_boolean() || mesh_flag->get<bool>();
-  for (const Resource* c : {global, local}) {
-    if (c == nullptr) continue;
-    if (const Json* port = Find(c->object, "spec.listenPort"); port != nullptr && port->is_number_integer()) {
-      plan.listen_port = static_cast<uint16_t>(port->get<int>());
+  // Each node listens on its own BGPConfiguration's port, else the global one.
+  auto port_of = [&](std::string_view node) {
+    uint16_t port = kDefaultPort;
+    for (const Resource* c : {global, ByName(in.bgp_configurations, absl::StrCat("node.", std::string(node)))}) {
+      if (c == nullptr) continue;
+      if (const Json* p = Find(c->object, "spec.listenPort"); p != nullptr && p->is_number_integer()) {
+        port = static_cast<uint16_t>(p->get<int>());
+      }
     }
-  }
+    return port;
+  };
+  plan.listen_port = port_of(node_name);
   absl::Duration mesh_restart = kDefaultRestartTime;
   if (std::string d = String(g, "spec.nodeMeshMaxRestartTime"); !d.empty()) {
     (void)absl::ParseDuration(d, &mesh_restart);
@@ -192,6 +197,7 @@ absl::StatusOr<Plan> MakePlan(const Inputs& in, std::string_view node_name, cons
     Peer p;
     p.type = type;
     p.address = *theirs;
+    p.port = port_of(other.Name());
     p.as = Asn(other.object, "spec.bgp.asNumber").value_or(default_as);
     p.passive = net::FormatIp(*mine) > net::FormatIp(*theirs);
     p.source_address = mine;
@@ -226,15 +232,34 @@ absl::StatusOr<Plan> MakePlan(const Inputs& in, std::string_view node_name, cons
     const std::string who = r->Describe();
     std::string node = String(o, "spec.node");
     std::string node_selector = String(o, "spec.nodeSelector");
-    if (!node.empty() && node != node_name) continue;
+    std::optional<resources::selector::Selector> scope;  // nodeSelector
     if (!node_selector.empty()) {
       absl::StatusOr<resources::selector::Selector> sel = resources::selector::Selector::Parse(node_selector);
       if (!sel.ok()) {
         plan.problems.push_back(absl::StrCat(who, ": spec.nodeSelector: ", sel.status().message()));
         continue;
       }
-      if (!sel->Matches(self_labels)) continue;
+      scope = *sel;
     }
+    // Whether a node is one this BGPPeer configures (spec.node, spec.nodeSelector, or all).
+    auto in_scope = [&](const Resource& n) {
+      if (!node.empty()) return n.Name() == node;
+      return !scope || scope->Matches(LabelsOf(n));
+    };
+    std::optional<resources::selector::Selector> peer_sel;
+    if (std::string text = String(o, "spec.peerSelector"); !text.empty()) {
+      absl::StatusOr<resources::selector::Selector> sel = resources::selector::Selector::Parse(text);
+      if (!sel.ok()) {
+        plan.problems.push_back(absl::StrCat(who, ": spec.peerSelector: ", sel.status().message()));
+        continue;
+      }
+      peer_sel = *sel;
+    }
+    const bool forward = in_scope(*self);
+    // Reverse peering (upstream's reversePeering: Auto): a node that a peerSelector selects
+    // peers back with the nodes in the BGPPeer's scope, so one resource makes both ends.
+    const bool reverse = peer_sel && String(o, "spec.reversePeering") != "Manual" && peer_sel->Matches(self_labels);
+    if (!forward && !reverse) continue;
     const PeerType type = node.empty() && node_selector.empty() ? PeerType::kGlobal : PeerType::kNodeSpecific;
     const std::string prefix = type == PeerType::kGlobal ? "Global" : "Node";
     std::optional<std::string> password = Password(o, "spec.password", who, secrets, plan.problems);
@@ -249,20 +274,16 @@ absl::StatusOr<Plan> MakePlan(const Inputs& in, std::string_view node_name, cons
     if (const Json* t = Find(o, "spec.ttlSecurity"); t != nullptr && t->is_number_integer()) ttl = t->get<int>();
 
     std::vector<Peer> found;
-    std::string peer_selector = String(o, "spec.peerSelector");
-    if (!peer_selector.empty()) {
-      absl::StatusOr<resources::selector::Selector> sel = resources::selector::Selector::Parse(peer_selector);
-      if (!sel.ok()) {
-        plan.problems.push_back(absl::StrCat(who, ": spec.peerSelector: ", sel.status().message()));
-        continue;
-      }
+    if (peer_sel) {
       for (const Resource& other : in.nodes) {
-        if (other.Name() == node_name || !sel->Matches(LabelsOf(other))) continue;
+        if (other.Name() == node_name) continue;
+        bool wanted = (forward && peer_sel->Matches(LabelsOf(other))) || (reverse && in_scope(other));
+        if (!wanted) continue;
         for (int family : {4, 6}) {
           if (std::optional<Peer> p = node_peer(other, family, type, prefix)) found.push_back(*p);
         }
       }
-    } else {
+    } else if (forward) {
       std::optional<std::pair<net::IpAddress, uint16_t>> ip = ParsePeerIp(String(o, "spec.peerIP"));
       if (!ip) {
         plan.problems.push_back(absl::StrCat(who, ": spec.peerIP \"", String(o, "spec.peerIP"),

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -15,6 +16,10 @@
 #include "birdd/wire/decode.h"
 #include "birdd/wire/encode.h"
 #include "common/log/log.h"
+
+#ifndef IPV6_MINHOPCOUNT
+#define IPV6_MINHOPCOUNT 73  // linux/in6.h; glibc's netinet/in.h lacks it
+#endif
 
 namespace calico::birdd::peers {
 namespace {
@@ -141,8 +146,11 @@ void PeerSession::Apply(const std::vector<fsm::Action>& actions) {
         break;
       case fsm::ActionType::kReleaseResources: {
         bool was_up = peer_open_.has_value() && fsm_.state() == fsm::State::kIdle;
+        // RFC 4724 §4.2: only the families listed in the peer's capability are kept; one that
+        // lists none (BIRD's "graceful restart aware") preserves no forwarding state.
         bool graceful = config_.graceful_restart && peer_open_ && !notified_ &&
-                        peer_open_->capabilities.graceful_restart.has_value();
+                        peer_open_->capabilities.graceful_restart.has_value() &&
+                        !peer_open_->capabilities.graceful_restart->families.empty();
         if (was_up && callbacks_.down) callbacks_.down(graceful);
         peer_open_.reset();
         break;
@@ -166,6 +174,7 @@ void PeerSession::Connect() {
       socket_error_ = std::string(s.message());
     }
   }
+  ApplyTtlSecurity(fd);
   if (config_.local_address) {
     sockaddr_storage local;
     socklen_t len = ToSockaddr(*config_.local_address, 0, local);
@@ -204,6 +213,21 @@ void PeerSession::OnConnectable(uint32_t) {
   Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionUp));
 }
 
+void PeerSession::ApplyTtlSecurity(int fd) {
+  if (config_.ttl_security <= 0) return;
+  int ttl = 255;
+  int min = 256 - std::min(config_.ttl_security, 255);
+  // An IPv6 socket may carry an IPv4 peer (v4-mapped): set both levels, one of them applies.
+  bool ok = false;
+  ok |= setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) == 0 &&
+        setsockopt(fd, IPPROTO_IP, IP_MINTTL, &min, sizeof min) == 0;
+  if (config_.peer_address.family == 6) {
+    ok |= setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl) == 0 &&
+          setsockopt(fd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, &min, sizeof min) == 0;
+  }
+  if (!ok) socket_error_ = absl::StrCat("ttlSecurity: ", std::strerror(errno));
+}
+
 void PeerSession::RecordLocalEndpoint() {
   notified_ = false;  // a new connection
   sockaddr_storage local{};
@@ -236,6 +260,7 @@ void PeerSession::Adopt(int fd) {
   Close();  // our own connect attempt, if any
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   fd_ = fd;
+  ApplyTtlSecurity(fd);
   (void)loop_.Watch(fd, true, false, [this](uint32_t events) { OnReadable(events); });
   RecordLocalEndpoint();
   Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionUp));
@@ -376,6 +401,7 @@ wire::Open PeerSession::MakeOpen() const {
   if (config_.graceful_restart) {
     wire::GracefulRestart gr;
     gr.restart_time = static_cast<uint16_t>(std::min<int64_t>(4095, absl::ToInt64Seconds(config_.restart_time)));
+    if (config_.restarting) gr.flags |= wire::GracefulRestart::kRestartState;
     for (wire::AfiSafi f : {wire::kIpv4Unicast, wire::kIpv6Unicast}) {
       wire::GracefulRestart::Family fam;
       fam.afi_safi = f;

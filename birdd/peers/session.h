@@ -34,6 +34,10 @@ struct PeerConfig {
   std::string password;                     // TCP-MD5 (RFC 2385); empty: none
   bool graceful_restart = true;
   absl::Duration restart_time = absl::Seconds(120);
+  // Our OPEN says we restarted (RFC 4724 R bit): set while birdd still forwards on the routes
+  // a previous run installed.
+  bool restarting = false;
+  int ttl_security = 0;  // GTSM (RFC 5082): send with TTL 255, accept only from this many hops; 0 off
   fsm::Config fsm;
 };
 
@@ -100,6 +104,7 @@ class PeerSession {
   // restart does not apply (RFC 4724 4.2) and the peer's routes go at once.
   bool notified_ = false;
   void RecordLocalEndpoint();
+  void ApplyTtlSecurity(int fd);
   wire::SessionContext context_;
   absl::Time since_ = absl::Now();
   std::string socket_error_;

@@ -101,6 +101,7 @@ bool Speaker::Looped(const Neighbor& from, const wire::PathAttributes& attrs) co
 }
 
 void Speaker::OnUpdate(Neighbor& n, const wire::Update& u) {
+  ++n.updates_received;
   std::vector<net::Prefix> changed;
   std::vector<net::Prefix> gone = u.withdrawn;
   if (u.mp_unreach) gone.insert(gone.end(), u.mp_unreach->withdrawn.begin(), u.mp_unreach->withdrawn.end());
@@ -124,12 +125,15 @@ void Speaker::OnUpdate(Neighbor& n, const wire::Update& u) {
   }
   if (u.mp_reach) announce(u.mp_reach->nlri, u.mp_reach->next_hop);
   if (wire::EndOfRib(u)) {
+    n.end_of_rib = true;
     rib_.SweepStale(n.peer, &changed);  // graceful restart: what was not re-announced goes
   }
   Changed(changed);
 }
 
 void Speaker::OnEstablished(Neighbor& n) {
+  if (!n.up) n.received = 0;
+  n.up = true;
   if (n.session->peer_open()) rib_.SetPeerRouterId(n.peer, n.session->peer_open()->bgp_id);
   std::vector<net::Prefix> all;
   rib_.ForEach([&](const net::Prefix& p, const rib::Selected&) { all.push_back(p); });
@@ -137,10 +141,24 @@ void Speaker::OnEstablished(Neighbor& n) {
   std::vector<uint8_t> eor;
   (void)wire::EncodeEndOfRib(wire::kIpv4Unicast, eor);
   (void)wire::EncodeEndOfRib(wire::kIpv6Unicast, eor);
-  n.session->Send(eor);
+  Send(n, eor);
+}
+
+void Speaker::Send(Neighbor& n, const std::vector<uint8_t>& bytes) {
+  // Count messages by their headers (16-byte marker, then the 2-byte length).
+  for (size_t at = 0; at + 19 <= bytes.size();) {
+    size_t len = (size_t{bytes[at + 16]} << 8) | bytes[at + 17];
+    if (len < 19) break;
+    ++n.updates_sent;
+    at += len;
+  }
+  n.session->Send(bytes);
 }
 
 void Speaker::OnDown(Neighbor& n, bool graceful) {
+  if (n.up) ++n.flaps;
+  n.up = false;
+  n.end_of_rib = false;
   std::vector<net::Prefix> changed;
   n.advertised.clear();
   if (graceful) {
@@ -148,7 +166,12 @@ void Speaker::OnDown(Neighbor& n, bool graceful) {
     // unless its End-of-RIB comes first.
     rib_.MarkStale(n.peer);
     rib::PeerId peer = n.peer;
-    absl::Duration wait = n.config.session.restart_time;
+    // RFC 4724 §4.2: the Restart Time the peer advertised bounds how long they are kept (the
+    // session still holds its OPEN while reporting the end).
+    const std::optional<wire::Open>& open = n.session->peer_open();
+    absl::Duration wait = open && open->capabilities.graceful_restart
+                              ? absl::Seconds(open->capabilities.graceful_restart->restart_time)
+                              : n.config.session.restart_time;
     loop_.AddTimer(wait, [this, peer] {
       std::vector<net::Prefix> swept;
       rib_.SweepStale(peer, &swept);
@@ -259,7 +282,7 @@ void Speaker::Export(Neighbor& n, const std::vector<net::Prefix>& prefixes) {
                                           {"error", std::string(sent.status().message())}});
     }
   }
-  if (!bytes.empty()) n.session->Send(bytes);
+  if (!bytes.empty()) Send(n, bytes);
 }
 
 std::vector<NeighborStatus> Speaker::Status() const {
@@ -273,6 +296,10 @@ std::vector<NeighborStatus> Speaker::Status() const {
     s.info = n->session->last_error();
     s.received = n->received;
     s.advertised = n->advertised.size();
+    s.updates_received = n->updates_received;
+    s.updates_sent = n->updates_sent;
+    s.flaps = n->flaps;
+    s.end_of_rib = n->end_of_rib;
     out.push_back(s);
   }
   return out;

@@ -51,6 +51,10 @@ struct NeighborStatus {
   std::string info;  // last error
   size_t received = 0;
   size_t advertised = 0;
+  uint64_t updates_received = 0;
+  uint64_t updates_sent = 0;
+  uint64_t flaps = 0;          // times the session left Established
+  bool end_of_rib = false;     // the peer's End-of-RIB arrived in this session (initial sync done)
 };
 
 class Speaker {
@@ -76,7 +80,13 @@ class Speaker {
     rib::PeerId peer = 0;
     std::set<net::Prefix> advertised;  // Adj-RIB-Out: what this neighbor has from us
     size_t received = 0;
+    uint64_t updates_received = 0;
+    uint64_t updates_sent = 0;
+    uint64_t flaps = 0;
+    bool end_of_rib = false;
+    bool up = false;
   };
+  void Send(Neighbor& n, const std::vector<uint8_t>& bytes);
 
   void OnUpdate(Neighbor& n, const wire::Update& update);
   void OnEstablished(Neighbor& n);

@@ -70,10 +70,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     res.set_content("ok\n", "text/plain");
   });
   auto readiness = options.readiness;
-  svr.Get("/readiness", [readiness](const httplib::Request&, httplib::Response& res) {
+  auto detail = options.readiness_detail;
+  svr.Get("/readiness", [readiness, detail](const httplib::Request&, httplib::Response& res) {
     absl::Status ready = readiness ? readiness() : absl::OkStatus();
     if (ready.ok()) {
-      res.set_content("ready\n", "text/plain");
+      res.set_content(absl::StrCat("ready\n", detail ? detail() : std::string()), "text/plain");
     } else {
       res.status = 503;
       res.set_content(absl::StrCat("not ready: ", ToStd(ready.message()), "\n"), "text/plain");

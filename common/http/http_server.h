@@ -37,6 +37,8 @@ struct HttpServerOptions {
   const MetricsRegistry* metrics = nullptr;  // not owned; null: /metrics is 404
   // OK: ready. Otherwise 503 with the message. Null: always ready.
   std::function<absl::Status()> readiness;
+  // Extra lines after "ready" (e.g. which BGP peers are down without making the node unready).
+  std::function<std::string()> readiness_detail;
 };
 
 class HttpServer {

@@ -105,6 +105,9 @@ TEST_CASE("the mesh can be switched off and its AS, port and restart time config
   CHECK(p1.peers[0].restart_time == absl::Seconds(30));
   CHECK(MustPlan(in, "n2").listen_port == 1791);
   CHECK(MustPlan(in, "n2").peers[0].as == 65001);
+  CHECK(p1.peers[0].port == 1791);  // n2 listens on its own port
+  CHECK(p1.peers[0].name == "Mesh_10_0_0_2_port_1791");
+  CHECK(MustPlan(in, "n2").peers[0].port == 1790);
 
   in.bgp_configurations = {Config("default", "  nodeToNodeMeshEnabled: false\n")};
   CHECK(MustPlan(in, "n1").peers.empty());
@@ -183,6 +186,25 @@ TEST_CASE("route reflectors: peerSelector peers, clients unless they reflect for
   CHECK_FALSE(c1.cluster_id.has_value());
   CHECK_FALSE(FindPeer(c1, "10.0.0.1")->rr_client);
   CHECK(FindPeer(c1, "10.0.0.1")->passive != FindPeer(rr1, "10.0.0.11")->passive);
+}
+
+TEST_CASE("one BGPPeer with a peerSelector makes both ends (reverse peering) unless Manual") {
+  Inputs in;
+  in.nodes = {Node("rr", "10.0.0.1/24", "    routeReflectorClusterID: 224.0.0.1\n", "{rr: 'true'}"),
+              Node("c1", "10.0.0.11/24"), Node("c2", "10.0.0.12/24")};
+  in.bgp_configurations = {Config("default", "  nodeToNodeMeshEnabled: false\n")};
+  in.bgp_peers = {PeerRes("to-rr", "  nodeSelector: all()\n  peerSelector: rr == 'true'\n")};
+  Plan rr = MustPlan(in, "rr");
+  REQUIRE(rr.peers.size() == 2);
+  CHECK(FindPeer(rr, "10.0.0.11")->rr_client);
+  CHECK(FindPeer(rr, "10.0.0.12")->rr_client);
+  Plan c1 = MustPlan(in, "c1");
+  REQUIRE(c1.peers.size() == 1);
+  CHECK(net::FormatIp(c1.peers[0].address) == "10.0.0.1");
+
+  in.bgp_peers = {PeerRes("to-rr", "  nodeSelector: all()\n  peerSelector: rr == 'true'\n  reversePeering: Manual\n")};
+  CHECK(MustPlan(in, "rr").peers.empty());
+  CHECK(MustPlan(in, "c1").peers.size() == 1);
 }
 
 TEST_CASE("passwords come from secrets; an unreadable one leaves the peer out and says why") {

@@ -1,0 +1,363 @@
+// The birdd daemon end to end: nodes are test namespaces on a shared bridge (the "fabric"), each
+// running the real `birdd` binary over one embedded datastore file; the routes each node
+// advertises come from a stand-in for felixd's WatchAdvertisedRoutes stream served by this test
+// (the real felixd's stream is covered by its own tests and by the e2e cluster). Checked in each
+// node's kernel: routes learned as `proto bird`, with the right next hops.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "calico/bgp/v1/bgp.grpc.pb.h"
+#include "calico/dataplane/v1/dataplane.grpc.pb.h"
+#include "common/datastore/config.h"
+#include "common/resources/client/client.h"
+#include "tests/integration/cni/node_harness.h"
+#include "tests/support/netns/test_netns.h"
+
+namespace calico::birdd {
+namespace {
+
+namespace dp = ::calico::dataplane::v1;
+using ::calico::cni::testing::Process;
+using ::calico::cni::testing::TempDir;
+using ::calico::testing::TestNetns;
+
+void Sh(const TestNetns& ns, const std::string& cmd) {
+  ::calico::testing::ExecResult r = ns.Exec(cmd);
+  INFO(ns.name() << ": `" << cmd << "`: " << r.output);
+  REQUIRE(r.status == 0);
+}
+
+// felixd's advertised-routes stream, as birdd consumes it: a snapshot, then changes.
+class FakeFelixd final : public dp::Dataplane::Service {
+ public:
+  explicit FakeFelixd(std::string socket) : socket_(std::move(socket)) { Serve(); }
+  ~FakeFelixd() override { Shutdown(); }
+
+  void Serve() {
+    grpc::ServerBuilder b;
+    b.AddListeningPort(absl::StrCat("unix:", socket_), grpc::InsecureServerCredentials());
+    b.RegisterService(this);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      down_ = false;
+    }
+    server_ = b.BuildAndStart();
+    REQUIRE(server_ != nullptr);
+  }
+  // felixd stopping: streams end, birdd reconnects.
+  void Shutdown() {
+    if (server_ == nullptr) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      down_ = true;
+      changed_.notify_all();
+    }
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server_.reset();
+  }
+  void Set(std::set<std::string> routes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes_ = std::move(routes);
+    ++version_;
+    changed_.notify_all();
+  }
+
+  grpc::Status WatchAdvertisedRoutes(grpc::ServerContext* context, const dp::WatchAdvertisedRoutesRequest*,
+                                     grpc::ServerWriter<dp::AdvertisedRoutes>* writer) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    uint64_t sent = 0;
+    bool first = true;
+    while (!down_ && !context->IsCancelled()) {
+      if (first || sent != version_) {
+        // Every message a snapshot: simple, and birdd must handle snapshots after the first.
+        dp::AdvertisedRoutes m;
+        m.set_snapshot(true);
+        for (const std::string& r : routes_) {
+          dp::AdvertisedRoutes::Route* route = m.add_added();
+          route->set_cidr(r);
+          route->set_kind("block");
+        }
+        sent = version_;
+        first = false;
+        lock.unlock();
+        bool ok = writer->Write(m);
+        lock.lock();
+        if (!ok) break;
+      }
+      changed_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::string socket_;
+  std::unique_ptr<grpc::Server> server_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::set<std::string> routes_;
+  uint64_t version_ = 0;
+  bool down_ = false;
+};
+
+// N nodes on one bridge: node i (1-based) has 10.201.0.i/24 and fd00:201::i/64 on eth0.
+class Cluster {
+ public:
+  explicit Cluster(int nodes) {
+    fabric_ = std::make_unique<TestNetns>(std::move(*TestNetns::Create("fabric")));
+    Sh(*fabric_, "ip link add br0 type bridge && ip link set br0 up");
+    absl::StatusOr<std::unique_ptr<datastore::Datastore>> store = datastore::Open(StoreConfig());
+    REQUIRE(store.ok());
+    store_ = std::move(*store);
+    client_ = std::make_unique<resources::Client>(*store_);
+    Apply("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: default}\n"
+          "spec: {cidr: 10.244.0.0/16, blockSize: 26}\n");
+    for (int i = 1; i <= nodes; ++i) AddNode(i);
+  }
+  ~Cluster() {
+    for (auto& n : nodes_) n.birdd.reset();
+    for (auto& n : nodes_) n.felixd.reset();
+  }
+
+  struct Node {
+    int index = 0;
+    std::string name;
+    std::unique_ptr<TestNetns> ns;
+    std::unique_ptr<FakeFelixd> felixd;
+    std::unique_ptr<Process> birdd;
+    std::string socket;
+    std::string ip() const { return absl::StrCat("10.201.0.", index); }
+  };
+
+  datastore::Config StoreConfig() const {
+    datastore::Config c;
+    c.type = datastore::BackendType::kEmbedded;
+    c.sqlite_path = absl::StrCat(dir_.path(), "/calico.db");
+    return c;
+  }
+
+  void Apply(const std::string& yaml) {
+    absl::StatusOr<std::vector<resources::ParsedDocument>> docs = resources::ParseDocuments(yaml);
+    REQUIRE(docs.ok());
+    for (resources::ParsedDocument& d : *docs) {
+      INFO(yaml);
+      REQUIRE(d.resource.ok());
+      absl::StatusOr<resources::Resource> r = client_->Apply(*d.resource);
+      INFO(r.status().ToString());
+      REQUIRE(r.ok());
+    }
+  }
+  void Delete(std::string_view kind, std::string_view name) {
+    REQUIRE(client_->Delete(*resources::FindKind(kind), "", name, std::nullopt).ok());
+  }
+
+  void AddNode(int i, const std::string& extra_bgp = "", const std::string& labels = "{}") {
+    Node n;
+    n.index = i;
+    n.name = absl::StrCat("node", i);
+    n.ns = std::make_unique<TestNetns>(std::move(*TestNetns::Create(n.name)));
+    Sh(*fabric_, absl::StrCat("ip link add veth-", i, " type veth peer name eth0 netns ", n.ns->name(),
+                              " && ip link set veth-", i, " master br0 up"));
+    Sh(*n.ns, absl::StrCat("ip link set lo up && ip addr add 10.201.0.", i, "/24 dev eth0 && ",
+                           "ip -6 addr add fd00:201::", i, "/64 dev eth0 nodad && ip link set eth0 up && ",
+                           "sysctl -qw net.ipv4.ip_forward=1"));
+    n.socket = absl::StrCat(dir_.path(), "/felixd-", i, ".sock");
+    n.felixd = std::make_unique<FakeFelixd>(n.socket);
+    nodes_.push_back(std::move(n));
+    WriteNode(i, extra_bgp, labels);
+  }
+  void WriteNode(int i, const std::string& extra_bgp = "", const std::string& labels = "{}") {
+    Apply(absl::StrCat("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: node", i, ", labels: ", labels,
+                       "}\nspec:\n  bgp:\n    ipv4Address: 10.201.0.", i, "/24\n", extra_bgp));
+  }
+
+  Node& node(int i) { return nodes_[i - 1]; }
+
+  void StartBirdd(int i, std::vector<std::string> extra = {}) {
+    Node& n = node(i);
+    std::vector<std::string> argv = {BIRDD_BINARY,
+                                     absl::StrCat("--node=", n.name),
+                                     absl::StrCat("--socket=", dir_.path(), "/bgp-", i, ".sock"),
+                                     "--http_listen=127.0.0.1:0",
+                                     absl::StrCat("--felixd_socket=", n.socket),
+                                     "--connect_retry=1s",
+                                     "--hold_time=9s",
+                                     "--resync_interval=2s",
+                                     "--log_level=debug"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    n.birdd = std::make_unique<Process>(
+        argv,
+        std::map<std::string, std::string>{{"DATASTORE_TYPE", "embedded"},
+                                           {"CALICO_DATASTORE_PATH", StoreConfig().sqlite_path}},
+        absl::StrCat(dir_.path(), "/birdd-", i, ".log"), n.ns->path());
+    n.birdd->Spawn();
+  }
+  std::string BgpSocket(int i) const { return absl::StrCat(dir_.path(), "/bgp-", i, ".sock"); }
+
+  // `ip route show proto bird` in node i, one route per line (multipath folded onto one line).
+  std::string BirdRoutes(int i, int family = 4) {
+    ::calico::testing::ExecResult r =
+        node(i).ns->Exec(absl::StrCat("ip -o -", family, " route show proto bird"));
+    return r.output;
+  }
+  // Waits until node i's `proto bird` routes contain every line part in `want` and none in
+  // `unwanted`; on timeout fails with what is there and birdd's log.
+  void WaitRoutes(int i, const std::vector<std::string>& want, const std::vector<std::string>& unwanted = {},
+                  absl::Duration timeout = absl::Seconds(30), int family = 4) {
+    absl::Time deadline = absl::Now() + timeout;
+    std::string routes;
+    while (absl::Now() < deadline) {
+      routes = BirdRoutes(i, family);
+      bool ok = true;
+      for (const std::string& w : want) ok = ok && absl::StrContains(routes, w);
+      for (const std::string& u : unwanted) ok = ok && !absl::StrContains(routes, u);
+      if (ok) return;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    INFO("node" << i << " routes:\n" << routes);
+    INFO("birdd log:\n" << (node(i).birdd ? node(i).birdd->LogTail(6000) : std::string("(not running)")));
+    FAIL("routes did not converge: want [" << absl::StrJoin(want, ", ") << "] without ["
+                                           << absl::StrJoin(unwanted, ", ") << "]");
+  }
+
+  bgp::v1::GetStatusResponse Status(int i) {
+    auto channel = grpc::CreateChannel(absl::StrCat("unix:", BgpSocket(i)), grpc::InsecureChannelCredentials());
+    auto stub = bgp::v1::Bgp::NewStub(channel);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    bgp::v1::GetStatusResponse out;
+    grpc::Status s = stub->GetStatus(&ctx, {}, &out);
+    INFO(s.error_message());
+    REQUIRE(s.ok());
+    return out;
+  }
+  // Waits until node i reports `count` Established peers.
+  void WaitEstablished(int i, int count, absl::Duration timeout = absl::Seconds(30)) {
+    absl::Time deadline = absl::Now() + timeout;
+    std::string seen;
+    while (absl::Now() < deadline) {
+      if (std::filesystem::exists(BgpSocket(i))) {
+        bgp::v1::GetStatusResponse s = Status(i);
+        int up = 0;
+        seen.clear();
+        for (const bgp::v1::Peer& p : s.peers()) {
+          up += p.state() == "Established";
+          absl::StrAppend(&seen, p.name(), " ", p.state(), " ", p.info(), "\n");
+        }
+        if (up == count && s.peers_size() == count) return;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    INFO("peers:\n" << seen);
+    INFO("birdd log:\n" << (node(i).birdd ? node(i).birdd->LogTail(6000) : std::string("(not running)")));
+    FAIL("node" << i << ": not " << count << " Established peers");
+  }
+
+  const std::string& dir() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<TestNetns> fabric_;
+  std::unique_ptr<datastore::Datastore> store_;
+  std::unique_ptr<resources::Client> client_;
+  std::vector<Node> nodes_;
+};
+
+TEST_CASE("three birdd as a full mesh: blocks in every kernel, pool filter, live mesh switch-off") {
+  Cluster c(3);
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: quiet}\n"
+          "spec: {cidr: 10.245.0.0/16, disableBGPExport: true}\n");
+  for (int i = 1; i <= 3; ++i) {
+    // Its block, a block of the non-exported pool, and something outside every pool.
+    c.node(i).felixd->Set({absl::StrCat("10.244.", i, ".0/26"), absl::StrCat("10.245.", i, ".0/26"),
+                           absl::StrCat("192.0.2.", i * 8, "/29")});
+    c.StartBirdd(i);
+  }
+  for (int i = 1; i <= 3; ++i) {
+    std::vector<std::string> want;
+    std::vector<std::string> unwanted = {absl::StrCat("10.244.", i, ".0/26"), "10.245.", "192.0.2."};
+    for (int j = 1; j <= 3; ++j) {
+      if (j != i) want.push_back(absl::StrCat("10.244.", j, ".0/26 via 10.201.0.", j, " dev eth0"));
+    }
+    c.WaitRoutes(i, want, unwanted);
+  }
+  c.WaitEstablished(1, 2);
+  bgp::v1::GetStatusResponse s = c.Status(1);
+  CHECK(s.as_number() == 64512);
+  CHECK(s.router_id() == "10.201.0.1");
+  CHECK(s.ready());
+  REQUIRE(s.advertised_size() == 1);
+  CHECK(s.advertised(0) == "10.244.1.0/26");
+  REQUIRE(s.peers_size() == 2);
+  CHECK(s.peers(0).name() == "Mesh_10_201_0_2");
+  CHECK(s.peers(0).type() == "node-to-node mesh");
+  CHECK(s.peers(0).info() == "Established");
+  CHECK(s.peers(0).prefixes_received() == 1);
+  CHECK(s.peers(0).prefixes_advertised() >= 1);
+  CHECK(s.peers(0).origin() == "Node \"node2\"");
+
+  SECTION("a new block and a withdrawn one reach the other nodes") {
+    c.node(2).felixd->Set({"10.244.2.64/26"});
+    c.WaitRoutes(1, {"10.244.2.64/26 via 10.201.0.2"}, {"10.244.2.0/26"});
+    c.WaitRoutes(3, {"10.244.2.64/26 via 10.201.0.2"}, {"10.244.2.0/26"});
+  }
+  SECTION("switching the mesh off withdraws everything; on again restores it") {
+    c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"
+            "spec: {nodeToNodeMeshEnabled: false}\n");
+    c.WaitRoutes(1, {}, {"10.244."});
+    c.WaitRoutes(3, {}, {"10.244."});
+    CHECK(c.Status(1).peers_size() == 0);
+    c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"
+            "spec: {nodeToNodeMeshEnabled: true}\n");
+    c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2", "10.244.3.0/26 via 10.201.0.3"});
+  }
+  SECTION("a removed node's routes are withdrawn from the others") {
+    c.node(3).birdd->Signal(SIGTERM);
+    c.Delete("Node", "node3");
+    c.WaitRoutes(1, {"10.244.2.0/26"}, {"10.244.3.0/26"});
+    c.WaitRoutes(2, {"10.244.1.0/26"}, {"10.244.3.0/26"});
+    c.WaitEstablished(1, 1);
+  }
+}
+
+TEST_CASE("one birdd reflects routes for two clients; the clients do not mesh") {
+  Cluster c(3);
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"
+          "spec: {nodeToNodeMeshEnabled: false}\n");
+  c.WriteNode(1, "    routeReflectorClusterID: 224.0.0.1\n", "{route-reflector: 'true'}");
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: peer-with-rr}\n"
+          "spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}\n");
+  c.node(2).felixd->Set({"10.244.2.0/26"});
+  c.node(3).felixd->Set({"10.244.3.0/26"});
+  for (int i = 1; i <= 3; ++i) c.StartBirdd(i);
+  // Reflected routes keep the client's next hop (RFC 4456): node2 reaches node3's block directly.
+  c.WaitRoutes(2, {"10.244.3.0/26 via 10.201.0.3 dev eth0"});
+  c.WaitRoutes(3, {"10.244.2.0/26 via 10.201.0.2 dev eth0"});
+  c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2", "10.244.3.0/26 via 10.201.0.3"});
+  c.WaitEstablished(1, 2);
+  c.WaitEstablished(2, 1);
+  bgp::v1::GetStatusResponse rr = c.Status(1);
+  CHECK(rr.cluster_id() == "224.0.0.1");
+  for (const bgp::v1::Peer& p : rr.peers()) {
+    CHECK(p.route_reflector_client());
+    CHECK(p.type() == "node specific");
+  }
+  bgp::v1::GetStatusResponse client = c.Status(2);
+  REQUIRE(client.peers_size() == 1);
+  CHECK(client.peers(0).address() == "10.201.0.1");
+  CHECK_FALSE(client.peers(0).route_reflector_client());
+}
+
+}  // namespace
+}  // namespace calico::birdd
