@@ -231,24 +231,28 @@ class Cluster {
                                            << absl::StrJoin(unwanted, ", ") << "]");
   }
 
-  bgp::v1::GetStatusResponse Status(int i) {
+  // birdd's status, or nullopt while it does not answer (starting, or a stale socket file).
+  std::optional<bgp::v1::GetStatusResponse> TryStatus(int i) {
     auto channel = grpc::CreateChannel(absl::StrCat("unix:", BgpSocket(i)), grpc::InsecureChannelCredentials());
     auto stub = bgp::v1::Bgp::NewStub(channel);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
     bgp::v1::GetStatusResponse out;
-    grpc::Status s = stub->GetStatus(&ctx, {}, &out);
-    INFO(s.error_message());
-    REQUIRE(s.ok());
+    if (!stub->GetStatus(&ctx, {}, &out).ok()) return std::nullopt;
     return out;
+  }
+  bgp::v1::GetStatusResponse Status(int i) {
+    std::optional<bgp::v1::GetStatusResponse> s = TryStatus(i);
+    REQUIRE(s.has_value());
+    return *s;
   }
   // Waits until node i reports `count` Established peers.
   void WaitEstablished(int i, int count, absl::Duration timeout = absl::Seconds(30)) {
     absl::Time deadline = absl::Now() + timeout;
     std::string seen;
     while (absl::Now() < deadline) {
-      if (std::filesystem::exists(BgpSocket(i))) {
-        bgp::v1::GetStatusResponse s = Status(i);
+      if (std::optional<bgp::v1::GetStatusResponse> status = TryStatus(i)) {
+        const bgp::v1::GetStatusResponse& s = *status;
         int up = 0;
         seen.clear();
         for (const bgp::v1::Peer& p : s.peers()) {
@@ -357,6 +361,82 @@ TEST_CASE("one birdd reflects routes for two clients; the clients do not mesh") 
   REQUIRE(client.peers_size() == 1);
   CHECK(client.peers(0).address() == "10.201.0.1");
   CHECK_FALSE(client.peers(0).route_reflector_client());
+}
+
+}  // namespace
+}  // namespace calico::birdd
+
+namespace calico::birdd {
+namespace {
+
+// "1500 packets transmitted, 1500 received, ..." → {transmitted, received}.
+std::pair<int, int> PingCounts(const std::string& output) {
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(output, '\n'))) {
+    if (!absl::StrContains(line, "packets transmitted")) continue;
+    std::vector<std::string> words = absl::StrSplit(line, ' ');
+    if (words.size() < 4) break;
+    return {std::atoi(words[0].c_str()), std::atoi(words[3].c_str())};
+  }
+  return {-1, -1};
+}
+
+TEST_CASE("birdd restarts with graceful restart: forwarding on learned routes never stops") {
+  Cluster c(2);
+  for (int i = 1; i <= 2; ++i) {
+    // A "pod" address inside the node's block, reachable from the other node only via BGP.
+    Sh(*c.node(i).ns, absl::StrCat("ip addr add 10.244.", i, ".1/32 dev lo"));
+    c.node(i).felixd->Set({absl::StrCat("10.244.", i, ".0/26")});
+    c.StartBirdd(i);
+  }
+  c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2"});
+  c.WaitRoutes(2, {"10.244.1.0/26 via 10.201.0.1"});
+  c.WaitEstablished(1, 1);
+  const std::string routes1 = c.BirdRoutes(1);
+  const std::string routes2 = c.BirdRoutes(2);
+
+  // 100 packets a second, pod address to pod address: both directions use a learned route.
+  ::calico::testing::ExecResult ping;
+  struct Joined {  // joined also when a REQUIRE below throws
+    std::thread t;
+    ~Joined() {
+      if (t.joinable()) t.join();
+    }
+  } pinger{std::thread([&] {
+    ping = c.node(1).ns->Exec("ping -q -n -I 10.244.1.1 -i 0.01 -c 1200 -W 1 10.244.2.1");
+  })};
+  for (int victim : {1, 2}) {
+    absl::SleepFor(absl::Seconds(1));
+    REQUIRE(c.node(victim).birdd->Signal(SIGKILL) != -1);
+    absl::SleepFor(absl::Milliseconds(500));
+    c.StartBirdd(victim);
+    // Back in sync: both sessions up again and the restarted side's stale routes adopted.
+    c.WaitEstablished(victim, 1);
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline && c.TryStatus(victim).value_or(bgp::v1::GetStatusResponse()).graceful_restart_pending()) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    CHECK_FALSE(c.Status(victim).graceful_restart_pending());
+  }
+  pinger.t.join();
+  auto [sent, received] = PingCounts(ping.output);
+  INFO(ping.output);
+  INFO("birdd 1 log:\n" << c.node(1).birdd->LogTail(3000));
+  CHECK(sent == 1200);
+  CHECK(received == sent);
+  CHECK(c.BirdRoutes(1) == routes1);
+  CHECK(c.BirdRoutes(2) == routes2);
+}
+
+TEST_CASE("a stray proto bird route left by an earlier run goes once the peers re-synced") {
+  Cluster c(2);
+  c.node(2).felixd->Set({"10.244.2.0/26"});
+  // What a previous birdd might have left: a route nobody advertises any more.
+  Sh(*c.node(1).ns, "ip route add 10.244.99.0/26 via 10.201.0.2 proto bird");
+  c.StartBirdd(1);
+  c.StartBirdd(2);
+  c.WaitEstablished(1, 1);
+  c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2"}, {"10.244.99.0/26"});
+  CHECK_FALSE(c.Status(1).graceful_restart_pending());
 }
 
 }  // namespace
