@@ -44,7 +44,7 @@ constexpr const char* kUsage = R"(Usage:
     label     Set or remove a label of a resource.
     validate  Check resources in a file or stdin without writing them.
     ipam      IP address management: show, check, release, configure.
-    node      Ask this node's daemons: `node workloads` (felixd's workloads and their state).
+    node      Ask this node's daemons: `node status` (BGP peers), `node routes`, `node workloads`.
     version   Show the client version and, if reachable, the cluster's.
 
 Options:
@@ -169,7 +169,7 @@ const std::vector<CommandSpec>& Commands() {
     for (const IpamOption& o : IpamOptions())
       ipam.options.push_back({o.long_name, o.short_name, o.takes_value});
     all->push_back(std::move(ipam));
-    all->push_back({"node", kNodeUsage, {{"felixd-socket", 0, true}, kHelpOpt, kConfigOpt}});
+    all->push_back({"node", kNodeUsage, {{"felixd-socket", 0, true}, {"birdd-socket", 0, true}, {"family", 0, true}, kHelpOpt, kConfigOpt}});
     return all;
   }();
   return *specs;

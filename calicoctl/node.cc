@@ -4,23 +4,123 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "calico/bgp/v1/bgp.grpc.pb.h"
 #include "calico/dataplane/v1/dataplane.grpc.pb.h"
 #include "calicoctl/table.h"
 #include "common/rpc/unix_server.h"
 
 namespace calico::calicoctl {
+namespace {
 
 namespace pb = calico::dataplane::v1;
+namespace bgp = calico::bgp::v1;
+
+std::string Value(const NodeArgs& args, const std::string& name, const std::string& fallback) {
+  auto it = args.values.find(name);
+  return it == args.values.end() ? fallback : it->second;
+}
+
+// BIRD's `show protocols` SINCE: the time when it is today, else the date.
+std::string Since(int64_t unix_ms, absl::Time now) {
+  if (unix_ms == 0) return "";
+  absl::Time t = absl::FromUnixMillis(unix_ms);
+  if (absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()) == absl::FormatTime("%Y-%m-%d", now, absl::UTCTimeZone())) {
+    return absl::FormatTime("%H:%M:%S", t, absl::UTCTimeZone());
+  }
+  return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone());
+}
+
+// Upstream's `calicoctl node status`: whether the BGP daemon runs, then a peer table per family.
+int NodeStatus(const NodeArgs& args, std::ostream& out, std::ostream& err) {
+  const std::string socket = Value(args, "birdd-socket", "/var/run/calico/bgp.sock");
+  auto stub = bgp::Bgp::NewStub(rpc::DialUnix(socket));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  bgp::GetStatusResponse status;
+  grpc::Status st = stub->GetStatus(&ctx, {}, &status);
+  if (!st.ok()) {
+    out << "Calico process is not running.\n";
+    err << "birdd at " << socket << " did not answer: " << st.error_message() << "\n";
+    return 1;
+  }
+  out << "Calico process is running.\n";
+  const absl::Time now = absl::Now();
+  for (int family : {4, 6}) {
+    std::vector<std::vector<std::string>> rows;
+    for (const bgp::Peer& p : status.peers()) {
+      bool v6 = p.address().find(':') != std::string::npos;
+      if (v6 != (family == 6)) continue;
+      const bool up = p.state() == "Established";
+      std::string info = up ? "Established" : p.state();
+      if (!up && !p.info().empty()) absl::StrAppend(&info, " ", p.info());
+      rows.push_back({p.address(), p.type(), up ? "up" : "start", Since(p.since_unix_ms(), now), info});
+    }
+    out << "\nIPv" << family << " BGP status\n";
+    if (rows.empty()) {
+      out << "No IPv" << family << " peers found.\n";
+      continue;
+    }
+    PrintBorderedTable(out, {"PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"}, rows, {}, true);
+  }
+  out << "\n";
+  if (status.problems_size() > 0) {
+    out << "Configuration problems:\n";
+    for (const std::string& p : status.problems()) out << "  " << p << "\n";
+    out << "\n";
+  }
+  return 0;
+}
+
+int NodeRoutes(const NodeArgs& args, std::ostream& out, std::ostream& err) {
+  const std::string socket = Value(args, "birdd-socket", "/var/run/calico/bgp.sock");
+  const std::string family = Value(args, "family", "0");
+  if (family != "0" && family != "4" && family != "6") {
+    err << "--family=" << family << ": expected 4 or 6\n";
+    return 1;
+  }
+  auto stub = bgp::Bgp::NewStub(rpc::DialUnix(socket));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  bgp::ListRoutesRequest req;
+  req.set_family(std::stoi(family));
+  bgp::ListRoutesResponse resp;
+  grpc::Status st = stub->ListRoutes(&ctx, req, &resp);
+  if (!st.ok()) {
+    err << "birdd at " << socket << " did not answer: " << st.error_message() << "\n";
+    return 1;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const bgp::Route& r : resp.routes()) {
+    std::vector<std::string> path;
+    for (uint32_t as : r.as_path()) path.push_back(std::to_string(as));
+    rows.push_back({r.prefix(), r.next_hops().empty() ? "-" : absl::StrJoin(r.next_hops(), ","), r.from_peer(),
+                    path.empty() ? "-" : absl::StrJoin(path, " "), std::to_string(r.local_pref())});
+  }
+  PrintTable(out, {"PREFIX", "NEXT HOPS", "FROM", "AS PATH", "LOCAL PREF"}, rows);
+  return 0;
+}
+
+int NodeWorkloads(const NodeArgs& args, std::ostream& out, std::ostream& err);
+
+}  // namespace
 
 int RunNode(const NodeArgs& args, std::ostream& out, std::ostream& err) {
   if (args.flags.count("help")) {
     out << kNodeUsage;
     return 0;
   }
-  if (args.positional.empty() || args.positional[0] != "workloads" || args.positional.size() > 2) {
-    err << kNodeUsage;
-    return 1;
-  }
+  const std::string sub = args.positional.empty() ? "" : args.positional[0];
+  if (sub == "status" && args.positional.size() == 1) return NodeStatus(args, out, err);
+  if (sub == "routes" && args.positional.size() == 1) return NodeRoutes(args, out, err);
+  if (sub == "workloads" && args.positional.size() <= 2) return NodeWorkloads(args, out, err);
+  err << kNodeUsage;
+  return 1;
+}
+
+namespace {
+
+int NodeWorkloads(const NodeArgs& args, std::ostream& out, std::ostream& err) {
   auto it = args.values.find("felixd-socket");
   std::string socket = it == args.values.end() ? "/var/run/calico/dataplane.sock" : it->second;
   auto stub = pb::Dataplane::NewStub(rpc::DialUnix(socket));
@@ -62,5 +162,7 @@ int RunNode(const NodeArgs& args, std::ostream& out, std::ostream& err) {
   PrintTable(out, {"WORKLOAD ENDPOINT", "INTERFACE", "IPS", "LINK", "ROUTES"}, rows);
   return 0;
 }
+
+}  // namespace
 
 }  // namespace calico::calicoctl

@@ -1,7 +1,8 @@
 #pragma once
 // calicoctl node: questions for this node's daemons over their sockets (not the datastore).
+//   node status [--birdd-socket=<PATH>]               birdd's BGP peers, upstream's shape
+//   node routes [--family=4|6] [--birdd-socket=<PATH>]  birdd's Loc-RIB
 //   node workloads [<NAME>] [--felixd-socket=<PATH>]  felixd's view of its workloads
-// (`node status` for birdd arrives with the BGP issue.)
 
 #include <map>
 #include <ostream>
@@ -13,15 +14,19 @@ namespace calico::calicoctl {
 
 struct NodeArgs {
   std::vector<std::string> positional;        // after "node"
-  std::map<std::string, std::string> values;  // --felixd-socket
+  std::map<std::string, std::string> values;  // --felixd-socket, --birdd-socket, --family
   std::set<std::string> flags;                // --help
 };
 
 inline constexpr char kNodeUsage[] =
     "Usage:\n"
+    "  calicoctl node status [--birdd-socket=<PATH>]\n"
+    "  calicoctl node routes [--family=<4|6>] [--birdd-socket=<PATH>]\n"
     "  calicoctl node workloads [<NAME>] [--felixd-socket=<PATH>]\n\n"
     "Options:\n"
-    "  --felixd-socket=<PATH>  felixd's API socket [default: /var/run/calico/dataplane.sock]\n";
+    "  --birdd-socket=<PATH>   birdd's API socket [default: /var/run/calico/bgp.sock]\n"
+    "  --felixd-socket=<PATH>  felixd's API socket [default: /var/run/calico/dataplane.sock]\n"
+    "  --family=<4|6>          only IPv4 or IPv6 routes\n";
 
 // Returns the exit status.
 int RunNode(const NodeArgs& args, std::ostream& out, std::ostream& err);

@@ -248,7 +248,7 @@ void PrintTable(std::ostream& out, const std::vector<std::string>& headings,
 
 void PrintBorderedTable(std::ostream& out, const std::vector<std::string>& headings,
                         const std::vector<std::vector<std::string>>& rows,
-                        const std::vector<bool>& right_aligned) {
+                        const std::vector<bool>& right_aligned, bool center_headings) {
   std::vector<size_t> width(headings.size(), 0);
   auto measure = [&](const std::vector<std::string>& r) {
     for (size_t i = 0; i < r.size() && i < width.size(); ++i)
@@ -264,6 +264,11 @@ void PrintBorderedTable(std::ostream& out, const std::vector<std::string>& headi
       const std::string cell = i < r.size() ? r[i] : "";
       const std::string pad(width[i] - cell.size(), ' ');
       const bool right = !heading && i < right_aligned.size() && right_aligned[i];
+      if (heading && center_headings) {
+        const size_t left = (width[i] - cell.size()) / 2;
+        line += " " + std::string(left, ' ') + cell + std::string(width[i] - cell.size() - left, ' ') + " |";
+        continue;
+      }
       line += " " + (right ? pad + cell : cell + pad) + " |";
     }
     out << line << "\n";

@@ -24,9 +24,10 @@ void PrintTable(std::ostream& out, const std::vector<std::string>& headings,
                 const std::vector<std::vector<std::string>>& rows);
 
 // The bordered table upstream's `calicoctl ipam show` prints (+---+ rules, | cells |).
-// `right_aligned[i]` right-aligns column i's cells (counts); headings stay left-aligned.
+// `right_aligned[i]` right-aligns column i's cells (counts); headings stay left-aligned unless
+// `center_headings` (upstream's `node status`).
 void PrintBorderedTable(std::ostream& out, const std::vector<std::string>& headings,
                         const std::vector<std::vector<std::string>>& rows,
-                        const std::vector<bool>& right_aligned = {});
+                        const std::vector<bool>& right_aligned = {}, bool center_headings = false);
 
 }  // namespace calico::calicoctl

@@ -311,6 +311,27 @@ TEST_CASE("three birdd as a full mesh: blocks in every kernel, pool filter, live
   CHECK(s.peers(0).prefixes_advertised() >= 1);
   CHECK(s.peers(0).origin() == "Node \"node2\"");
 
+  // Upstream's `calicoctl node status` shape.
+  ::calico::testing::ExecResult status = c.node(1).ns->Exec(
+      absl::StrCat(CALICOCTL_BINARY, " node status --birdd-socket=", c.BgpSocket(1)));
+  INFO(status.output);
+  CHECK(status.status == 0);
+  CHECK(absl::StartsWith(status.output, "Calico process is running.\n\nIPv4 BGP status\n+"));
+  CHECK(absl::StrContains(status.output, "| PEER ADDRESS |     PEER TYPE     | STATE |  SINCE   |    INFO     |"));
+  CHECK(absl::StrContains(status.output, "| 10.201.0.2   | node-to-node mesh | up    |"));
+  CHECK(absl::StrContains(status.output, "| 10.201.0.3   | node-to-node mesh | up    |"));
+  CHECK(absl::StrContains(status.output, "| Established |"));
+  CHECK(absl::StrContains(status.output, "IPv6 BGP status\nNo IPv6 peers found.\n"));
+  ::calico::testing::ExecResult routes = c.node(1).ns->Exec(
+      absl::StrCat(CALICOCTL_BINARY, " node routes --family=4 --birdd-socket=", c.BgpSocket(1)));
+  INFO(routes.output);
+  CHECK(absl::StrContains(routes.output, "10.244.2.0/26   10.201.0.2   Mesh_10_201_0_2"));
+  CHECK(absl::StrContains(routes.output, "10.244.1.0/26   -            local"));
+  ::calico::testing::ExecResult down = c.node(1).ns->Exec(
+      absl::StrCat(CALICOCTL_BINARY, " node status --birdd-socket=", c.dir(), "/nothing.sock"));
+  CHECK(down.status == 1);
+  CHECK(absl::StartsWith(down.output, "Calico process is not running.\n"));
+
   SECTION("a new block and a withdrawn one reach the other nodes") {
     c.node(2).felixd->Set({"10.244.2.64/26"});
     c.WaitRoutes(1, {"10.244.2.64/26 via 10.201.0.2"}, {"10.244.2.0/26"});
