@@ -131,7 +131,117 @@ std::optional<std::string> Password(const Json& object, std::string_view path, c
   return std::nullopt;
 }
 
+// "65000:100" → standard; "65000:100:200" → large. nullopt when neither.
+bool ParseCommunity(const std::string& text, PrefixCommunities& out) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  std::vector<uint32_t> values;
+  for (const std::string& p : parts) {
+    uint32_t v = 0;
+    if (!absl::SimpleAtoi(p, &v)) return false;
+    values.push_back(v);
+  }
+  if (values.size() == 2 && values[0] <= 0xffff && values[1] <= 0xffff) {
+    out.standard.push_back((values[0] << 16) | values[1]);
+    return true;
+  }
+  if (values.size() == 3) {
+    out.large.push_back({values[0], values[1], values[2]});
+    return true;
+  }
+  return false;
+}
+
+std::vector<PrefixCommunities> CommunitiesOf(const Json& config, std::vector<std::string>& problems) {
+  std::map<std::string, std::string> named;
+  if (const Json* defs = Find(config, "spec.communities"); defs != nullptr && defs->is_array()) {
+    for (const Json& d : *defs) named[String(d, "name")] = String(d, "value");
+  }
+  std::vector<PrefixCommunities> out;
+  const Json* ads = Find(config, "spec.prefixAdvertisements");
+  if (ads == nullptr || !ads->is_array()) return out;
+  for (const Json& ad : *ads) {
+    PrefixCommunities pc;
+    std::optional<net::Prefix> cidr = net::ParsePrefix(String(ad, "cidr"));
+    if (!cidr) continue;
+    pc.cidr = net::Masked(*cidr);
+    if (const Json* list = Find(ad, "communities"); list != nullptr && list->is_array()) {
+      for (const Json& c : *list) {
+        if (!c.is_string()) continue;
+        std::string v = c.get<std::string>();
+        auto n = named.find(v);
+        if (n != named.end()) v = n->second;
+        if (!ParseCommunity(v, pc)) {
+          problems.push_back(absl::StrCat("BGPConfiguration \"default\": community \"", v, "\" is not aa:nn or aa:nn:mm"));
+        }
+      }
+    }
+    out.push_back(std::move(pc));
+  }
+  return out;
+}
+
+// BGPFilter rules of one direction and family ("importV4", ...).
+std::vector<FilterRule> RulesOf(const Resource& filter, const char* field) {
+  std::vector<FilterRule> out;
+  const Json* rules = Find(filter.object, absl::StrCat("spec.", field));
+  if (rules == nullptr || !rules->is_array()) return out;
+  for (const Json& r : *rules) {
+    FilterRule rule;
+    if (std::string cidr = String(r, "cidr"); !cidr.empty()) {
+      if (std::optional<net::Prefix> p = net::ParsePrefix(cidr)) rule.cidr = net::Masked(*p);
+    }
+    std::string op = String(r, "matchOperator");
+    if (op == "Equal") rule.op = FilterRule::Op::kEqual;
+    if (op == "NotEqual") rule.op = FilterRule::Op::kNotEqual;
+    if (op == "NotIn") rule.op = FilterRule::Op::kNotIn;
+    if (const Json* len = Find(r, "prefixLength"); len != nullptr && len->is_object()) {
+      if (len->contains("min") && (*len)["min"].is_number_integer()) rule.min_len = (*len)["min"].get<int>();
+      if (len->contains("max") && (*len)["max"].is_number_integer()) rule.max_len = (*len)["max"].get<int>();
+    }
+    rule.remote_only = String(r, "source") == "RemotePeers";
+    rule.accept = String(r, "action") != "Reject";
+    out.push_back(rule);
+  }
+  return out;
+}
+
 }  // namespace
+
+bool FilterAccepts(const std::vector<FilterRule>& rules, const net::Prefix& prefix, bool from_peer) {
+  for (const FilterRule& r : rules) {
+    if (r.remote_only && !from_peer) continue;
+    bool match = true;
+    if (r.cidr) {
+      if (r.cidr->addr.family != prefix.addr.family) continue;
+      const bool inside = net::Contains(*r.cidr, prefix);
+      switch (r.op) {
+        case FilterRule::Op::kEqual:
+          match = *r.cidr == prefix;
+          break;
+        case FilterRule::Op::kNotEqual:
+          match = !(*r.cidr == prefix);
+          break;
+        case FilterRule::Op::kIn:
+          match = inside;
+          break;
+        case FilterRule::Op::kNotIn:
+          match = !inside;
+          break;
+      }
+    }
+    if (match && r.min_len && prefix.len < *r.min_len) match = false;
+    if (match && r.max_len && prefix.len > *r.max_len) match = false;
+    if (match) return r.accept;
+  }
+  return true;
+}
 
 std::string_view PeerTypeName(PeerType type) {
   switch (type) {
@@ -172,6 +282,7 @@ absl::StatusOr<Plan> MakePlan(const Inputs& in, std::string_view node_name, cons
     (void)absl::ParseDuration(d, &mesh_restart);
   }
 
+  plan.communities = CommunitiesOf(g, plan.problems);
   plan.ipv4 = NodeAddress(*self, 4);
   plan.ipv6 = NodeAddress(*self, 6);
   plan.enabled = plan.ipv4 || plan.ipv6;
@@ -303,7 +414,29 @@ absl::StatusOr<Plan> MakePlan(const Inputs& in, std::string_view node_name, cons
       p.origin = who;
       found.push_back(p);
     }
+    std::array<std::vector<FilterRule>, 2> import_rules;
+    std::array<std::vector<FilterRule>, 2> export_rules;
+    bool filters_ok = true;
+    if (const Json* names = Find(o, "spec.filters"); names != nullptr && names->is_array()) {
+      for (const Json& n : *names) {
+        const Resource* f = n.is_string() ? ByName(in.bgp_filters, n.get<std::string>()) : nullptr;
+        if (f == nullptr) {
+          plan.problems.push_back(absl::StrCat(who, ": BGPFilter \"", n.is_string() ? n.get<std::string>() : "?",
+                                               "\" does not exist; peer left out"));
+          filters_ok = false;
+          continue;
+        }
+        for (int v : {0, 1}) {
+          for (FilterRule& r : RulesOf(*f, v == 0 ? "importV4" : "importV6")) import_rules[v].push_back(r);
+          for (FilterRule& r : RulesOf(*f, v == 0 ? "exportV4" : "exportV6")) export_rules[v].push_back(r);
+        }
+      }
+    }
+    // A peer whose filter is missing would get (or give) routes the operator meant to block.
+    if (!filters_ok) continue;
     for (Peer& p : found) {
+      p.import_rules = import_rules;
+      p.export_rules = export_rules;
       p.password = *password;
       if (!use_node_ip) p.source_address.reset();
       p.keep_original_next_hop = keep;

@@ -23,6 +23,7 @@
 //  - A password whose secret cannot be read leaves that peer out (reported): a session
 //    without the key would only be refused by the peer.
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -42,6 +43,31 @@ inline constexpr uint16_t kDefaultPort = 179;
 inline constexpr absl::Duration kDefaultRestartTime = absl::Seconds(120);
 
 enum class PeerType { kMesh, kGlobal, kNodeSpecific };
+
+// One BGPFilter rule (upstream's semantics): a route matches when its prefix stands in
+// `op` to `cidr` (Equal / NotEqual: the same prefix; In / NotIn: inside it, optionally with a
+// prefix length in [min_len, max_len]), and, with `remote_only`, when it was learned from a
+// peer (not this node's own). Rules run in order; the first match decides; none: accepted.
+struct FilterRule {
+  enum class Op { kEqual, kNotEqual, kIn, kNotIn };
+  std::optional<net::Prefix> cidr;
+  Op op = Op::kIn;
+  std::optional<int> min_len;
+  std::optional<int> max_len;
+  bool remote_only = false;
+  bool accept = true;
+  bool operator==(const FilterRule&) const = default;
+};
+bool FilterAccepts(const std::vector<FilterRule>& rules, const net::Prefix& prefix, bool from_peer);
+
+// BGP communities for this node's own routes inside `cidr` (BGPConfiguration
+// prefixAdvertisements): standard "aa:nn" and large "aa:nn:mm".
+struct PrefixCommunities {
+  net::Prefix cidr;
+  std::vector<uint32_t> standard;
+  std::vector<std::array<uint32_t, 3>> large;
+  bool operator==(const PrefixCommunities&) const = default;
+};
 // As `calicoctl node status` prints it: "node-to-node mesh", "global", "node specific".
 std::string_view PeerTypeName(PeerType type);
 
@@ -59,6 +85,9 @@ struct Peer {
   int ttl_security = 0;  // hops (GTSM, RFC 5082); 0: off
   bool rr_client = false;
   std::string origin;  // the resource it came from: `Node "n2"`, `BGPPeer "tor"`
+  // BGPPeer spec.filters, resolved: rules per direction and family (v4 index 0, v6 index 1).
+  std::array<std::vector<FilterRule>, 2> import_rules;
+  std::array<std::vector<FilterRule>, 2> export_rules;
 
   bool operator==(const Peer&) const = default;
 };
@@ -72,6 +101,7 @@ struct Plan {
   std::optional<uint32_t> cluster_id;
   uint16_t listen_port = kDefaultPort;
   std::vector<Peer> peers;            // ordered by address
+  std::vector<PrefixCommunities> communities;
   std::vector<std::string> problems;  // resources that could not be honoured, and why
 
   bool operator==(const Plan&) const = default;
@@ -81,6 +111,7 @@ struct Inputs {
   std::vector<resources::Resource> nodes;
   std::vector<resources::Resource> bgp_configurations;
   std::vector<resources::Resource> bgp_peers;
+  std::vector<resources::Resource> bgp_filters;
 };
 
 // Reads secret `name`, key `key` (the BGP password); NotFound when it does not exist.

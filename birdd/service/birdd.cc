@@ -114,6 +114,7 @@ absl::Status Birdd::ReadDatastore() {
   ASSIGN_OR_RETURN(in.nodes, ListKind(store_, "Node"));
   ASSIGN_OR_RETURN(in.bgp_configurations, ListKind(store_, "BGPConfiguration"));
   ASSIGN_OR_RETURN(in.bgp_peers, ListKind(store_, "BGPPeer"));
+  ASSIGN_OR_RETURN(in.bgp_filters, ListKind(store_, "BGPFilter"));
   ASSIGN_OR_RETURN(std::vector<resources::Resource> pools, ListKind(store_, "IPPool"));
   std::vector<net::Prefix> export_pools;
   for (const resources::Resource& pool : pools) {
@@ -133,7 +134,8 @@ absl::Status Birdd::ReadDatastore() {
 void Birdd::WatchDatastore() {
   const std::vector<std::string> prefixes = {
       resources::KeyPrefix(Kind("Node")), resources::KeyPrefix(Kind("BGPConfiguration")),
-      resources::KeyPrefix(Kind("BGPPeer")), resources::KeyPrefix(Kind("IPPool"))};
+      resources::KeyPrefix(Kind("BGPPeer")), resources::KeyPrefix(Kind("IPPool")),
+      resources::KeyPrefix(Kind("BGPFilter"))};
   std::vector<std::unique_ptr<datastore::Watch>> watches(prefixes.size());
   bool dirty = true;
   std::string last_error;
@@ -244,6 +246,16 @@ speaker::NeighborConfig Birdd::NeighborFor(const config::Peer& p) const {
   n.session.fsm.passive = p.passive;
   n.rr_client = p.rr_client;
   n.keep_original_next_hop = p.keep_original_next_hop;
+  if (!p.import_rules[0].empty() || !p.import_rules[1].empty()) {
+    n.import_filter = [rules = p.import_rules](const net::Prefix& prefix) {
+      return config::FilterAccepts(rules[prefix.addr.family == 4 ? 0 : 1], prefix, true);
+    };
+  }
+  if (!p.export_rules[0].empty() || !p.export_rules[1].empty()) {
+    n.export_filter = [rules = p.export_rules](const net::Prefix& prefix, bool from_peer) {
+      return config::FilterAccepts(rules[prefix.addr.family == 4 ? 0 : 1], prefix, from_peer);
+    };
+  }
   return n;
 }
 
@@ -259,7 +271,7 @@ void Birdd::ApplyPlan(config::Plan plan, std::vector<net::Prefix> export_pools) 
       log::Warn("config_problem", {{"problem", problem}});
     }
   }
-  const bool pools_changed = export_pools != export_pools_;
+  const bool pools_changed = export_pools != export_pools_ || !plan_ || plan.communities != plan_->communities;
   export_pools_ = std::move(export_pools);
   const bool rebuild = !plan_ || plan.as != plan_->as || plan.router_id != plan_->router_id ||
                        plan.cluster_id != plan_->cluster_id || plan.enabled != plan_->enabled;
@@ -362,15 +374,25 @@ void Birdd::Reoriginate() {
     }
   }
   for (auto it = originated_.begin(); it != originated_.end();) {
-    if (want.count(*it) == 0) {
-      speaker_->Withdraw(*it);
+    if (want.count(it->first) == 0) {
+      speaker_->Withdraw(it->first);
       it = originated_.erase(it);
     } else {
       ++it;
     }
   }
   for (const net::Prefix& p : want) {
-    if (originated_.insert(p).second) speaker_->Originate(p);
+    // Communities of every prefixAdvertisements entry containing the route.
+    std::pair<std::vector<uint32_t>, std::vector<wire::LargeCommunity>> c;
+    for (const config::PrefixCommunities& pc : plan_->communities) {
+      if (!net::Contains(pc.cidr, p)) continue;
+      c.first.insert(c.first.end(), pc.standard.begin(), pc.standard.end());
+      for (const auto& l : pc.large) c.second.push_back({l[0], l[1], l[2]});
+    }
+    auto it = originated_.find(p);
+    if (it != originated_.end() && it->second == c) continue;
+    originated_[p] = c;
+    speaker_->Originate(p, c.first, c.second);
   }
 }
 
@@ -462,7 +484,7 @@ pb::GetStatusResponse Birdd::Status() {
       out.set_listen_port(plan_->listen_port);
       for (const std::string& p : plan_->problems) out.add_problems(p);
     }
-    for (const net::Prefix& p : originated_) out.add_advertised(net::FormatCidr(p));
+    for (const auto& [p, communities] : originated_) out.add_advertised(net::FormatCidr(p));
     out.set_graceful_restart_pending(restarting_);
     return 0;
   });
@@ -514,6 +536,10 @@ pb::ListRoutesResponse Birdd::Routes(int family) {
         }
       }
       r->set_local_pref(path.attrs.local_pref.value_or(100));
+      for (uint32_t c : path.attrs.communities) r->add_communities(absl::StrCat(c >> 16, ":", c & 0xffff));
+      for (const wire::LargeCommunity& c : path.attrs.large_communities) {
+        r->add_communities(absl::StrCat(c.global_admin, ":", c.local_data1, ":", c.local_data2));
+      }
     });
     return out;
   });

@@ -113,7 +113,8 @@ class Birdd {
   std::map<net::IpAddress, config::Peer> peers_;  // configured in the speaker
   std::vector<net::Prefix> export_pools_;         // pools whose blocks may be advertised
   std::set<net::Prefix> advertised_;              // felixd's, unfiltered
-  std::set<net::Prefix> originated_;              // in the speaker
+  // In the speaker, with the communities it was originated with.
+  std::map<net::Prefix, std::pair<std::vector<uint32_t>, std::vector<wire::LargeCommunity>>> originated_;
   bool origin_synced_ = false;                    // felixd's first snapshot arrived
   bool sessions_started_ = false;
   bool restarting_ = false;  // kernel routes of a previous run are waiting for re-sync

@@ -69,11 +69,14 @@ void Speaker::RemoveNeighbor(const net::IpAddress& address) {
   Changed(changed);
 }
 
-void Speaker::Originate(const net::Prefix& prefix) {
+void Speaker::Originate(const net::Prefix& prefix, std::vector<uint32_t> communities,
+                        std::vector<wire::LargeCommunity> large_communities) {
   std::vector<net::Prefix> changed;
   rib::Path p;
   p.attrs.origin = wire::Origin::kIgp;
   p.attrs.as_path = wire::AsPath{};
+  p.attrs.communities = std::move(communities);
+  p.attrs.large_communities = std::move(large_communities);
   rib_.Announce(local_peer_, std::vector<net::Prefix>{prefix}, rib_.Intern(p), &changed);
   Changed(changed);
 }
@@ -106,7 +109,16 @@ void Speaker::OnUpdate(Neighbor& n, const wire::Update& u) {
   std::vector<net::Prefix> gone = u.withdrawn;
   if (u.mp_unreach) gone.insert(gone.end(), u.mp_unreach->withdrawn.begin(), u.mp_unreach->withdrawn.end());
   if (!gone.empty()) rib_.Withdraw(n.peer, gone, &changed);
-  auto announce = [&](const std::vector<net::Prefix>& prefixes, const wire::NextHop& next_hop) {
+  auto announce = [&](const std::vector<net::Prefix>& all, const wire::NextHop& next_hop) {
+    const std::vector<net::Prefix>* kept = &all;
+    std::vector<net::Prefix> accepted;
+    if (n.config.import_filter) {
+      std::vector<net::Prefix> rejected;
+      for (const net::Prefix& p : all) (n.config.import_filter(p) ? accepted : rejected).push_back(p);
+      if (!rejected.empty()) rib_.Withdraw(n.peer, rejected, &changed);
+      kept = &accepted;
+    }
+    const std::vector<net::Prefix>& prefixes = *kept;
     if (prefixes.empty()) return;
     if (Looped(n, u.attrs)) {
       rib_.Withdraw(n.peer, prefixes, &changed);
@@ -202,6 +214,7 @@ void Speaker::Changed(const std::vector<net::Prefix>& prefixes) {
 std::optional<std::pair<wire::PathAttributes, wire::NextHop>> Speaker::Outbound(
     const Neighbor& n, const net::Prefix& prefix, const rib::Selected& sel) const {
   if (sel.peer == n.peer) return std::nullopt;  // never back to where it came from
+  if (n.config.export_filter && !n.config.export_filter(prefix, !rib_.peer(sel.peer).local)) return std::nullopt;
   // Only the session's own family (IPv4 routes over IPv4 sessions, IPv6 over IPv6).
   if (prefix.addr.family != n.config.session.peer_address.family) return std::nullopt;
   const rib::Peer& from = rib_.peer(sel.peer);

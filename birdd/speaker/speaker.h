@@ -38,6 +38,10 @@ struct NeighborConfig {
   peers::PeerConfig session;  // local_as/router_id are filled from SpeakerConfig
   bool rr_client = false;
   bool keep_original_next_hop = false;
+  // Route policy (BGPFilter); false rejects. Import: routes from this neighbor (a rejected one
+  // counts as withdrawn); export: routes to it (`from_peer`: learned, not this node's own).
+  std::function<bool(const net::Prefix&)> import_filter;
+  std::function<bool(const net::Prefix&, bool from_peer)> export_filter;
 };
 
 // What the kernel should do for a prefix: install via these next hops (ECMP), or remove.
@@ -66,8 +70,9 @@ class Speaker {
   absl::Status AddNeighbor(NeighborConfig neighbor, peers::Listener* listener);
   void RemoveNeighbor(const net::IpAddress& address);
 
-  // This node's own routes.
-  void Originate(const net::Prefix& prefix);
+  // This node's own routes (with communities from BGPConfiguration prefixAdvertisements).
+  void Originate(const net::Prefix& prefix, std::vector<uint32_t> communities = {},
+                 std::vector<wire::LargeCommunity> large_communities = {});
   void Withdraw(const net::Prefix& prefix);
 
   std::vector<NeighborStatus> Status() const;

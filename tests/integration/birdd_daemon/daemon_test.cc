@@ -246,6 +246,15 @@ class Cluster {
     REQUIRE(s.has_value());
     return *s;
   }
+  bgp::v1::ListRoutesResponse Routes(int i) {
+    auto channel = grpc::CreateChannel(absl::StrCat("unix:", BgpSocket(i)), grpc::InsecureChannelCredentials());
+    auto stub = bgp::v1::Bgp::NewStub(channel);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    bgp::v1::ListRoutesResponse out;
+    REQUIRE(stub->ListRoutes(&ctx, {}, &out).ok());
+    return out;
+  }
   // Waits until node i reports `count` Established peers.
   void WaitEstablished(int i, int count, absl::Duration timeout = absl::Seconds(30)) {
     absl::Time deadline = absl::Now() + timeout;
@@ -354,6 +363,44 @@ TEST_CASE("three birdd as a full mesh: blocks in every kernel, pool filter, live
     c.WaitRoutes(2, {"10.244.1.0/26"}, {"10.244.3.0/26"});
     c.WaitEstablished(1, 1);
   }
+}
+
+TEST_CASE("BGPFilter import and export rules and BGPConfiguration communities between two birdd") {
+  Cluster c(2);
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"
+          "spec:\n  nodeToNodeMeshEnabled: false\n"
+          "  communities: [{name: pods, value: '65000:100'}]\n"
+          "  prefixAdvertisements: [{cidr: 10.244.0.0/16, communities: [pods, '65000:7:8']}]\n");
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: f}\nspec:\n"
+          "  importV4: [{cidr: 10.244.2.64/26, matchOperator: Equal, action: Reject}]\n"
+          "  exportV4: [{cidr: 10.244.1.64/26, matchOperator: Equal, action: Reject}]\n");
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: all-pairs}\n"
+          "spec: {nodeSelector: all(), peerSelector: all(), filters: [f]}\n");
+  c.node(1).felixd->Set({"10.244.1.0/26", "10.244.1.64/26"});
+  c.node(2).felixd->Set({"10.244.2.0/26", "10.244.2.64/26"});
+  c.StartBirdd(1);
+  c.StartBirdd(2);
+  c.WaitEstablished(1, 1);
+  // node1 refuses node2's second block (import); node1 never sends its second block (export).
+  c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2"});
+  c.WaitRoutes(2, {"10.244.1.0/26 via 10.201.0.1"});
+  absl::SleepFor(absl::Seconds(1));
+  CHECK_FALSE(absl::StrContains(c.BirdRoutes(1), "10.244.2.64/26"));
+  CHECK_FALSE(absl::StrContains(c.BirdRoutes(2), "10.244.1.64/26"));
+  bool seen = false;
+  const bgp::v1::ListRoutesResponse routes = c.Routes(1);
+  for (const bgp::v1::Route& r : routes.routes()) {
+    if (r.prefix() != "10.244.2.0/26") continue;
+    seen = true;
+    CHECK(std::vector<std::string>(r.communities().begin(), r.communities().end()) ==
+          std::vector<std::string>{"65000:100", "65000:7:8"});
+  }
+  CHECK(seen);
+  // Dropping the filter from the peer lets both through.
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: all-pairs}\n"
+          "spec: {nodeSelector: all(), peerSelector: all()}\n");
+  c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2", "10.244.2.64/26 via 10.201.0.2"});
+  c.WaitRoutes(2, {"10.244.1.0/26 via 10.201.0.1", "10.244.1.64/26 via 10.201.0.1"});
 }
 
 TEST_CASE("one birdd reflects routes for two clients; the clients do not mesh") {

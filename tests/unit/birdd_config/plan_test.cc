@@ -226,6 +226,59 @@ TEST_CASE("passwords come from secrets; an unreadable one leaves the peer out an
   CHECK(p.problems[0].find("BGPPeer \"tor\": password secret bgp/tor unreadable") != std::string::npos);
 }
 
+resources::Resource Filter(const std::string& name, const std::string& spec) {
+  return Parse(absl::StrCat("apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: ", name,
+                            "\nspec:\n", spec));
+}
+
+TEST_CASE("BGPFilter rules: first match decides, operators, prefix lengths, RemotePeers, default accept") {
+  Inputs in;
+  in.nodes = {Node("n1", "10.0.0.1/24")};
+  in.bgp_configurations = {Config("default", "  nodeToNodeMeshEnabled: false\n")};
+  in.bgp_filters = {Filter("f", "  importV4:\n"
+                                "  - {cidr: 10.9.0.0/16, matchOperator: Equal, action: Accept}\n"
+                                "  - {cidr: 10.9.0.0/16, matchOperator: In, prefixLength: {max: 24}, action: Reject}\n"
+                                "  - {cidr: 10.0.0.0/8, matchOperator: NotIn, action: Reject}\n"
+                                "  exportV4:\n"
+                                "  - {cidr: 10.244.0.0/16, matchOperator: In, source: RemotePeers, action: Reject}\n"
+                                "  exportV6:\n"
+                                "  - {cidr: 'fd00::/8', matchOperator: NotEqual, action: Reject}\n")};
+  in.bgp_peers = {PeerRes("tor", "  peerIP: 10.0.0.254\n  asNumber: 65100\n  filters: [f]\n"),
+                  PeerRes("bad", "  peerIP: 10.0.0.253\n  asNumber: 65100\n  filters: [nope]\n")};
+  Plan p = MustPlan(in, "n1");
+  REQUIRE(p.peers.size() == 1);  // "bad" names a filter that does not exist
+  REQUIRE(p.problems.size() == 1);
+  CHECK(p.problems[0] == "BGPPeer \"bad\": BGPFilter \"nope\" does not exist; peer left out");
+  const Peer& tor = p.peers[0];
+  auto in4 = [&](const char* cidr) { return FilterAccepts(tor.import_rules[0], *net::ParsePrefix(cidr), true); };
+  CHECK(in4("10.9.0.0/16"));        // Equal: accepted before the In rule could reject it
+  CHECK_FALSE(in4("10.9.1.0/24"));  // In, length <= 24
+  CHECK(in4("10.9.1.0/26"));        // In but longer than 24: next rule, inside 10/8: default accept
+  CHECK_FALSE(in4("192.168.0.0/24"));  // NotIn 10/8
+  auto out4 = [&](const char* cidr, bool from_peer) {
+    return FilterAccepts(tor.export_rules[0], *net::ParsePrefix(cidr), from_peer);
+  };
+  CHECK(out4("10.244.1.0/26", false));       // our own block
+  CHECK_FALSE(out4("10.244.2.0/26", true));  // learned from a peer
+  CHECK(FilterAccepts(tor.export_rules[1], *net::ParsePrefix("fd00::/8"), false));
+  CHECK_FALSE(FilterAccepts(tor.export_rules[1], *net::ParsePrefix("fd00:1::/64"), false));
+  CHECK(tor.import_rules[1].empty());
+}
+
+TEST_CASE("communities for this node's routes come from prefixAdvertisements, by name or value") {
+  Inputs in;
+  in.nodes = {Node("n1", "10.0.0.1/24")};
+  in.bgp_configurations = {Config("default", "  communities:\n  - {name: no-export-ish, value: '65000:100'}\n"
+                                             "  prefixAdvertisements:\n"
+                                             "  - {cidr: 10.244.0.0/16, communities: [no-export-ish, '65000:1:2']}\n")};
+  Plan p = MustPlan(in, "n1");
+  REQUIRE(p.communities.size() == 1);
+  CHECK(net::FormatCidr(p.communities[0].cidr) == "10.244.0.0/16");
+  CHECK(p.communities[0].standard == std::vector<uint32_t>{(65000u << 16) | 100});
+  REQUIRE(p.communities[0].large.size() == 1);
+  CHECK(p.communities[0].large[0] == std::array<uint32_t, 3>{65000, 1, 2});
+}
+
 TEST_CASE("a bad peerIP or selector is reported, the rest of the plan stands") {
   Inputs in;
   in.nodes = {Node("n1", "10.0.0.1/24"), Node("n2", "10.0.0.2/24")};
