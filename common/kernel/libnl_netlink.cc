@@ -511,6 +511,116 @@ bool PutMultipath(nl_msg* msg, const std::vector<NextHop>& hops) {
   return nla_nest_end(msg, nest) == 0;
 }
 
+
+// ---- Batched route requests ----
+
+// Requests per sendmsg: well under the default socket send buffer (~208 KiB), and few enough
+// that even all of them failing fits the receive buffer set in Connect.
+constexpr size_t kBatchBytes = 32 * 1024;
+constexpr int kReceiveBufferBytes = 4 * 1024 * 1024;
+
+// One request appended to a buffer of packed requests, in the layout libnl gives the same
+// message (BuildRouteMsg and friends); offsets, not pointers, because the buffer may grow.
+class RawRequest {
+ public:
+  RawRequest(std::vector<uint8_t>& buf, uint16_t type, uint16_t flags, uint32_t seq, uint32_t port)
+      : buf_(buf), start_(buf.size()) {
+    buf_.resize(start_ + NLMSG_HDRLEN, 0);
+    nlmsghdr* h = reinterpret_cast<nlmsghdr*>(&buf_[start_]);
+    h->nlmsg_type = type;
+    h->nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | flags);
+    h->nlmsg_seq = seq;
+    h->nlmsg_pid = port;
+  }
+  void Append(const void* data, size_t len) {
+    size_t at = buf_.size();
+    buf_.resize(at + NLMSG_ALIGN(len), 0);
+    std::memcpy(&buf_[at], data, len);
+  }
+  void Attr(int type, const void* data, size_t len) {
+    size_t at = Begin(type);
+    buf_.resize(at + NLA_HDRLEN + NLA_ALIGN(len), 0);
+    std::memcpy(&buf_[at + NLA_HDRLEN], data, len);
+    reinterpret_cast<nlattr*>(&buf_[at])->nla_len = static_cast<uint16_t>(NLA_HDRLEN + len);
+  }
+  void U32(int type, uint32_t value) { Attr(type, &value, sizeof value); }
+  void Ip(int type, const net::IpAddress& ip) {
+    Attr(type, ip.bytes.data(), static_cast<size_t>(AddressBytes(ip.family)));
+  }
+  // An attribute whose payload follows (a nest); End() sets its length.
+  size_t Begin(int type) {
+    size_t at = buf_.size();
+    buf_.resize(at + NLA_HDRLEN, 0);
+    reinterpret_cast<nlattr*>(&buf_[at])->nla_type = static_cast<uint16_t>(type);
+    return at;
+  }
+  void End(size_t at) {
+    reinterpret_cast<nlattr*>(&buf_[at])->nla_len = static_cast<uint16_t>(buf_.size() - at);
+  }
+  size_t size() const { return buf_.size(); }
+  void Finish() {
+    reinterpret_cast<nlmsghdr*>(&buf_[start_])->nlmsg_len = static_cast<uint32_t>(buf_.size() - start_);
+  }
+
+ private:
+  std::vector<uint8_t>& buf_;
+  size_t start_;
+};
+
+void AppendRouteHeader(RawRequest& m, int family, const net::Prefix& dst, uint32_t table,
+                       uint8_t protocol, uint8_t scope, uint8_t rtm_type, unsigned rtm_flags,
+                       uint32_t priority) {
+  rtmsg rtm{};
+  rtm.rtm_family = static_cast<uint8_t>(AfOf(family));
+  rtm.rtm_dst_len = static_cast<uint8_t>(dst.len);
+  rtm.rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  rtm.rtm_protocol = protocol;
+  rtm.rtm_scope = scope;
+  rtm.rtm_type = rtm_type;
+  rtm.rtm_flags = rtm_flags;
+  m.Append(&rtm, sizeof rtm);
+  m.U32(RTA_TABLE, table);
+  if (dst.len > 0) m.Ip(RTA_DST, dst.addr);
+  if (priority != 0) m.U32(RTA_PRIORITY, priority);
+}
+
+// What ReplaceRoute sends for `route`, whose devices are resolved to indexes.
+void AppendNewRoute(std::vector<uint8_t>& buf, uint32_t seq, uint32_t port, const Route& route) {
+  RawRequest m(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, seq, port);
+  const unsigned rtm_flags = route.multipath.empty() && route.hop.onlink ? RTNH_F_ONLINK : 0;
+  AppendRouteHeader(m, route.dst.addr.family, route.dst, route.table, route.protocol,
+                    static_cast<uint8_t>(route.scope), RtmType(route.type), rtm_flags,
+                    route.Key().priority);
+  if (route.type == RouteType::kUnicast) {
+    if (!route.multipath.empty()) {
+      size_t nest = m.Begin(RTA_MULTIPATH);
+      for (const NextHop& hop : route.multipath) {
+        size_t at = m.size();
+        rtnexthop nh{};
+        nh.rtnh_flags = hop.onlink ? RTNH_F_ONLINK : 0;
+        nh.rtnh_hops = static_cast<unsigned char>(hop.weight - 1);
+        nh.rtnh_ifindex = hop.ifindex;
+        m.Append(&nh, sizeof nh);
+        if (hop.gateway) m.Ip(RTA_GATEWAY, *hop.gateway);
+        rtnexthop len{};
+        len.rtnh_len = static_cast<unsigned short>(m.size() - at);
+        std::memcpy(&buf[at], &len.rtnh_len, sizeof len.rtnh_len);
+      }
+      m.End(nest);
+    } else {
+      m.U32(RTA_OIF, static_cast<uint32_t>(route.hop.ifindex));
+      if (route.hop.gateway) m.Ip(RTA_GATEWAY, *route.hop.gateway);
+    }
+  }
+  m.Finish();
+}
+
+bool ValidKey(const RouteKey& key) {
+  const net::Prefix& dst = key.dst;
+  return (dst.addr.family == 4 || dst.addr.family == 6) && dst.len >= 0 &&
+         dst.len <= dst.addr.Bits() && net::Masked(dst) == dst;
+}
+
 // ---- Addresses ----
 
 MsgPtr BuildAddressMsg(int type, int flags, const Address& address) {
@@ -626,6 +736,8 @@ absl::Status LibnlNetlink::Connect() {
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
   setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof(one));
+  // Room for the failures of a whole batch (each answer costs far more than its size).
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kReceiveBufferBytes, sizeof(kReceiveBufferBytes));
   timeval timeout{.tv_sec = kReceiveTimeoutSeconds, .tv_usec = 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   sock_ = sock;
@@ -978,6 +1090,196 @@ absl::Status LibnlNetlink::DeleteRoute(const RouteKey& key, uint8_t protocol) {
   // ESRCH: no such route, or not of this protocol; both are "not ours to delete any more".
   if (outcome.error == ESRCH || outcome.error == ENOENT) return absl::OkStatus();
   return ToStatus(outcome, context);
+}
+
+// ---- Batched routes ----
+
+struct LibnlNetlink::Batch {
+  std::vector<uint8_t> out;    // the packed requests
+  std::vector<size_t> items;   // request k (sequence number first_seq + k) is items[k]
+  uint32_t first_seq = 0;
+  size_t last = 0;             // offset of the last request
+  std::vector<uint8_t> in = std::vector<uint8_t>(64 * 1024);
+};
+
+void LibnlNetlink::FlushBatch(Batch& batch, std::vector<absl::Status>& results,
+                              const std::function<std::string(size_t)>& context, bool deleting) {
+  if (batch.items.empty()) return;
+  const size_t count = batch.items.size();
+  std::vector<bool> answered(count, false);
+  auto record = [&](size_t k, int error, std::string detail) {
+    answered[k] = true;
+    if (error == 0 || (deleting && (error == ESRCH || error == ENOENT))) return;
+    results[batch.items[k]] = ToStatus(Outcome{error, std::move(detail)}, context(batch.items[k]));
+  };
+  auto fail_unanswered = [&](int error, const std::string& detail) {
+    for (size_t k = 0; k < count; ++k) {
+      if (!answered[k]) record(k, error, detail);
+    }
+  };
+  reinterpret_cast<nlmsghdr*>(&batch.out[batch.last])->nlmsg_flags |= NLM_F_ACK;
+  const int fd = nl_socket_get_fd(sock_);
+  ssize_t sent;
+  do {
+    sent = send(fd, batch.out.data(), batch.out.size(), 0);
+  } while (sent < 0 && errno == EINTR);
+  bool acked = false;
+  bool overflow = false;
+  if (sent < 0) {
+    fail_unanswered(errno, "sendmsg of a batch");
+  } else {
+    // rtnetlink handles the requests inside sendmsg: every answer is queued by now, in order.
+    while (!acked) {
+      ssize_t n = recv(fd, batch.in.data(), batch.in.size(), overflow ? MSG_DONTWAIT : 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == ENOBUFS) {  // answers were dropped; read what is left, then give up
+          overflow = true;
+          continue;
+        }
+        break;
+      }
+      int len = static_cast<int>(n);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(batch.in.data()); NLMSG_OK(h, len);
+           h = NLMSG_NEXT(h, len)) {
+        if (h->nlmsg_type != NLMSG_ERROR) continue;
+        const uint32_t k = h->nlmsg_seq - batch.first_seq;
+        if (k >= count) continue;  // an answer to an exchange abandoned earlier
+        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        const size_t payload = (h->nlmsg_flags & NLM_F_CAPPED)
+                                   ? sizeof(nlmsgerr)
+                                   : sizeof(int) + static_cast<size_t>(err->msg.nlmsg_len);
+        std::string text = err->error == 0 ? "" : ExtAckText(h, reinterpret_cast<const char*>(err) + NLMSG_ALIGN(payload));
+        record(k, -err->error, text.empty() ? "" : "kernel: " + text);
+        if (k == count - 1) acked = true;
+      }
+    }
+    if (!acked) {
+      fail_unanswered(overflow ? ENOBUFS : errno,
+                      overflow ? "answers lost to a full socket buffer" : "reading a batch's answers");
+    }
+  }
+  if (sent < 0 || (!acked && !overflow)) {
+    // The socket's state is unknown: start afresh next time.
+    nl_socket_free(sock_);
+    sock_ = nullptr;
+  }
+  batch.out.clear();
+  batch.items.clear();
+}
+
+std::vector<absl::Status> LibnlNetlink::ReplaceRoutes(std::span<const Route> routes) {
+  std::vector<absl::Status> results(routes.size());
+  auto context = [&](size_t i) { return absl::StrCat("RTM_NEWROUTE ", routes[i].ToString()); };
+  // Devices named only by name first (one RTM_GETLINK per name), so that no other exchange
+  // falls between the requests of a batch.
+  std::map<std::string, int, std::less<>> indexes;  // successes only: a failure is per route
+  std::map<size_t, Route> resolved;
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const Route& route = routes[i];
+    if (int error = CheckRoute(route); error != 0) {
+      results[i] = ErrnoError(error, context(i));
+      continue;
+    }
+    auto unresolved = [](const NextHop& hop) { return hop.ifindex == 0 && !hop.ifname.empty(); };
+    if (route.type != RouteType::kUnicast ||
+        (!unresolved(route.hop) && std::none_of(route.multipath.begin(), route.multipath.end(), unresolved))) {
+      continue;
+    }
+    Route copy = route;
+    absl::Status failed;
+    auto resolve = [&](NextHop& hop) {
+      if (!unresolved(hop) || !failed.ok()) return;
+      if (auto it = indexes.find(hop.ifname); it != indexes.end()) {
+        hop.ifindex = it->second;
+        return;
+      }
+      absl::StatusOr<int> index = ResolveIndex(hop.ifname, context(i));
+      if (index.ok()) {
+        hop.ifindex = indexes[hop.ifname] = *index;
+      } else {
+        failed = index.status();
+      }
+    };
+    if (copy.multipath.empty()) resolve(copy.hop);
+    for (NextHop& hop : copy.multipath) resolve(hop);
+    if (failed.ok()) {
+      resolved.emplace(i, std::move(copy));
+    } else {
+      results[i] = failed;
+    }
+  }
+  if (sock_ == nullptr) {
+    if (absl::Status s = Connect(); !s.ok()) {
+      for (size_t i = 0; i < routes.size(); ++i) {
+        if (results[i].ok()) results[i] = Annotate(s, context(i));
+      }
+      return results;
+    }
+  }
+  Batch batch;
+  batch.out.reserve(kBatchBytes + 1024);
+  const uint32_t port = nl_socket_get_local_port(sock_);
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (!results[i].ok()) continue;
+    auto r = resolved.find(i);
+    const Route& route = r == resolved.end() ? routes[i] : r->second;
+    const uint32_t seq = nl_socket_use_seq(sock_);
+    if (batch.items.empty()) batch.first_seq = seq;
+    batch.last = batch.out.size();
+    AppendNewRoute(batch.out, seq, port, route);
+    batch.items.push_back(i);
+    if (batch.out.size() >= kBatchBytes) {
+      FlushBatch(batch, results, context, /*deleting=*/false);
+      if (sock_ == nullptr && !Connect().ok()) break;
+    }
+  }
+  if (sock_ != nullptr) FlushBatch(batch, results, context, /*deleting=*/false);
+  for (size_t k = 0; k < batch.items.size(); ++k) {
+    results[batch.items[k]] = ErrnoError(EIO, context(batch.items[k]) + ": rtnetlink socket lost");
+  }
+  return results;
+}
+
+std::vector<absl::Status> LibnlNetlink::DeleteRoutes(std::span<const RouteKey> keys,
+                                                     uint8_t protocol) {
+  std::vector<absl::Status> results(keys.size());
+  auto context = [&](size_t i) { return absl::StrCat("RTM_DELROUTE ", keys[i].ToString()); };
+  if (sock_ == nullptr) {
+    if (absl::Status s = Connect(); !s.ok()) {
+      for (size_t i = 0; i < keys.size(); ++i) results[i] = Annotate(s, context(i));
+      return results;
+    }
+  }
+  Batch batch;
+  batch.out.reserve(kBatchBytes + 1024);
+  const uint32_t port = nl_socket_get_local_port(sock_);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const RouteKey& key = keys[i];
+    if (!ValidKey(key)) {
+      results[i] = ErrnoError(EINVAL, context(i));
+      continue;
+    }
+    uint32_t priority = key.priority;
+    if (key.dst.addr.family == 6 && priority == 0) priority = kIpv6DefaultMetric;
+    const uint32_t seq = nl_socket_use_seq(sock_);
+    if (batch.items.empty()) batch.first_seq = seq;
+    batch.last = batch.out.size();
+    RawRequest m(batch.out, RTM_DELROUTE, 0, seq, port);
+    AppendRouteHeader(m, key.dst.addr.family, key.dst, key.table, protocol, RT_SCOPE_NOWHERE,
+                      RTN_UNSPEC, 0, priority);
+    m.Finish();
+    batch.items.push_back(i);
+    if (batch.out.size() >= kBatchBytes) {
+      FlushBatch(batch, results, context, /*deleting=*/true);
+      if (sock_ == nullptr && !Connect().ok()) break;
+    }
+  }
+  if (sock_ != nullptr) FlushBatch(batch, results, context, /*deleting=*/true);
+  for (size_t k = 0; k < batch.items.size(); ++k) {
+    results[batch.items[k]] = ErrnoError(EIO, context(batch.items[k]) + ": rtnetlink socket lost");
+  }
+  return results;
 }
 
 // ---- Sysctls ----

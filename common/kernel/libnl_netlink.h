@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,12 @@ class LibnlNetlink : public Netlink {
   absl::StatusOr<std::vector<Route>> ListRoutes(const RouteFilter& filter) override;
   absl::Status ReplaceRoute(const Route& route) override;
   absl::Status DeleteRoute(const RouteKey& key, uint8_t protocol) override;
+  // Packed into sendmsg buffers of up to 32 KiB; only the last request of each asks for an ack,
+  // the kernel answers the others only when they fail (rtnetlink handles them in order, inside
+  // sendmsg). If failures overflow the socket buffer, the requests left unanswered are reported
+  // as ENOBUFS: retrying them is safe (replace and delete are idempotent).
+  std::vector<absl::Status> ReplaceRoutes(std::span<const Route> routes) override;
+  std::vector<absl::Status> DeleteRoutes(std::span<const RouteKey> keys, uint8_t protocol) override;
   absl::StatusOr<std::string> ReadSysctl(std::string_view path) override;
   absl::Status WriteSysctl(std::string_view path, std::string_view value) override;
 
@@ -60,6 +67,7 @@ class LibnlNetlink : public Netlink {
   explicit LibnlNetlink(int netns_fd) : netns_fd_(netns_fd) {}  // owns netns_fd (< 0: none)
 
   struct Outcome;  // the kernel's errno and extended-ack text, or a local failure
+  struct Batch;    // requests packed for one sendmsg
   using OnReply = std::function<void(nl_msg*)>;
 
   // Creates the socket inside the namespace (again, after a local failure broke the last one).
@@ -79,6 +87,10 @@ class LibnlNetlink : public Netlink {
   // RTM_SETLINK by name: flags under `change`, and the MTU / MAC when given.
   absl::Status SetLink(std::string_view name, const std::string& context, unsigned flags,
                        unsigned change, std::optional<uint32_t> mtu, const MacAddress* mac);
+  // Sends `batch` and records each failure in results[item] with `context(item)`; with
+  // `deleting`, "no such route" is success as in DeleteRoute. Empties the batch.
+  void FlushBatch(Batch& batch, std::vector<absl::Status>& results,
+                  const std::function<std::string(size_t)>& context, bool deleting);
   // Opens /proc/sys/<path> as the namespace sees it (setns there and back unless it is ours).
   absl::StatusOr<int> OpenSysctl(std::string_view path, int flags, const std::string& context);
 

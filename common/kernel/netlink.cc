@@ -148,4 +148,18 @@ Route Route::Via(std::string_view dst, std::string_view gateway, std::string_vie
   return route;
 }
 
+std::vector<absl::Status> Netlink::ReplaceRoutes(std::span<const Route> routes) {
+  std::vector<absl::Status> results;
+  results.reserve(routes.size());
+  for (const Route& route : routes) results.push_back(ReplaceRoute(route));
+  return results;
+}
+
+std::vector<absl::Status> Netlink::DeleteRoutes(std::span<const RouteKey> keys, uint8_t protocol) {
+  std::vector<absl::Status> results;
+  results.reserve(keys.size());
+  for (const RouteKey& key : keys) results.push_back(DeleteRoute(key, protocol));
+  return results;
+}
+
 }  // namespace calico::kernel

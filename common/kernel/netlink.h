@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -178,6 +179,12 @@ class Netlink {
   // kernel's RTM_DELROUTE does, so a driver never removes a route another owner put there.
   // Already gone (or owned by another protocol) counts as success.
   virtual absl::Status DeleteRoute(const RouteKey& key, uint8_t protocol) = 0;
+  // Many routes at once, for tables of BGP size: result i is what ReplaceRoute(routes[i]) /
+  // DeleteRoute(keys[i], protocol) would have returned, in that order. The real kernel gets
+  // them packed many to a sendmsg with only failures answered, instead of one round trip per
+  // route. The defaults call the single-route methods.
+  virtual std::vector<absl::Status> ReplaceRoutes(std::span<const Route> routes);
+  virtual std::vector<absl::Status> DeleteRoutes(std::span<const RouteKey> keys, uint8_t protocol);
 
   // Sysctls, as paths under /proc/sys ("net/ipv4/conf/cali1/proxy_arp"). Per-interface settings
   // live here because they exist exactly as long as the link and follow its namespace.

@@ -739,5 +739,90 @@ void Sysctls(Harness& harness) {
   REQUIRE_ERRNO(netlink.WriteSysctl("net/ipv4/conf/nope/proxy_arp", "1"), kNotFound, "ENOENT");
 }
 
+void BatchedRoutes(Harness& harness) {
+  Netlink& netlink = harness.netlink();
+  AddVeth(harness, "ct1", /*up=*/true);
+  Route bird = Blackhole("10.66.0.0/26", kProtoBird);
+  REQUIRE_OK(netlink.ReplaceRoute(bird));
+  const std::vector<Route> batch = {
+      Route::Local("10.65.0.3/32", "ct1"),
+      Blackhole("10.65.0.1/26"),                       // host bits: refused before asking
+      Route::Via("10.0.0.0/8", "169.254.1.1", "ct1"),  // gateway not covered: the kernel says no
+      Route::Local("10.65.0.4/32", "nope"),
+      Route::Via("0.0.0.0/0", "169.254.1.1", "ct1", /*onlink=*/true),
+      MultipathRoute("10.71.0.0/24", {Hop("ct1", "169.254.1.1", 2, /*onlink=*/true),
+                                      Hop("ct1", "169.254.1.2", 1, /*onlink=*/true)}),
+      Route::Local("fd00::3/128", "ct1"),
+      Blackhole("10.66.0.0/26"),  // takes the key over from proto bird, as ReplaceRoute does
+  };
+  std::vector<absl::Status> results = netlink.ReplaceRoutes(batch);
+  REQUIRE(results.size() == batch.size());
+  REQUIRE_OK(results[0]);
+  REQUIRE_ERRNO(results[1], kInvalidArgument, "EINVAL");
+  REQUIRE_ERRNO(results[2], kInternal, "ENETUNREACH");
+  REQUIRE_ERRNO(results[3], kNotFound, "ENODEV");
+  for (size_t i : {4, 5, 6, 7}) REQUIRE_OK(results[i]);
+  std::vector<Route> stored;
+  for (size_t i : {0, 4, 5, 6, 7}) stored.push_back(Stored(netlink, batch[i]));
+  CHECK(Listed(netlink) == Sorted(stored));
+  CHECK(netlink.ReplaceRoutes({}).empty());
+
+  // Deletes: absent keys and another protocol's routes count as done, as in DeleteRoute.
+  Route other = Blackhole("10.67.0.0/26", kProtoStatic);
+  REQUIRE_OK(netlink.ReplaceRoute(other));
+  const std::vector<RouteKey> keys = {batch[0].Key(), Key("10.65.0.1/26"), Key("10.99.0.0/16"),
+                                      other.Key(), batch[6].Key(), batch[5].Key()};
+  results = netlink.DeleteRoutes(keys, kProtoBoot);
+  REQUIRE(results.size() == keys.size());
+  REQUIRE_OK(results[0]);
+  REQUIRE_ERRNO(results[1], kInvalidArgument, "EINVAL");
+  for (size_t i : {2, 3, 4, 5}) REQUIRE_OK(results[i]);
+  CHECK(Listed(netlink) == Sorted({Stored(netlink, batch[4]), Stored(netlink, batch[7])}));
+  CHECK(Listed(netlink, {.table = kMainTable, .protocol = kProtoStatic}) ==
+        std::vector<Route>{Stored(netlink, other)});
+}
+
+void BatchedRoutesAtScale(Harness& harness) {
+  Netlink& netlink = harness.netlink();
+  AddVeth(harness, "ct1", /*up=*/true);
+  const int ifindex = IndexOf(netlink, "ct1");
+  // 3000 host routes span several sendmsg buffers; two fail, in different ones.
+  std::vector<Route> routes;
+  for (int i = 0; i < 3000; ++i) {
+    Route r = Route::Local(absl::StrCat("10.80.", i / 250, ".", i % 250 + 1, "/32"), "");
+    r.hop.ifindex = ifindex;  // by index, as a BGP FIB sends them
+    routes.push_back(r);
+  }
+  routes[700] = Route::Via("10.90.0.0/16", "169.254.9.9", "ct1");
+  routes[2500] = Route::Local("10.91.0.1/32", "nope");
+  std::vector<absl::Status> results = netlink.ReplaceRoutes(routes);
+  REQUIRE(results.size() == routes.size());
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (i == 700) {
+      REQUIRE_ERRNO(results[i], kInternal, "ENETUNREACH");
+    } else if (i == 2500) {
+      REQUIRE_ERRNO(results[i], kNotFound, "ENODEV");
+    } else if (!results[i].ok()) {
+      FAIL("route " << i << ": " << results[i].ToString());
+    }
+  }
+  CHECK(Listed(netlink).size() == 2998);
+
+  // A batch where every route fails: each failure is answered, none is lost.
+  std::vector<Route> unreachable;
+  for (int i = 0; i < 1500; ++i) {
+    unreachable.push_back(Route::Via(absl::StrCat("10.", 100 + i / 250, ".", i % 250, ".0/24"),
+                                     "169.254.9.9", "ct1"));
+  }
+  results = netlink.ReplaceRoutes(unreachable);
+  for (const absl::Status& s : results) REQUIRE_ERRNO(s, kInternal, "ENETUNREACH");
+
+  std::vector<RouteKey> keys;
+  for (const Route& r : routes) keys.push_back(r.Key());
+  results = netlink.DeleteRoutes(keys, kProtoBoot);
+  for (const absl::Status& s : results) REQUIRE_OK(s);
+  CHECK(Listed(netlink).empty());
+}
+
 }  // namespace cases
 }  // namespace calico::kernel::testing

@@ -58,6 +58,8 @@ void Ipv4DeleteWithoutMetric(Harness& harness);
 void ListRoutesFilters(Harness& harness);
 void DeleteLinkRemovesItsState(Harness& harness);
 void Sysctls(Harness& harness);
+void BatchedRoutes(Harness& harness);
+void BatchedRoutesAtScale(Harness& harness);
 }  // namespace cases
 
 // Readable text for failure output (every field, unlike Route::ToString).
@@ -145,4 +147,10 @@ struct StringMaker<calico::kernel::Address> {
                                    "deleting a link removes its routes, addresses, sysctls",     \
                                    DeleteLinkRemovesItsState)                                    \
   CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
-                                   "per-interface sysctls", Sysctls)
+                                   "per-interface sysctls", Sysctls)                             \
+  CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
+                                   "batched replace and delete answer route by route",           \
+                                   BatchedRoutes)                                                \
+  CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
+                                   "batches of thousands, failures spread over sendmsgs",        \
+                                   BatchedRoutesAtScale)
