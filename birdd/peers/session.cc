@@ -64,6 +64,7 @@ PeerSession::PeerSession(EventLoop& loop, PeerConfig config, SessionCallbacks ca
 
 PeerSession::~PeerSession() {
   for (auto& [timer, id] : timers_) loop_.CancelTimer(id);
+  ClosePending();
   Close();
 }
 
@@ -169,6 +170,7 @@ void PeerSession::Connect() {
     return;
   }
   fd_ = fd;
+  outgoing_ = true;
   if (!config_.password.empty()) {
     if (absl::Status s = SetMd5(fd, config_.peer_address, config_.password); !s.ok()) {
       socket_error_ = std::string(s.message());
@@ -251,19 +253,136 @@ void PeerSession::RecordLocalEndpoint() {
 }
 
 void PeerSession::Adopt(int fd) {
-  fsm::State s = fsm_.state();
-  if (s != fsm::State::kConnect && s != fsm::State::kActive) {
-    // A session is already past TCP (or stopped): the newer connection loses.
-    close(fd);
-    return;
-  }
-  Close();  // our own connect attempt, if any
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  switch (fsm_.state()) {
+    case fsm::State::kConnect:
+    case fsm::State::kActive:
+      AdoptNow(fd);
+      return;
+    case fsm::State::kOpenConfirm:
+      ResolveCollision(fd, peer_open_->bgp_id, {});
+      return;
+    case fsm::State::kOpenSent:
+      if (pending_fd_ >= 0) break;  // one contender at a time
+      pending_fd_ = fd;
+      pending_in_.clear();
+      (void)loop_.Watch(fd, true, false, [this](uint32_t events) { OnPendingReadable(events); });
+      pending_timer_ = loop_.AddTimer(config_.fsm.large_hold_time, [this] {
+        pending_timer_ = 0;
+        ClosePending();
+      });
+      return;
+    case fsm::State::kEstablished: {
+      const bool graceful = config_.graceful_restart && peer_open_ && peer_open_->capabilities.graceful_restart &&
+                            !peer_open_->capabilities.graceful_restart->families.empty();
+      if (!graceful) break;
+      log::Info("peer_reconnected", {{"peer", config_.name}, {"graceful_restart", "true"}});
+      socket_error_ = "the peer reconnected (graceful restart)";
+      Close();
+      Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionFails));
+      Fire(fsm::Event::Of(fsm::EventType::kAutomaticStart));
+      if (fsm_.state() == fsm::State::kConnect || fsm_.state() == fsm::State::kActive) {
+        AdoptNow(fd);
+        return;
+      }
+      break;
+    }
+    case fsm::State::kIdle:
+      break;
+  }
+  close(fd);
+}
+
+void PeerSession::AdoptNow(int fd) {
+  Close();  // our own connect attempt, if any
   fd_ = fd;
+  outgoing_ = false;
   ApplyTtlSecurity(fd);
   (void)loop_.Watch(fd, true, false, [this](uint32_t events) { OnReadable(events); });
   RecordLocalEndpoint();
   Fire(fsm::Event::Of(fsm::EventType::kTcpConnectionUp));
+}
+
+void PeerSession::ClosePending() {
+  if (pending_fd_ < 0) return;
+  if (pending_timer_ != 0) loop_.CancelTimer(pending_timer_);
+  pending_timer_ = 0;
+  loop_.Unwatch(pending_fd_);
+  close(pending_fd_);
+  pending_fd_ = -1;
+  pending_in_.clear();
+}
+
+// Reads the contending connection until its first message: an OPEN settles the collision;
+// anything else (or a closed connection) drops the contender.
+void PeerSession::OnPendingReadable(uint32_t) {
+  uint8_t buf[4096];
+  ssize_t n = recv(pending_fd_, buf, sizeof buf, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    ClosePending();
+    return;
+  }
+  pending_in_.insert(pending_in_.end(), buf, buf + n);
+  if (pending_in_.size() < 19) return;
+  size_t len = (size_t{pending_in_[16]} << 8) | pending_in_[17];
+  if (len < 19 || len > wire::kMaxMessageSize || pending_in_[18] != 1 /* OPEN */) {
+    ClosePending();
+    return;
+  }
+  if (pending_in_.size() < len) return;
+  wire::Decoded decoded = wire::Decode(std::span<const uint8_t>(pending_in_.data(), len), context_);
+  const auto* message = std::get_if<wire::Message>(&decoded);
+  const auto* open = message != nullptr ? std::get_if<wire::Open>(message) : nullptr;
+  if (open == nullptr) {
+    ClosePending();
+    return;
+  }
+  const uint32_t peer_id = open->bgp_id;
+  int fd = pending_fd_;
+  std::vector<uint8_t> buffered = std::move(pending_in_);
+  loop_.Unwatch(fd);
+  if (pending_timer_ != 0) loop_.CancelTimer(pending_timer_);
+  pending_timer_ = 0;
+  pending_fd_ = -1;
+  pending_in_.clear();
+  if (fsm_.state() != fsm::State::kOpenSent && fsm_.state() != fsm::State::kOpenConfirm) {
+    // Ours got to Established (or failed) meanwhile: a collision with an Established
+    // session keeps the session (RFC 4271 6.8).
+    wire::Notification cease(wire::CeaseSubcode::kConnectionCollisionResolution);
+    std::vector<uint8_t> bytes;
+    if (wire::Encode(cease, context_, bytes).ok()) (void)send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    close(fd);
+    return;
+  }
+  ResolveCollision(fd, peer_id, std::move(buffered));
+}
+
+void PeerSession::ResolveCollision(int fd, uint32_t peer_id, std::vector<uint8_t> buffered) {
+  // The connection initiated by the speaker with the higher BGP identifier survives.
+  const bool keep_ours = config_.router_id > peer_id;
+  const bool keep_existing = keep_ours == outgoing_;
+  log::Info("connection_collision", {{"peer", config_.name}, {"kept", keep_existing ? "existing" : "new"}});
+  if (keep_existing) {
+    wire::Notification cease(wire::CeaseSubcode::kConnectionCollisionResolution);
+    std::vector<uint8_t> bytes;
+    if (wire::Encode(cease, context_, bytes).ok()) (void)send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    close(fd);
+    return;
+  }
+  Fire(fsm::Event::Of(fsm::EventType::kOpenCollisionDump));  // Cease on the existing one
+  notified_ = false;  // that NOTIFICATION ended the old connection, not this session
+  Fire(fsm::Event::Of(fsm::EventType::kAutomaticStart));
+  if (fsm_.state() != fsm::State::kConnect && fsm_.state() != fsm::State::kActive) {
+    close(fd);
+    return;
+  }
+  AdoptNow(fd);
+  if (!buffered.empty()) {
+    replay_ = std::move(buffered);  // the peer's OPEN, already read
+    framer_.Feed(std::span<const uint8_t>(replay_.data(), replay_.size()));
+    ProcessInput();
+  }
 }
 
 void PeerSession::Close() {
@@ -325,6 +444,10 @@ void PeerSession::OnReadable(uint32_t events) {
     return;
   }
   framer_.Feed(std::span<const uint8_t>(in_.data(), static_cast<size_t>(n)));
+  ProcessInput();
+}
+
+void PeerSession::ProcessInput() {
   while (fd_ >= 0) {
     wire::Framer::Frame frame = framer_.Next();
     if (frame.kind == wire::Framer::Frame::Kind::kNeedMore) break;

@@ -59,8 +59,14 @@ class PeerSession {
 
   void Start();  // automatic start: connects (or listens when passive), retries with damping
   void Stop();   // Cease/administrative shutdown, no restart
-  // An incoming TCP connection from this peer's address (the listener matched it). Adopted if
-  // no session is under way; otherwise closed (collision handling of the simplest kind).
+  // An incoming TCP connection from this peer's address (the listener matched it):
+  //  - no connection yet (Connect/Active): adopted;
+  //  - ours in OpenSent/OpenConfirm: a collision (RFC 4271 6.8), resolved once the peer's BGP
+  //    identifier is known (its OPEN): the connection initiated by the higher identifier stays,
+  //    the other gets Cease/Connection Collision Resolution;
+  //  - Established with graceful restart negotiated: the peer restarted without us noticing
+  //    (RFC 4724 4.2): the old session ends as a graceful one and the new connection is taken;
+  //  - otherwise closed.
   void Adopt(int fd);
   // Sends an encoded UPDATE (or any message) once Established; false otherwise.
   bool Send(const std::vector<uint8_t>& message);
@@ -72,7 +78,9 @@ class PeerSession {
   absl::Time since() const { return since_; }
   // Our end of the TCP connection (the next hop we announce as "self"); set once connected.
   const std::optional<net::IpAddress>& local_endpoint() const { return local_endpoint_; }
-  std::string last_error() const;  // "Hold timer expired", "Connection refused", ...
+  std::string last_error() const;
+  // Whether the current connection is the one we initiated (collision resolution, tests).
+  bool initiated_locally() const { return outgoing_; }  // "Hold timer expired", "Connection refused", ...
 
  private:
   void Apply(const std::vector<fsm::Action>& actions);
@@ -105,6 +113,17 @@ class PeerSession {
   bool notified_ = false;
   void RecordLocalEndpoint();
   void ApplyTtlSecurity(int fd);
+  void AdoptNow(int fd);
+  void ProcessInput();
+  void OnPendingReadable(uint32_t events);
+  void ClosePending();
+  void ResolveCollision(int fd, uint32_t peer_id, std::vector<uint8_t> buffered);
+  bool outgoing_ = false;  // fd_ is the connection we initiated
+  // The peer's second connection during a collision, held until its OPEN arrives.
+  int pending_fd_ = -1;
+  std::vector<uint8_t> pending_in_;
+  EventLoop::TimerId pending_timer_ = 0;
+  std::vector<uint8_t> replay_;  // bytes read on the adopted pending connection, not yet framed
   wire::SessionContext context_;
   absl::Time since_ = absl::Now();
   std::string socket_error_;

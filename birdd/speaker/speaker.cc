@@ -26,7 +26,33 @@ Speaker::Speaker(peers::EventLoop& loop, SpeakerConfig config, KernelSink kernel
   local_peer_ = rib_.AddPeer(local);
 }
 
-Speaker::~Speaker() = default;
+Speaker::~Speaker() {
+  for (auto& [address, n] : neighbors_) CancelStaleTimer(*n);
+}
+
+void Speaker::ArmStaleTimer(Neighbor& n) {
+  CancelStaleTimer(n);
+  // RFC 4724 4.2: the Restart Time the peer advertised (its last OPEN) bounds how long they
+  // are kept.
+  const std::optional<wire::Open>& open = n.session->peer_open();
+  absl::Duration wait = open && open->capabilities.graceful_restart
+                            ? absl::Seconds(open->capabilities.graceful_restart->restart_time)
+                            : n.config.session.restart_time;
+  rib::PeerId peer = n.peer;
+  n.stale_timer = loop_.AddTimer(wait, [this, peer] {
+    Neighbor* n = ByPeer(peer);
+    if (n == nullptr) return;
+    n->stale_timer = 0;
+    std::vector<net::Prefix> swept;
+    rib_.SweepStale(peer, &swept);
+    Changed(swept);
+  });
+}
+
+void Speaker::CancelStaleTimer(Neighbor& n) {
+  if (n.stale_timer != 0) loop_.CancelTimer(n.stale_timer);
+  n.stale_timer = 0;
+}
 
 absl::Status Speaker::AddNeighbor(NeighborConfig neighbor, peers::Listener* listener) {
   neighbor.session.local_as = config_.local_as;
@@ -62,6 +88,7 @@ void Speaker::RemoveNeighbor(const net::IpAddress& address) {
   auto it = neighbors_.find(address);
   if (it == neighbors_.end()) return;
   it->second->session->Stop();
+  CancelStaleTimer(*it->second);
   std::vector<net::Prefix> changed;
   rib_.WithdrawAll(it->second->peer, &changed);
   by_peer_[it->second->peer] = nullptr;
@@ -138,6 +165,7 @@ void Speaker::OnUpdate(Neighbor& n, const wire::Update& u) {
   if (u.mp_reach) announce(u.mp_reach->nlri, u.mp_reach->next_hop);
   if (wire::EndOfRib(u)) {
     n.end_of_rib = true;
+    CancelStaleTimer(n);
     rib_.SweepStale(n.peer, &changed);  // graceful restart: what was not re-announced goes
   }
   Changed(changed);
@@ -145,6 +173,8 @@ void Speaker::OnUpdate(Neighbor& n, const wire::Update& u) {
 
 void Speaker::OnEstablished(Neighbor& n) {
   if (!n.up) n.received = 0;
+  // Back from a restart: its stale routes now wait for End-of-RIB, as long again at most.
+  if (!n.up && n.stale_timer != 0) ArmStaleTimer(n);
   n.up = true;
   if (n.session->peer_open()) rib_.SetPeerRouterId(n.peer, n.session->peer_open()->bgp_id);
   std::vector<net::Prefix> all;
@@ -175,22 +205,12 @@ void Speaker::OnDown(Neighbor& n, bool graceful) {
   n.advertised.clear();
   if (graceful) {
     // Keep forwarding on the peer's routes while it restarts; sweep after its restart time
-    // unless its End-of-RIB comes first.
+    // unless it comes back and sends End-of-RIB first.
     rib_.MarkStale(n.peer);
-    rib::PeerId peer = n.peer;
-    // RFC 4724 §4.2: the Restart Time the peer advertised bounds how long they are kept (the
-    // session still holds its OPEN while reporting the end).
-    const std::optional<wire::Open>& open = n.session->peer_open();
-    absl::Duration wait = open && open->capabilities.graceful_restart
-                              ? absl::Seconds(open->capabilities.graceful_restart->restart_time)
-                              : n.config.session.restart_time;
-    loop_.AddTimer(wait, [this, peer] {
-      std::vector<net::Prefix> swept;
-      rib_.SweepStale(peer, &swept);
-      Changed(swept);
-    });
+    ArmStaleTimer(n);
     return;
   }
+  CancelStaleTimer(n);
   rib_.WithdrawAll(n.peer, &changed);
   Changed(changed);
 }

@@ -90,7 +90,12 @@ class Speaker {
     uint64_t flaps = 0;
     bool end_of_rib = false;
     bool up = false;
+    // Bounds how long a restarting peer's stale routes live: its Restart Time while it is away,
+    // then again while we wait for its End-of-RIB (RFC 4724 4.2).
+    peers::EventLoop::TimerId stale_timer = 0;
   };
+  void ArmStaleTimer(Neighbor& n);
+  void CancelStaleTimer(Neighbor& n);
   void Send(Neighbor& n, const std::vector<uint8_t>& bytes);
 
   void OnUpdate(Neighbor& n, const wire::Update& update);

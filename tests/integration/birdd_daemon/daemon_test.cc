@@ -403,7 +403,7 @@ TEST_CASE("BGPFilter import and export rules and BGPConfiguration communities be
   c.WaitRoutes(2, {"10.244.1.0/26 via 10.201.0.1", "10.244.1.64/26 via 10.201.0.1"});
 }
 
-TEST_CASE("one birdd reflects routes for two clients; the clients do not mesh") {
+TEST_CASE("one birdd reflects routes for two clients and the clients do not mesh") {
   Cluster c(3);
   c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"
           "spec: {nodeToNodeMeshEnabled: false}\n");

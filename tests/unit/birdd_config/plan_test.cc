@@ -113,7 +113,7 @@ TEST_CASE("the mesh can be switched off and its AS, port and restart time config
   CHECK(MustPlan(in, "n1").peers.empty());
 }
 
-TEST_CASE("IPv6 mesh sessions only between nodes that both have IPv6; IPv6-only nodes hash a router id") {
+TEST_CASE("IPv6 mesh sessions only between nodes that both have IPv6 and IPv6-only nodes hash a router id") {
   Inputs in;
   in.nodes = {Node("n1", "10.0.0.1/24", "    ipv6Address: fd00::1/64\n"), Node("n2", "10.0.0.2/24", "    ipv6Address: fd00::2/64\n"),
               Node("n3", "10.0.0.3/24"), Node("v6only", "", "    ipv6Address: fd00::9/64\n")};
@@ -129,7 +129,7 @@ TEST_CASE("IPv6 mesh sessions only between nodes that both have IPv6; IPv6-only 
   CHECK(v6.peers.size() == 2);
 }
 
-TEST_CASE("BGPPeer scope: global, node, nodeSelector; explicit peers replace the mesh session") {
+TEST_CASE("BGPPeer scope: global, node, nodeSelector, and explicit peers replace the mesh session") {
   Inputs in;
   in.nodes = {Node("n1", "10.0.0.1/24", "", "{rack: a}"), Node("n2", "10.0.0.2/24", "", "{rack: b}")};
   in.bgp_peers = {PeerRes("tor-a", "  nodeSelector: rack == 'a'\n  peerIP: 10.0.0.254\n  asNumber: 65100\n"),
@@ -207,7 +207,7 @@ TEST_CASE("one BGPPeer with a peerSelector makes both ends (reverse peering) unl
   CHECK(MustPlan(in, "c1").peers.size() == 1);
 }
 
-TEST_CASE("passwords come from secrets; an unreadable one leaves the peer out and says why") {
+TEST_CASE("passwords come from secrets and an unreadable one leaves the peer out and says why") {
   Inputs in;
   in.nodes = {Node("n1", "10.0.0.1/24"), Node("n2", "10.0.0.2/24")};
   in.bgp_configurations = {Config("default", "  nodeMeshPassword:\n    secretKeyRef: {name: mesh, key: pw}\n")};
