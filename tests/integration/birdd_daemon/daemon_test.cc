@@ -23,6 +23,7 @@
 #include "common/datastore/config.h"
 #include "common/resources/client/client.h"
 #include "tests/integration/cni/node_harness.h"
+#include "tests/support/bird/bird_peer.h"
 #include "tests/support/netns/test_netns.h"
 
 namespace calico::birdd {
@@ -183,6 +184,14 @@ class Cluster {
   }
 
   Node& node(int i) { return nodes_[i - 1]; }
+  // Another namespace on the fabric (a router), at 10.201.0.<index>/24.
+  std::unique_ptr<TestNetns> AddRouter(int index) {
+    auto ns = std::make_unique<TestNetns>(std::move(*TestNetns::Create("router")));
+    Sh(*fabric_, absl::StrCat("ip link add veth-r", index, " type veth peer name eth0 netns ", ns->name(),
+                              " && ip link set veth-r", index, " master br0 up"));
+    Sh(*ns, absl::StrCat("ip link set lo up && ip addr add 10.201.0.", index, "/24 dev eth0 && ip link set eth0 up"));
+    return ns;
+  }
 
   void StartBirdd(int i, std::vector<std::string> extra = {}) {
     Node& n = node(i);
@@ -504,6 +513,71 @@ TEST_CASE("a stray proto bird route left by an earlier run goes once the peers r
   c.StartBirdd(2);
   c.WaitEstablished(1, 1);
   c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2"}, {"10.244.99.0/26"});
+  CHECK_FALSE(c.Status(1).graceful_restart_pending());
+}
+
+}  // namespace
+}  // namespace calico::birdd
+
+namespace calico::birdd {
+namespace {
+
+TEST_CASE("birdd restarts while BIRD 2 is its top-of-rack peer: forwarding never stops") {
+  Cluster c(1);
+  std::unique_ptr<TestNetns> tor_ns = c.AddRouter(254);
+  Sh(*tor_ns, "ip addr add 10.250.0.1/32 dev lo");
+  ::calico::testing::BirdPeerConfig tor;
+  tor.router_id = "10.201.0.254";
+  tor.asn = 65100;
+  tor.import_to_kernel = true;
+  tor.static_routes_v4 = {"10.250.0.0/24"};
+  ::calico::testing::BirdNeighbor n;
+  n.name = "node1";
+  n.address = "10.201.0.1";
+  n.asn = 64512;
+  tor.neighbors = {n};
+  absl::StatusOr<std::unique_ptr<::calico::testing::BirdPeer>> bird = ::calico::testing::BirdPeer::Start(*tor_ns, tor);
+  INFO(bird.status().ToString());
+  REQUIRE(bird.ok());
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\n"
+          "spec: {peerIP: 10.201.0.254, asNumber: 65100}\n");
+  Sh(*c.node(1).ns, "ip addr add 10.244.1.1/32 dev lo");
+  c.node(1).felixd->Set({"10.244.1.0/26"});
+  c.StartBirdd(1);
+  REQUIRE((*bird)->WaitEstablished("node1", absl::Seconds(20)).ok());
+  c.WaitRoutes(1, {"10.250.0.0/24 via 10.201.0.254 dev eth0"});
+  REQUIRE((*bird)->WaitRoute("10.244.1.0/26", absl::Seconds(10), "node1").ok());
+  CHECK(absl::StrContains(tor_ns->Exec("ip -4 route show proto bird").output, "10.244.1.0/26 via 10.201.0.1"));
+  bgp::v1::GetStatusResponse status = c.Status(1);
+  REQUIRE(status.peers_size() == 1);
+  CHECK(status.peers(0).type() == "global");
+  CHECK(status.peers(0).name() == "Global_10_201_0_254");
+
+  ::calico::testing::ExecResult ping;
+  struct Joined {
+    std::thread t;
+    ~Joined() {
+      if (t.joinable()) t.join();
+    }
+  } pinger{std::thread([&] {
+    ping = c.node(1).ns->Exec("ping -q -n -I 10.244.1.1 -i 0.01 -c 600 -W 1 10.250.0.1");
+  })};
+  absl::SleepFor(absl::Seconds(1));
+  REQUIRE(c.node(1).birdd->Signal(SIGKILL) != -1);
+  absl::SleepFor(absl::Milliseconds(500));
+  c.StartBirdd(1);
+  c.WaitEstablished(1, 1);
+  pinger.t.join();
+  auto [sent, received] = PingCounts(ping.output);
+  INFO(ping.output);
+  CHECK(sent == 600);
+  CHECK(received == sent);
+  // BIRD took birdd back and still has its route (refreshed, not stale).
+  REQUIRE((*bird)->WaitRoute("10.244.1.0/26", absl::Seconds(10), "node1").ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && c.TryStatus(1).value_or(bgp::v1::GetStatusResponse()).graceful_restart_pending()) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   CHECK_FALSE(c.Status(1).graceful_restart_pending());
 }
 
