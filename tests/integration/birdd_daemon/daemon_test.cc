@@ -198,7 +198,8 @@ class Cluster {
     std::vector<std::string> argv = {BIRDD_BINARY,
                                      absl::StrCat("--node=", n.name),
                                      absl::StrCat("--socket=", dir_.path(), "/bgp-", i, ".sock"),
-                                     "--http_listen=127.0.0.1:0",
+                                     // The node's own loopback: the same port in every node.
+                                     "--http_listen=127.0.0.1:9098",
                                      absl::StrCat("--felixd_socket=", n.socket),
                                      "--connect_retry=1s",
                                      "--hold_time=9s",
@@ -364,6 +365,21 @@ TEST_CASE("three birdd as a full mesh: blocks in every kernel, pool filter, live
     c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"
             "spec: {nodeToNodeMeshEnabled: true}\n");
     c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2", "10.244.3.0/26 via 10.201.0.3"});
+  }
+  SECTION("a peer that is down is listed by /readiness, which still says ready") {
+    c.node(3).birdd->Signal(SIGTERM);
+    c.WaitRoutes(1, {"10.244.2.0/26"}, {"10.244.3.0/26"});
+    ::calico::testing::ExecResult ready =
+        c.node(1).ns->Exec("curl -s -w '\\n%{http_code}' http://127.0.0.1:9098/readiness");
+    INFO(ready.output);
+    CHECK(absl::StartsWith(ready.output, "ready\npeer 10.201.0.3 (Node \"node3\"): "));
+    CHECK(absl::EndsWith(ready.output, "\n200"));
+    ::calico::testing::ExecResult metrics = c.node(1).ns->Exec("curl -s http://127.0.0.1:9098/metrics");
+    CHECK(absl::StrContains(metrics.output,
+                            "birdd_peer_established{peer=\"Mesh_10_201_0_2\",address=\"10.201.0.2\",type=\"node-to-node mesh\"} 1"));
+    CHECK(absl::StrContains(metrics.output,
+                            "birdd_peer_established{peer=\"Mesh_10_201_0_3\",address=\"10.201.0.3\",type=\"node-to-node mesh\"} 0"));
+    CHECK(absl::StrContains(metrics.output, "birdd_peer_flaps_total{peer=\"Mesh_10_201_0_3\"} 1"));
   }
   SECTION("a removed node's routes are withdrawn from the others") {
     c.node(3).birdd->Signal(SIGTERM);
