@@ -1,19 +1,29 @@
 #pragma once
-// birdd/kernel/fib.h — the Loc-RIB's best paths into the kernel as `proto bird` routes, through
-// the shared reconciling RouteTable (so a restart adopts what is installed, drift is repaired,
-// and felix's routes are never touched). BGP next hops carry no device: each is resolved from
+// birdd/kernel/fib.h — the Loc-RIB's best paths into the kernel as `proto bird` routes. Owns
+// exactly the routes of its protocol in its table: Resync reads them back, adopts what it
+// wants unchanged, rewrites what drifted and deletes strays (an earlier run's, hand-made ones);
+// a route of another protocol is only ever replaced when we want its key (felix's and the
+// operator's are otherwise never touched). BGP next hops carry no device: each is resolved from
 // the host's connected prefixes; an unresolvable next hop is left out (and the route with it
 // when none remains) until RefreshInterfaces() finds it.
+//
+// Sized for BGP tables (a million routes): one hash map entry per prefix holding what BGP wants
+// and what the kernel has from us, a list of dirty prefixes, and writes in batches
+// (Netlink::ReplaceRoutes), so Apply costs a sendmsg per few hundred routes rather than a round
+// trip per route. Single-threaded; FibWriter runs one off the BGP thread.
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "common/kernel/netlink.h"
-#include "common/kernel/route_table.h"
 
 namespace calico::birdd::kernel_fib {
 
@@ -22,24 +32,60 @@ class Fib {
   explicit Fib(kernel::Netlink& netlink, uint8_t protocol = kernel::kProtoBird,
                uint32_t table = kernel::kMainTable);
 
-  // Re-reads addresses and links (device lookup); re-resolves every route's next hops.
+  // Re-reads addresses and links (device lookup); every route's next hops are resolved again
+  // by the next Apply, which writes only those that changed.
   absl::Status RefreshInterfaces();
   // The route for `dst` via `next_hops` (ECMP when several); empty removes it. No I/O.
-  void Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops);
-  absl::Status Apply() { return table_.Apply(); }
-  absl::Status Resync() { return table_.Resync(); }
-  size_t unresolved() const { return unresolved_; }
+  void Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops) {
+    SetNextHops(dst, next_hops);
+  }
+  void SetNextHops(const net::Prefix& dst, std::span<const net::IpAddress> next_hops);
+  // Writes what changed since the last Apply. A failed route stays pending for the next one;
+  // the Status is the first failure, with the number of others.
+  absl::Status Apply();
+  // Reads this protocol's routes in this table back and applies the difference.
+  absl::Status Resync();
+
+  size_t unresolved() const { return unresolved_; }  // next hops without a device, last resolved
+  size_t installed() const { return installed_; }    // routes the kernel has from us
+  size_t pending() const { return dirty_.size() + strays_.size(); }
 
  private:
-  std::optional<kernel::NextHop> Resolve(const net::IpAddress& gateway) const;
-  void Program(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops);
+  struct Hop {  // a resolved next hop, as we write it
+    net::IpAddress gateway;
+    int ifindex = 0;
+    bool operator==(const Hop&) const = default;
+  };
+  using Hops = absl::InlinedVector<Hop, 1>;
+  struct Entry {
+    absl::InlinedVector<net::IpAddress, 1> wanted;  // BGP's next hops; empty: not wanted
+    Hops in_kernel;           // what the kernel has from us (valid when `installed`)
+    bool installed = false;
+    bool foreign = false;     // read back in a shape we never write: rewrite it
+    bool dirty = false;
+    uint8_t unresolved = 0;   // of `wanted`, at the last resolution
+  };
+  struct Hasher {
+    size_t operator()(const net::Prefix& p) const;
+    size_t operator()(const net::IpAddress& a) const;
+  };
+
+  std::optional<Hop> Resolve(const net::IpAddress& gateway);
+  void MarkDirty(const net::Prefix& dst, Entry& entry);
+  kernel::Route ToRoute(const net::Prefix& dst, const Hops& hops) const;
+  kernel::RouteKey KeyOf(const net::Prefix& dst) const;
 
   kernel::Netlink& netlink_;
-  kernel::RouteTable table_;
+  uint8_t protocol_;
+  uint32_t table_;
   std::vector<kernel::Address> addresses_;
   std::map<int, std::string> names_;  // ifindex → name
-  std::map<net::Prefix, std::vector<net::IpAddress>> wanted_;
+  absl::flat_hash_map<net::IpAddress, std::optional<Hop>, Hasher> resolved_;  // cache
+  absl::flat_hash_map<net::Prefix, Entry, Hasher> entries_;
+  std::vector<net::Prefix> dirty_;
+  std::vector<kernel::RouteKey> strays_;  // ours in the kernel at keys we never use (metric)
   size_t unresolved_ = 0;
+  size_t installed_ = 0;
 };
 
 }  // namespace calico::birdd::kernel_fib
