@@ -10,6 +10,8 @@ namespace {
 
 using V6Key = std::pair<std::array<uint8_t, 16>, int>;
 
+constexpr size_t kPrefetchAhead = 8;
+
 V6Key ToV6Key(const net::Prefix& p) { return {p.addr.bytes, p.len}; }
 
 // Flattens what identifies a path for hashing (equality is Path::operator==).
@@ -130,6 +132,20 @@ struct SelectionDigest {
 }  // namespace
 
 bool Rib::Put(Candidates& cs, PeerId peer, PathId path) {
+  // The common cases of a full feed first: a new prefix, or the only route replaced.
+  if (cs.empty()) {
+    Ref(path);
+    cs.push_back(Candidate{path, peer, false});
+    return true;
+  }
+  if (cs.size() == 1 && cs[0].peer == peer) {
+    cs[0].stale = false;
+    if (cs[0].path == path) return false;
+    Ref(path);
+    Unref(cs[0].path);
+    cs[0].path = path;
+    return true;
+  }
   auto digest = [&]() {
     SelectionDigest d;
     if (cs.empty()) return d;
@@ -210,7 +226,12 @@ net::Prefix Rib::FromV4Key(uint64_t key) {
 size_t Rib::Announce(PeerId peer, std::span<const net::Prefix> prefixes, PathId path,
                      std::vector<net::Prefix>* changed) {
   size_t n = 0;
-  for (const net::Prefix& p : prefixes) {
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    // A big table misses the cache on every prefix: ask for the slots a few prefixes ahead.
+    if (i + kPrefetchAhead < prefixes.size() && prefixes[i + kPrefetchAhead].addr.family == 4) {
+      v4_.prefetch(V4Key(prefixes[i + kPrefetchAhead]));
+    }
+    const net::Prefix& p = prefixes[i];
     Candidates& cs = p.addr.family == 4 ? v4_[V4Key(p)] : v6_[ToV6Key(p)];
     if (Put(cs, peer, path)) {
       ++n;

@@ -131,6 +131,30 @@ TEST_CASE("rib: locally originated routes win over learned ones", "[rib]") {
   CHECK(rib.Lookup(block[0])->peer == me);
 }
 
+TEST_CASE("rib: a peer's only route re-announced, replaced and refreshed after a restart") {
+  Rib rib;
+  PeerId a = rib.AddPeer(MakePeer("10.0.0.1", 65001, true, 1));
+  std::vector<net::Prefix> ps = {P("10.65.0.0/26"), P("10.65.1.0/26")};
+  PathId p1 = rib.Intern(MakePath("10.0.0.1", {65001}));
+  CHECK(rib.Announce(a, ps, p1) == 2);
+  CHECK(rib.Announce(a, ps, p1) == 0);  // the same again: nothing moved
+  CHECK(rib.live_paths() == 1);
+  PathId p2 = rib.Intern(MakePath("10.0.0.1", {65001, 65002}));
+  std::vector<net::Prefix> changed;
+  CHECK(rib.Announce(a, ps, p2, &changed) == 2);
+  CHECK(changed == ps);
+  CHECK(rib.Lookup(ps[0])->path == p2);
+  CHECK(rib.live_paths() == 1);  // p1 went with its last route
+  // Graceful restart: re-announced routes are fresh again, the rest is swept.
+  rib.MarkStale(a);
+  CHECK(rib.Announce(a, std::vector<net::Prefix>{ps[0]}, p2) == 0);
+  changed.clear();
+  CHECK(rib.SweepStale(a, &changed) == 1);
+  CHECK(changed == std::vector<net::Prefix>{ps[1]});
+  CHECK(rib.Lookup(ps[0]).has_value());
+  CHECK(rib.prefixes() == 1);
+}
+
 // Memory per route, printed (the benchmark compares against BIRD 2): 1M IPv4 /24s from one peer
 // sharing 1000 paths, as a full feed packs them.
 TEST_CASE("rib: bytes per route for 1M IPv4 prefixes", "[.][bench]") {
