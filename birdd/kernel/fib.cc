@@ -109,8 +109,10 @@ absl::Status Fib::Apply() {
   };
   std::vector<net::Prefix> work;
   work.swap(dirty_);
+  // Entries are found once: erasing never moves the others, and nothing is inserted here.
+  using Slot = std::pair<const net::Prefix, Entry>;
   std::vector<kernel::Route> replace;
-  std::vector<std::pair<net::Prefix, Hops>> replace_for;
+  std::vector<std::pair<Slot*, Hops>> replace_for;
   std::vector<kernel::RouteKey> remove;
   std::vector<net::Prefix> remove_for;
   // Writes what was gathered; successes update what we believe the kernel has, failures stay
@@ -119,15 +121,15 @@ absl::Status Fib::Apply() {
     if (!replace.empty()) {
       std::vector<absl::Status> results = netlink_.ReplaceRoutes(replace);
       for (size_t i = 0; i < results.size(); ++i) {
-        auto it = entries_.find(replace_for[i].first);
+        Slot& slot = *replace_for[i].first;
         if (results[i].ok()) {
-          if (!it->second.installed) ++installed_;
-          it->second.installed = true;
-          it->second.foreign = false;
-          it->second.in_kernel = std::move(replace_for[i].second);
+          if (!slot.second.installed) ++installed_;
+          slot.second.installed = true;
+          slot.second.foreign = false;
+          slot.second.in_kernel = std::move(replace_for[i].second);
         } else {
           record(results[i]);
-          MarkDirty(it->first, it->second);
+          MarkDirty(slot.first, slot.second);
         }
       }
     }
@@ -170,7 +172,7 @@ absl::Status Fib::Apply() {
     if (!want.empty()) {
       if (e.installed && !e.foreign && e.in_kernel == want) continue;
       replace.push_back(ToRoute(dst, want));
-      replace_for.emplace_back(dst, std::move(want));
+      replace_for.emplace_back(&*it, std::move(want));
     } else if (e.installed) {
       remove.push_back(KeyOf(dst));
       remove_for.push_back(dst);
