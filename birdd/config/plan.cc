@@ -284,6 +284,9 @@ absl::StatusOr<Plan> MakePlan(const Inputs& in, std::string_view node_name, cons
 
   plan.communities = CommunitiesOf(g, plan.problems);
   plan.ipv4 = NodeAddress(*self, 4);
+  if (std::optional<net::Prefix> p = net::ParseCidrOrIp(String(self->object, "spec.bgp.ipv4Address")); p && plan.ipv4) {
+    plan.ipv4_subnet = net::Masked(*p);
+  }
   plan.ipv6 = NodeAddress(*self, 6);
   plan.enabled = plan.ipv4 || plan.ipv6;
   if (!plan.enabled) return plan;

@@ -97,6 +97,7 @@ struct Plan {
   uint32_t as = kDefaultAs;
   uint32_t router_id = 0;
   std::optional<net::IpAddress> ipv4;
+  std::optional<net::Prefix> ipv4_subnet;  // the node's IPv4 subnet (ipv4Address's length)
   std::optional<net::IpAddress> ipv6;
   std::optional<uint32_t> cluster_id;
   uint16_t listen_port = kDefaultPort;

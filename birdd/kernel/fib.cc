@@ -30,6 +30,7 @@ absl::Status Fib::RefreshInterfaces() {
   ASSIGN_OR_RETURN(std::vector<kernel::Link> links, netlink_.ListLinks());
   names_.clear();
   for (const kernel::Link& l : links) names_[l.index] = l.name;
+  missing_devices_.clear();
   resolved_.clear();
   for (auto& [dst, entry] : entries_) MarkDirty(dst, entry);
   return absl::OkStatus();
@@ -59,7 +60,7 @@ void Fib::MarkDirty(const net::Prefix& dst, Entry& entry) {
   dirty_.push_back(dst);
 }
 
-void Fib::SetNextHops(const net::Prefix& dst, std::span<const net::IpAddress> next_hops) {
+void Fib::SetNextHops(const net::Prefix& dst, std::span<const net::IpAddress> next_hops, std::string_view tunnel) {
   auto it = entries_.find(dst);
   if (it == entries_.end()) {
     if (next_hops.empty()) return;
@@ -67,6 +68,12 @@ void Fib::SetNextHops(const net::Prefix& dst, std::span<const net::IpAddress> ne
   }
   Entry& e = it->second;
   e.wanted.assign(next_hops.begin(), next_hops.end());
+  e.tunnel = 0;
+  if (!tunnel.empty()) {
+    auto t = std::find(tunnels_.begin(), tunnels_.end(), tunnel);
+    if (t == tunnels_.end()) t = tunnels_.insert(tunnels_.end(), std::string(tunnel));
+    e.tunnel = static_cast<uint8_t>(t - tunnels_.begin() + 1);
+  }
   MarkDirty(dst, e);
 }
 
@@ -78,7 +85,14 @@ kernel::RouteKey Fib::KeyOf(const net::Prefix& dst) const {
   return key;
 }
 
-kernel::Route Fib::ToRoute(const net::Prefix& dst, const Hops& hops) const {
+int Fib::TunnelIndex(uint8_t tunnel) const {
+  for (const auto& [index, name] : names_) {
+    if (name == tunnels_[tunnel - 1]) return index;
+  }
+  return 0;
+}
+
+kernel::Route Fib::ToRoute(const net::Prefix& dst, const Hops& hops, bool onlink) const {
   kernel::Route route;
   route.dst = dst;
   route.table = table_;
@@ -90,6 +104,7 @@ kernel::Route Fib::ToRoute(const net::Prefix& dst, const Hops& hops) const {
     auto name = names_.find(h.ifindex);
     if (name != names_.end()) hop.ifname = name->second;
     hop.gateway = h.gateway;
+    hop.onlink = onlink;  // through a tunnel: the peer is not on a connected subnet
     return hop;
   };
   if (hops.size() == 1) {
@@ -161,8 +176,16 @@ absl::Status Fib::Apply() {
     Hops want;
     unresolved_ -= e.unresolved;
     e.unresolved = 0;
+    const int tunnel_index = e.tunnel != 0 ? TunnelIndex(e.tunnel) : 0;
+    if (e.tunnel != 0 && tunnel_index == 0) missing_devices_.insert(tunnels_[e.tunnel - 1]);
     for (const net::IpAddress& gw : e.wanted) {
-      if (std::optional<Hop> hop = Resolve(gw)) {
+      if (e.tunnel != 0) {
+        if (tunnel_index != 0) {
+          want.push_back(Hop{gw, tunnel_index});
+        } else {
+          ++e.unresolved;
+        }
+      } else if (std::optional<Hop> hop = Resolve(gw)) {
         want.push_back(*hop);
       } else {
         ++e.unresolved;
@@ -171,7 +194,7 @@ absl::Status Fib::Apply() {
     unresolved_ += e.unresolved;
     if (!want.empty()) {
       if (e.installed && !e.foreign && e.in_kernel == want) continue;
-      replace.push_back(ToRoute(dst, want));
+      replace.push_back(ToRoute(dst, want, e.tunnel != 0));
       replace_for.emplace_back(&*it, std::move(want));
     } else if (e.installed) {
       remove.push_back(KeyOf(dst));
@@ -222,7 +245,7 @@ absl::Status Fib::Resync() {
     Hops hops;
     bool ours = r.type == kernel::RouteType::kUnicast && r.scope == kernel::RouteScope::kUniverse;
     auto take = [&](const kernel::NextHop& h) {
-      if (!h.gateway || h.onlink || h.weight != 1) ours = false;
+      if (!h.gateway || h.onlink != (e.tunnel != 0) || h.weight != 1) ours = false;
       hops.push_back(Hop{h.gateway.value_or(net::IpAddress{}), h.ifindex});
     };
     if (r.multipath.empty()) {

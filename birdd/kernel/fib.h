@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -36,10 +37,14 @@ class Fib {
   // by the next Apply, which writes only those that changed.
   absl::Status RefreshInterfaces();
   // The route for `dst` via `next_hops` (ECMP when several); empty removes it. No I/O.
-  void Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops) {
-    SetNextHops(dst, next_hops);
+  // With `tunnel` (IP-in-IP pools: "tunl0") every hop goes through that device, onlink, instead
+  // of a connected prefix; while the device does not exist the route is withheld.
+  void Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops, std::string_view tunnel = "") {
+    SetNextHops(dst, next_hops, tunnel);
   }
-  void SetNextHops(const net::Prefix& dst, std::span<const net::IpAddress> next_hops);
+  void SetNextHops(const net::Prefix& dst, std::span<const net::IpAddress> next_hops, std::string_view tunnel = "");
+  // Tunnel devices that routes want but the host lacks (as of the last Apply).
+  const std::set<std::string>& missing_devices() const { return missing_devices_; }
   // Writes what changed since the last Apply. A failed route stays pending for the next one;
   // the Status is the first failure, with the number of others.
   absl::Status Apply();
@@ -64,6 +69,7 @@ class Fib {
     bool foreign = false;     // read back in a shape we never write: rewrite it
     bool dirty = false;
     uint8_t unresolved = 0;   // of `wanted`, at the last resolution
+    uint8_t tunnel = 0;       // 1 + index into tunnels_; 0: none
   };
   struct Hasher {
     size_t operator()(const net::Prefix& p) const;
@@ -72,7 +78,8 @@ class Fib {
 
   std::optional<Hop> Resolve(const net::IpAddress& gateway);
   void MarkDirty(const net::Prefix& dst, Entry& entry);
-  kernel::Route ToRoute(const net::Prefix& dst, const Hops& hops) const;
+  kernel::Route ToRoute(const net::Prefix& dst, const Hops& hops, bool onlink) const;
+  int TunnelIndex(uint8_t tunnel) const;  // the device's ifindex, 0 if absent
   kernel::RouteKey KeyOf(const net::Prefix& dst) const;
 
   kernel::Netlink& netlink_;
@@ -86,6 +93,8 @@ class Fib {
   std::vector<kernel::RouteKey> strays_;  // ours in the kernel at keys we never use (metric)
   size_t unresolved_ = 0;
   size_t installed_ = 0;
+  std::vector<std::string> tunnels_;  // device names Entry::tunnel refers to (a handful)
+  std::set<std::string> missing_devices_;
 };
 
 }  // namespace calico::birdd::kernel_fib

@@ -116,16 +116,21 @@ absl::Status Birdd::ReadDatastore() {
   ASSIGN_OR_RETURN(in.bgp_peers, ListKind(store_, "BGPPeer"));
   ASSIGN_OR_RETURN(in.bgp_filters, ListKind(store_, "BGPFilter"));
   ASSIGN_OR_RETURN(std::vector<resources::Resource> pools, ListKind(store_, "IPPool"));
-  std::vector<net::Prefix> export_pools;
+  std::vector<PoolInfo> infos;
   for (const resources::Resource& pool : pools) {
     const resources::Json& spec = pool.object["spec"];
-    if (spec.value("disabled", false) || spec.value("disableBGPExport", false)) continue;
-    if (std::optional<net::Prefix> cidr = net::ParsePrefix(spec.value("cidr", ""))) export_pools.push_back(*cidr);
+    std::optional<net::Prefix> cidr = net::ParsePrefix(spec.value("cidr", ""));
+    if (!cidr) continue;
+    PoolInfo info;
+    info.cidr = *cidr;
+    info.exported = !spec.value("disabled", false) && !spec.value("disableBGPExport", false);
+    info.ipip_mode = spec.value("ipipMode", "Never");
+    infos.push_back(info);
   }
   absl::StatusOr<config::Plan> plan =
       config::MakePlan(in, options_.node, config::FileSecrets(options_.secrets_dir));
   if (!plan.ok()) return plan.status();
-  loop_->Post([this, p = std::move(*plan), e = std::move(export_pools)]() mutable {
+  loop_->Post([this, p = std::move(*plan), e = std::move(infos)]() mutable {
     ApplyPlan(std::move(p), std::move(e));
   });
   return absl::OkStatus();
@@ -265,14 +270,15 @@ void Birdd::RemovePeer(const net::IpAddress& address) {
   peers_.erase(address);
 }
 
-void Birdd::ApplyPlan(config::Plan plan, std::vector<net::Prefix> export_pools) {
+void Birdd::ApplyPlan(config::Plan plan, std::vector<PoolInfo> pools) {
   for (const std::string& problem : plan.problems) {
     if (!plan_ || std::find(plan_->problems.begin(), plan_->problems.end(), problem) == plan_->problems.end()) {
       log::Warn("config_problem", {{"problem", problem}});
     }
   }
-  const bool pools_changed = export_pools != export_pools_ || !plan_ || plan.communities != plan_->communities;
-  export_pools_ = std::move(export_pools);
+  const bool pools_changed = pools != pools_ || !plan_ || plan.communities != plan_->communities;
+  const bool tunnels_changed = pools_changed || plan.ipv4_subnet != plan_->ipv4_subnet;
+  pools_ = std::move(pools);
   const bool rebuild = !plan_ || plan.as != plan_->as || plan.router_id != plan_->router_id ||
                        plan.cluster_id != plan_->cluster_id || plan.enabled != plan_->enabled;
   const bool relisten = rebuild || plan.listen_port != plan_->listen_port;
@@ -315,6 +321,7 @@ void Birdd::ApplyPlan(config::Plan plan, std::vector<net::Prefix> export_pools) 
     }
   }
   if (pools_changed || rebuild) Reoriginate();
+  if (tunnels_changed && !rebuild) ReprogramKernel();
   StartSessions();  // no-op until felixd's first snapshot is in
   ready_ = sessions_started_;
 }
@@ -366,8 +373,8 @@ void Birdd::Reoriginate() {
   if (speaker_ == nullptr) return;
   std::set<net::Prefix> want;
   for (const net::Prefix& p : advertised_) {
-    for (const net::Prefix& pool : export_pools_) {
-      if (net::Contains(pool, p)) {
+    for (const PoolInfo& pool : pools_) {
+      if (pool.exported && net::Contains(pool.cidr, p)) {
         want.insert(p);
         break;
       }
@@ -396,9 +403,44 @@ void Birdd::Reoriginate() {
   }
 }
 
+std::string TunnelFor(const std::vector<PoolInfo>& pools, const std::optional<net::Prefix>& node_subnet,
+                      const net::Prefix& prefix, const std::vector<net::IpAddress>& next_hops) {
+  if (prefix.addr.family != 4 || next_hops.empty()) return "";
+  for (const PoolInfo& pool : pools) {
+    if (!net::Contains(pool.cidr, prefix)) continue;
+    if (pool.ipip_mode == "Always") return "tunl0";
+    // CrossSubnet: encapsulate only towards nodes on another subnet (upstream's rule).
+    if (pool.ipip_mode == "CrossSubnet" && !(node_subnet && net::Contains(*node_subnet, next_hops[0]))) return "tunl0";
+    return "";
+  }
+  return "";
+}
+
+void Birdd::ReprogramKernel() {
+  if (speaker_ == nullptr) return;
+  const rib::Rib& rib = speaker_->rib();
+  rib.ForEach([&](const net::Prefix& prefix, const rib::Selected& sel) {
+    if (rib.peer(sel.peer).local) return;
+    std::vector<net::IpAddress> hops = {rib.path(sel.path).next_hop.address};
+    for (const auto& [peer, path] : sel.multipath) hops.push_back(rib.path(path).next_hop.address);
+    OnKernel(prefix, hops);
+  });
+}
+
+void Birdd::CheckTunnel() {
+  std::string problem;
+  if (fib_->missing_devices().count("tunl0") > 0) {
+    problem =
+        "routes of an IP-in-IP pool (ipipMode Always or CrossSubnet) need tunl0, which does not exist: "
+        "this kernel has no ipip module (modprobe ipip; felixd creates tunl0); those routes are not installed";
+  }
+  if (problem != tunnel_problem_ && !problem.empty()) log::Error("ipip_unavailable", {{"problem", problem}});
+  tunnel_problem_ = problem;
+}
+
 void Birdd::OnKernel(const net::Prefix& prefix, const std::vector<net::IpAddress>& next_hops) {
   if (!options_.program_kernel) return;
-  fib_->Set(prefix, next_hops);
+  fib_->Set(prefix, next_hops, TunnelFor(pools_, plan_ ? plan_->ipv4_subnet : std::nullopt, prefix, next_hops));
   if (fib_apply_posted_) return;
   // Many prefixes change per UPDATE: one Apply after the burst.
   fib_apply_posted_ = true;
@@ -410,6 +452,7 @@ void Birdd::OnKernel(const net::Prefix& prefix, const std::vector<net::IpAddress
 
 void Birdd::ApplyFib() {
   absl::Status s = fib_->Apply();
+  CheckTunnel();
   std::string error = s.ok() ? std::string() : std::string(s.message());
   if (error != fib_error_ && !error.empty()) log::Warn("fib_apply_failed", {{"error", error}});
   fib_error_ = error;
@@ -483,6 +526,7 @@ pb::GetStatusResponse Birdd::Status() {
       if (plan_->cluster_id) out.set_cluster_id(DottedQuad(*plan_->cluster_id));
       out.set_listen_port(plan_->listen_port);
       for (const std::string& p : plan_->problems) out.add_problems(p);
+      if (!tunnel_problem_.empty()) out.add_problems(tunnel_problem_);
     }
     for (const auto& [p, communities] : originated_) out.add_advertised(net::FormatCidr(p));
     out.set_graceful_restart_pending(restarting_);

@@ -50,6 +50,20 @@ struct BirddOptions {
   fsm::Config timers;  // hold time, connect retry, ... (passive is set per peer)
 };
 
+// What birdd needs of an IPPool.
+struct PoolInfo {
+  net::Prefix cidr;
+  bool exported = true;           // enabled and not disableBGPExport
+  std::string ipip_mode = "Never";  // Never | Always | CrossSubnet
+  bool operator==(const PoolInfo&) const = default;
+};
+
+// The device a learned route's next hops go through: "tunl0" (onlink) when its prefix lies in
+// an IP-in-IP pool (Always, or CrossSubnet with the next hop outside `node_subnet`), else ""
+// (the connected prefix decides). Pure; exposed for tests.
+std::string TunnelFor(const std::vector<PoolInfo>& pools, const std::optional<net::Prefix>& node_subnet,
+                      const net::Prefix& prefix, const std::vector<net::IpAddress>& next_hops);
+
 struct PeerStatus {
   config::Peer peer;
   speaker::NeighborStatus session;
@@ -76,7 +90,9 @@ class Birdd {
 
  private:
   // --- loop thread ---
-  void ApplyPlan(config::Plan plan, std::vector<net::Prefix> export_pools);
+  void ApplyPlan(config::Plan plan, std::vector<PoolInfo> pools);
+  void ReprogramKernel();  // every learned route again (pool modes changed)
+  void CheckTunnel();
   void ApplyAdvertised(bool snapshot, std::vector<net::Prefix> added, std::vector<net::Prefix> removed);
   void Reoriginate();
   void StartSessions();
@@ -111,7 +127,8 @@ class Birdd {
   std::unique_ptr<speaker::Speaker> speaker_;
   std::optional<config::Plan> plan_;
   std::map<net::IpAddress, config::Peer> peers_;  // configured in the speaker
-  std::vector<net::Prefix> export_pools_;         // pools whose blocks may be advertised
+  std::vector<PoolInfo> pools_;
+  std::string tunnel_problem_;  // tunl0 wanted but missing: said in Status and the log
   std::set<net::Prefix> advertised_;              // felixd's, unfiltered
   // In the speaker, with the communities it was originated with.
   std::map<net::Prefix, std::pair<std::vector<uint32_t>, std::vector<wire::LargeCommunity>>> originated_;

@@ -599,3 +599,41 @@ TEST_CASE("birdd restarts while BIRD 2 is its top-of-rack peer: forwarding never
 
 }  // namespace
 }  // namespace calico::birdd
+
+namespace calico::birdd {
+namespace {
+
+TEST_CASE("an IP-in-IP pool on a kernel without the ipip module: routes withheld, the reason named") {
+  Cluster c(2);
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: default}\n"
+          "spec: {cidr: 10.244.0.0/16, blockSize: 26, ipipMode: Always}\n");
+  c.node(2).felixd->Set({"10.244.2.0/26"});
+  c.StartBirdd(1);
+  c.StartBirdd(2);
+  c.WaitEstablished(1, 1);
+  // Learned, but not installed: there is no tunl0 here (this machine's kernel has no ipip).
+  std::string problems;
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    bgp::v1::GetStatusResponse s = c.Status(1);
+    problems = absl::StrJoin(s.problems(), "\n");
+    if (!problems.empty()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  CHECK(absl::StrContains(problems, "need tunl0, which does not exist: this kernel has no ipip module"));
+  CHECK_FALSE(absl::StrContains(c.BirdRoutes(1), "10.244.2.0/26"));
+  bool learned = false;
+  const bgp::v1::ListRoutesResponse routes = c.Routes(1);
+  for (const bgp::v1::Route& r : routes.routes()) learned |= r.prefix() == "10.244.2.0/26";
+  CHECK(learned);
+  ::calico::testing::ExecResult status = c.node(1).ns->Exec(
+      absl::StrCat(CALICOCTL_BINARY, " node status --birdd-socket=", c.BgpSocket(1)));
+  CHECK(absl::StrContains(status.output, "Configuration problems:\n  routes of an IP-in-IP pool"));
+  // Back to native routing: the route goes in over eth0 and the problem goes away.
+  c.Apply("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: default}\n"
+          "spec: {cidr: 10.244.0.0/16, blockSize: 26, ipipMode: Never}\n");
+  c.WaitRoutes(1, {"10.244.2.0/26 via 10.201.0.2 dev eth0"});
+}
+
+}  // namespace
+}  // namespace calico::birdd

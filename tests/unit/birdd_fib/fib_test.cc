@@ -1,6 +1,7 @@
 #include "birdd/kernel/fib.h"
 
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "common/kernel/fake_netlink.h"
 
@@ -95,6 +96,44 @@ TEST_CASE("fib: felix's routes and the operator's are never touched") {
   bool kept = false;
   for (const kernel::Route& r : h.nl.Routes()) kept |= r.protocol == 80;
   CHECK(kept);
+}
+
+
+TEST_CASE("fib: IP-in-IP routes go via tunl0 onlink, and wait while tunl0 does not exist") {
+  Host h;
+  Fib fib(h.nl);
+  REQUIRE(fib.RefreshInterfaces().ok());
+  fib.Set(P("10.66.0.0/26"), {Ip("10.200.0.2")}, "tunl0");
+  REQUIRE(fib.Apply().ok());
+  CHECK(h.Bird().empty());  // no tunl0 yet (no ipip module): withheld, and said so
+  CHECK(fib.missing_devices() == std::set<std::string>{"tunl0"});
+  CHECK(fib.unresolved() == 1);
+
+  kernel::Link tunl;
+  tunl.name = "tunl0";
+  tunl.up = true;
+  int index = h.nl.AddLinkByHand(tunl).index;
+  REQUIRE(fib.RefreshInterfaces().ok());
+  REQUIRE(fib.Apply().ok());
+  CHECK(fib.missing_devices().empty());
+  std::vector<kernel::Route> routes = h.Bird();
+  REQUIRE(routes.size() == 1);
+  CHECK(routes[0].hop.ifname == "tunl0");
+  CHECK(routes[0].hop.ifindex == index);
+  CHECK(routes[0].hop.onlink);
+  CHECK(routes[0].hop.gateway == Ip("10.200.0.2"));
+  // Read back, the onlink route is ours as written: no rewrite.
+  h.nl.ResetCalls();
+  REQUIRE(fib.Resync().ok());
+  CHECK(h.nl.Writes() == 0);
+
+  // The same prefix without the tunnel (pool switched to native) moves back to eth1.
+  fib.Set(P("10.66.0.0/26"), {Ip("10.200.0.2")});
+  REQUIRE(fib.Apply().ok());
+  routes = h.Bird();
+  REQUIRE(routes.size() == 1);
+  CHECK(routes[0].hop.ifname == "eth1");
+  CHECK_FALSE(routes[0].hop.onlink);
 }
 
 }  // namespace
