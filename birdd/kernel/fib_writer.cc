@@ -14,12 +14,12 @@ FibWriter::~FibWriter() {
   thread_.join();
 }
 
-void FibWriter::Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops) {
+void FibWriter::Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops, std::string_view tunnel) {
   bool was_empty;
   {
     std::lock_guard<std::mutex> lock(mu_);
     was_empty = changes_.empty() && posted_.empty();
-    changes_.push_back(Change{dst, {next_hops.begin(), next_hops.end()}});
+    changes_.push_back(Change{dst, {next_hops.begin(), next_hops.end()}, std::string(tunnel)});
   }
   // The writer only sleeps on an empty queue; no wake-up per prefix while it works.
   if (was_empty) wake_.notify_one();
@@ -59,7 +59,7 @@ void FibWriter::Run() {
       posted.swap(posted_);
       busy_ = true;
     }
-    for (const Change& c : changes) fib_.SetNextHops(c.dst, c.next_hops);
+    for (const Change& c : changes) fib_.SetNextHops(c.dst, c.next_hops, c.tunnel);
     changes.clear();
     for (auto& fn : posted) fn(fib_);
     posted.clear();

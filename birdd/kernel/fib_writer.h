@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -42,7 +44,7 @@ class FibWriter {
   FibWriter& operator=(const FibWriter&) = delete;
 
   // Any thread; cheap. The same as Fib::Set, later.
-  void Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops);
+  void Set(const net::Prefix& dst, const std::vector<net::IpAddress>& next_hops, std::string_view tunnel = "");
   // Runs `fn` on the writer's thread, after the Sets queued before it (RefreshInterfaces,
   // Resync, reading counters).
   void Post(std::function<void(Fib&)> fn);
@@ -53,6 +55,7 @@ class FibWriter {
   struct Change {
     net::Prefix dst;
     absl::InlinedVector<net::IpAddress, 1> next_hops;
+    std::string tunnel;
   };
   void Run();
 

@@ -71,6 +71,15 @@ absl::Status Birdd::Start() {
     }
   }
   started_ = absl::Now();
+  if (options_.program_kernel) {
+    kernel_fib::FibWriter::Options wo;
+    wo.on_applied = [this](const kernel_fib::FibProgress& p) {
+      std::string error = p.last.ok() ? std::string() : std::string(p.last.message());
+      if (error != fib_error_ && !error.empty()) log::Warn("fib_apply_failed", {{"error", error}});
+      fib_error_ = error;
+    };
+    fib_writer_ = std::make_unique<kernel_fib::FibWriter>(*fib_, wo);
+  }
   loop_thread_ = std::thread([this] { loop_->Run(); });
   loop_->Post([this] {
     loop_->AddTimer(absl::Seconds(1), [this] { Tick(); });
@@ -93,8 +102,9 @@ void Birdd::Stop() {
   if (felixd_thread_.joinable()) felixd_thread_.join();
   if (datastore_thread_.joinable()) datastore_thread_.join();
   if (loop_thread_.joinable()) {
-    // Sessions end with Cease (peers drop our routes at once: a deliberate stop is not a
-    // restart); the kernel keeps what is installed for the next run to adopt.
+    // Sessions close without a NOTIFICATION: a stop is a restart (upgrade, rollout), so peers
+    // keep our routes under graceful restart; the kernel keeps what is installed for the next
+    // run to adopt.
     std::promise<void> closed;
     loop_->Post([this, &closed] {
       speaker_.reset();
@@ -105,6 +115,7 @@ void Birdd::Stop() {
     loop_->Stop();
     loop_thread_.join();
   }
+  fib_writer_.reset();  // after the loop: nothing feeds it any more
 }
 
 // ---- datastore ----------------------------------------------------------------------------
@@ -427,9 +438,9 @@ void Birdd::ReprogramKernel() {
   });
 }
 
-void Birdd::CheckTunnel() {
+void Birdd::SetTunnelMissing(bool missing) {
   std::string problem;
-  if (fib_->missing_devices().count("tunl0") > 0) {
+  if (missing) {
     problem =
         "routes of an IP-in-IP pool (ipipMode Always or CrossSubnet) need tunl0, which does not exist: "
         "this kernel has no ipip module (modprobe ipip; felixd creates tunl0); those routes are not installed";
@@ -440,22 +451,7 @@ void Birdd::CheckTunnel() {
 
 void Birdd::OnKernel(const net::Prefix& prefix, const std::vector<net::IpAddress>& next_hops) {
   if (!options_.program_kernel) return;
-  fib_->Set(prefix, next_hops, TunnelFor(pools_, plan_ ? plan_->ipv4_subnet : std::nullopt, prefix, next_hops));
-  if (fib_apply_posted_) return;
-  // Many prefixes change per UPDATE: one Apply after the burst.
-  fib_apply_posted_ = true;
-  loop_->Post([this] {
-    fib_apply_posted_ = false;
-    ApplyFib();
-  });
-}
-
-void Birdd::ApplyFib() {
-  absl::Status s = fib_->Apply();
-  CheckTunnel();
-  std::string error = s.ok() ? std::string() : std::string(s.message());
-  if (error != fib_error_ && !error.empty()) log::Warn("fib_apply_failed", {{"error", error}});
-  fib_error_ = error;
+  fib_writer_->Set(prefix, next_hops, TunnelFor(pools_, plan_ ? plan_->ipv4_subnet : std::nullopt, prefix, next_hops));
 }
 
 void Birdd::Tick() {
@@ -476,13 +472,20 @@ void Birdd::Tick() {
     restarting_ = false;
     last_resync_ = absl::InfinitePast();
   }
+  // Whether routes wait for a missing tunnel device, as of the writer's last Apply.
+  fib_writer_->Post([this](kernel_fib::Fib& fib) {
+    bool missing = fib.missing_devices().count("tunl0") > 0;
+    loop_->Post([this, missing] { SetTunnelMissing(missing); });
+  });
   if (now - last_resync_ < options_.resync_interval) return;
   last_resync_ = now;
   // Interfaces first (next hops may resolve differently), then the kernel read back: strays of
   // an earlier run and hand edits are repaired here.
-  absl::Status s = fib_->RefreshInterfaces();
-  if (s.ok()) s = fib_->Resync();
-  if (!s.ok()) log::Warn("fib_resync_failed", {{"error", ToStd(s.message())}});
+  fib_writer_->Post([](kernel_fib::Fib& fib) {
+    absl::Status s = fib.RefreshInterfaces();
+    if (s.ok()) s = fib.Resync();
+    if (!s.ok()) log::Warn("fib_resync_failed", {{"error", ToStd(s.message())}});
+  });
 }
 
 // ---- status -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "birdd/config/plan.h"
 #include "birdd/kernel/fib.h"
+#include "birdd/kernel/fib_writer.h"
 #include "birdd/peers/event_loop.h"
 #include "birdd/peers/listener.h"
 #include "birdd/speaker/speaker.h"
@@ -92,12 +93,11 @@ class Birdd {
   // --- loop thread ---
   void ApplyPlan(config::Plan plan, std::vector<PoolInfo> pools);
   void ReprogramKernel();  // every learned route again (pool modes changed)
-  void CheckTunnel();
+  void SetTunnelMissing(bool missing);
   void ApplyAdvertised(bool snapshot, std::vector<net::Prefix> added, std::vector<net::Prefix> removed);
   void Reoriginate();
   void StartSessions();
   void OnKernel(const net::Prefix& prefix, const std::vector<net::IpAddress>& next_hops);
-  void ApplyFib();
   void Tick();
   speaker::NeighborConfig NeighborFor(const config::Peer& peer) const;
   void RemovePeer(const net::IpAddress& address);
@@ -122,7 +122,9 @@ class Birdd {
   absl::Time started_ = absl::Now();
 
   // Loop-thread state.
+  // The FIB is written on a thread of its own (FibWriter): BGP never waits for the kernel.
   std::unique_ptr<kernel_fib::Fib> fib_;
+  std::unique_ptr<kernel_fib::FibWriter> fib_writer_;
   std::unique_ptr<peers::Listener> listener_;
   std::unique_ptr<speaker::Speaker> speaker_;
   std::optional<config::Plan> plan_;
@@ -135,9 +137,8 @@ class Birdd {
   bool origin_synced_ = false;                    // felixd's first snapshot arrived
   bool sessions_started_ = false;
   bool restarting_ = false;  // kernel routes of a previous run are waiting for re-sync
-  bool fib_apply_posted_ = false;
   absl::Time last_resync_ = absl::InfinitePast();
-  std::string fib_error_;
+  std::string fib_error_;  // writer thread only
 
   // The felixd stream's context, to cancel it on Stop.
   std::mutex felixd_mu_;

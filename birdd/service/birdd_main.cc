@@ -4,8 +4,9 @@
 // calico.bgp.v1 and grpc.health.v1 on a unix socket, /liveness /readiness /metrics on localhost.
 // Datastore from the environment (DATASTORE_TYPE, ETCD_ENDPOINTS, CALICO_DATASTORE_PATH, ...).
 //
-// Exit: 0 after SIGTERM/SIGINT (sessions closed with Cease, kernel routes left for the next run
-// to adopt); 1 with one `level=error event=startup_failed` line when it cannot start.
+// Exit: 0 after SIGTERM/SIGINT (sessions closed without NOTIFICATION, so peers keep our routes
+// under graceful restart; kernel routes left for the next run to adopt); 1 with one
+// `level=error event=startup_failed` line when it cannot start.
 
 #include <signal.h>
 

@@ -148,7 +148,7 @@ TEST_CASE("fib: resync adopts what it wants, rewrites what drifted, deletes stra
 namespace calico::birdd::kernel_fib {
 namespace {
 
-TEST_CASE("fib writer: sets from another thread land in the kernel; failures are retried") {
+TEST_CASE("fib writer: sets from another thread land in the kernel and failures are retried") {
   Host h;
   Fib fib(h.nl);
   REQUIRE(fib.RefreshInterfaces().ok());
