@@ -270,9 +270,9 @@ size_t Rib::Withdraw(PeerId peer, std::span<const net::Prefix> prefixes,
 }
 
 template <typename Fn>
-size_t Rib::ForPeer(PeerId, Fn fn, std::vector<net::Prefix>* changed) {
+size_t Rib::ForPeer(PeerId, Fn fn, std::vector<net::Prefix>* changed, int family) {
   size_t n = 0;
-  for (auto it = v4_.begin(); it != v4_.end();) {
+  for (auto it = v4_.begin(); family != 6 && it != v4_.end();) {
     if (fn(it->second)) {
       ++n;
       if (changed != nullptr) changed->push_back(FromV4Key(it->first));
@@ -283,7 +283,7 @@ size_t Rib::ForPeer(PeerId, Fn fn, std::vector<net::Prefix>* changed) {
       ++it;
     }
   }
-  for (auto it = v6_.begin(); it != v6_.end();) {
+  for (auto it = v6_.begin(); family != 4 && it != v6_.end();) {
     if (fn(it->second)) {
       ++n;
       if (changed != nullptr) {
@@ -317,8 +317,8 @@ void Rib::MarkStale(PeerId peer) {
   for (auto& [k, cs] : v6_) mark(cs);
 }
 
-size_t Rib::SweepStale(PeerId peer, std::vector<net::Prefix>* changed) {
-  return ForPeer(peer, [&](Candidates& cs) { return Remove(cs, peer, true); }, changed);
+size_t Rib::SweepStale(PeerId peer, std::vector<net::Prefix>* changed, int family) {
+  return ForPeer(peer, [&](Candidates& cs) { return Remove(cs, peer, true); }, changed, family);
 }
 
 Selected Rib::Select(const Candidates& cs) const {

@@ -72,7 +72,8 @@ class Rib {
   // Graceful restart (RFC 4724): keep a restarting peer's routes but mark them stale; a route
   // it announces again is fresh; after End-of-RIB (or the restart timer) the stale rest goes.
   void MarkStale(PeerId peer);
-  size_t SweepStale(PeerId peer, std::vector<net::Prefix>* changed = nullptr);
+  // `family` 4 or 6 sweeps only that address family (RFC 4724 works per AFI); 0 both.
+  size_t SweepStale(PeerId peer, std::vector<net::Prefix>* changed = nullptr, int family = 0);
 
   std::optional<Selected> Lookup(const net::Prefix& prefix) const;
   size_t prefixes() const { return v4_.size() + v6_.size(); }
@@ -104,7 +105,7 @@ class Rib {
   static uint64_t V4Key(const net::Prefix& p);
   static net::Prefix FromV4Key(uint64_t key);
   template <typename Fn>
-  size_t ForPeer(PeerId peer, Fn fn, std::vector<net::Prefix>* changed);
+  size_t ForPeer(PeerId peer, Fn fn, std::vector<net::Prefix>* changed, int family = 0);
 
   DecisionOptions options_;
   std::vector<Peer> peers_;

@@ -69,10 +69,7 @@ absl::Status Speaker::AddNeighbor(NeighborConfig neighbor, peers::Listener* list
   cb.established = [this, raw] { OnEstablished(*raw); };
   cb.update = [this, raw](const wire::Update& u) { OnUpdate(*raw, u); };
   cb.down = [this, raw](bool graceful) { OnDown(*raw, graceful); };
-  cb.route_refresh = [this, raw](wire::AfiSafi) {
-    raw->advertised.clear();
-    OnEstablished(*raw);
-  };
+  cb.route_refresh = [this, raw](wire::AfiSafi family) { RouteRefresh(*raw, family); };
   n->session = std::make_unique<peers::PeerSession>(loop_, neighbor.session, cb);
   if (listener != nullptr) {
     if (absl::Status s = listener->AddPeer(n->session.get()); !s.ok()) return s;
@@ -163,26 +160,83 @@ void Speaker::OnUpdate(Neighbor& n, const wire::Update& u) {
     announce(u.nlri, nh);
   }
   if (u.mp_reach) announce(u.mp_reach->nlri, u.mp_reach->next_hop);
-  if (wire::EndOfRib(u)) {
-    n.end_of_rib = true;
-    CancelStaleTimer(n);
-    rib_.SweepStale(n.peer, &changed);  // graceful restart: what was not re-announced goes
+  if (std::optional<wire::AfiSafi> eor = wire::EndOfRib(u)) {
+    // Graceful restart: what the peer did not announce again in this family goes (RFC 4724).
+    const int family = eor->afi == wire::Afi::kIpv6 ? 6 : 4;
+    n.eor_families |= family == 4 ? 1 : 2;
+    rib_.SweepStale(n.peer, &changed, family);
+    if ((n.eor_families & Negotiated(n)) == Negotiated(n)) {
+      n.end_of_rib = true;
+      CancelStaleTimer(n);
+    }
   }
   Changed(changed);
 }
 
+uint8_t Speaker::Negotiated(const Neighbor& n) const {
+  const std::optional<wire::Open>& open = n.session->peer_open();
+  if (!open || open->capabilities.multiprotocol.empty()) return 1;
+  uint8_t families = 0;
+  for (const wire::AfiSafi& f : open->capabilities.multiprotocol) {
+    if (f == wire::kIpv4Unicast) families |= 1;
+    if (f == wire::kIpv6Unicast) families |= 2;
+  }
+  return families;
+}
+
 void Speaker::OnEstablished(Neighbor& n) {
-  if (!n.up) n.received = 0;
-  // Back from a restart: its stale routes now wait for End-of-RIB, as long again at most.
-  if (!n.up && n.stale_timer != 0) ArmStaleTimer(n);
+  if (!n.up) {
+    n.received = 0;
+    n.eor_families = 0;
+  }
+  std::vector<net::Prefix> swept;
+  if (!n.up && n.stale_timer != 0) {
+    // Back from a restart. A family whose forwarding state the peer did not keep (no F bit,
+    // or not listed) loses its stale routes now; the rest wait for End-of-RIB, as long again
+    // at most (RFC 4724 4.2).
+    const std::optional<wire::Open>& open = n.session->peer_open();
+    for (int family : {4, 6}) {
+      bool kept = false;
+      if (open && open->capabilities.graceful_restart) {
+        for (const wire::GracefulRestart::Family& f : open->capabilities.graceful_restart->families) {
+          bool same = f.afi_safi == (family == 4 ? wire::kIpv4Unicast : wire::kIpv6Unicast);
+          if (same && (f.flags & wire::GracefulRestart::kForwardingState)) kept = true;
+        }
+      }
+      if (!kept) rib_.SweepStale(n.peer, &swept, family);
+    }
+    ArmStaleTimer(n);
+  }
   n.up = true;
   if (n.session->peer_open()) rib_.SetPeerRouterId(n.peer, n.session->peer_open()->bgp_id);
   std::vector<net::Prefix> all;
   rib_.ForEach([&](const net::Prefix& p, const rib::Selected&) { all.push_back(p); });
   Export(n, all);
   std::vector<uint8_t> eor;
-  (void)wire::EncodeEndOfRib(wire::kIpv4Unicast, eor);
-  (void)wire::EncodeEndOfRib(wire::kIpv6Unicast, eor);
+  const uint8_t families = Negotiated(n);
+  if (families & 1) (void)wire::EncodeEndOfRib(wire::kIpv4Unicast, eor);
+  if (families & 2) (void)wire::EncodeEndOfRib(wire::kIpv6Unicast, eor);
+  Send(n, eor);
+  Changed(swept);
+}
+
+// RFC 2918: the peer asks for our routes of one family again. A family the OPENs did not
+// negotiate is ignored.
+void Speaker::RouteRefresh(Neighbor& n, wire::AfiSafi family) {
+  const uint8_t bit = family == wire::kIpv4Unicast ? 1 : family == wire::kIpv6Unicast ? 2 : 0;
+  if ((Negotiated(n) & bit) == 0) {
+    log::Warn("route_refresh_ignored", {{"peer", n.config.session.name}, {"reason", "family not negotiated"}});
+    return;
+  }
+  const int want = bit == 1 ? 4 : 6;
+  std::erase_if(n.advertised, [&](const net::Prefix& p) { return p.addr.family == want; });
+  std::vector<net::Prefix> all;
+  rib_.ForEach([&](const net::Prefix& p, const rib::Selected&) {
+    if (p.addr.family == want) all.push_back(p);
+  });
+  Export(n, all);
+  std::vector<uint8_t> eor;
+  (void)wire::EncodeEndOfRib(family, eor);
   Send(n, eor);
 }
 

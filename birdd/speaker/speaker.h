@@ -93,7 +93,11 @@ class Speaker {
     // Bounds how long a restarting peer's stale routes live: its Restart Time while it is away,
     // then again while we wait for its End-of-RIB (RFC 4724 4.2).
     peers::EventLoop::TimerId stale_timer = 0;
+    uint8_t eor_families = 0;  // bit 0: IPv4 End-of-RIB seen this session, bit 1: IPv6
   };
+  // Address families both OPENs listed (bit 0 IPv4, bit 1 IPv6; RFC 4760: none listed is IPv4).
+  uint8_t Negotiated(const Neighbor& n) const;
+  void RouteRefresh(Neighbor& n, wire::AfiSafi family);
   void ArmStaleTimer(Neighbor& n);
   void CancelStaleTimer(Neighbor& n);
   void Send(Neighbor& n, const std::vector<uint8_t>& bytes);

@@ -611,6 +611,16 @@ TEST_CASE(
   CHECK(raw->AnnouncedUntilEndOfRib(absl::Seconds(5)) == want);
   CHECK(raw->StaysUp(absl::Milliseconds(500)) == "");
 
+  // A family the OPENs did not negotiate (IPv4 multicast) is ignored: no UPDATE comes back.
+  raw->Send(Message(5, {0, 1, 0, 2}));
+  int updates = 0;
+  for (absl::Time until = absl::Now() + absl::Milliseconds(700); absl::Now() < until;) {
+    std::optional<Bytes> m = raw->Next(until - absl::Now());
+    if (m && wire::PeekType(*m) == wire::MessageType::kUpdate) ++updates;
+  }
+  CHECK(updates == 0);
+  CHECK_FALSE(raw->eof());
+
   // BIRD asks for our routes with a ROUTE-REFRESH (we announced the capability): the updates
   // it counts as received go up without the session restarting.
   const int before = ImportUpdatesReceived(*w.bird, "ours4");
