@@ -45,6 +45,11 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Create(EventLoop& loop,
   if (fd < 0) return ErrnoError(errno, "socket");
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // Our SYN-ACKs leave with TTL 255 so that a peer with GTSM (ttlSecurity, RFC 5082) accepts
+  // them; each accepted session sets its own minimum TTL. (An IPv6 socket also carries IPv4.)
+  int ttl = 255;
+  setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
   sockaddr_storage addr{};
   socklen_t len;
   if (family == AF_INET) {

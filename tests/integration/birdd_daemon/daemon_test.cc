@@ -405,6 +405,7 @@ TEST_CASE("three birdd as a full mesh: blocks in every kernel, pool filter, live
 }
 
 TEST_CASE("BGPFilter import and export rules and BGPConfiguration communities between two birdd") {
+  // With ttlSecurity 1 (GTSM) too: both ends send TTL 255 and accept only 255.
   Cluster c(2);
   c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"
           "spec:\n  nodeToNodeMeshEnabled: false\n"
@@ -414,7 +415,7 @@ TEST_CASE("BGPFilter import and export rules and BGPConfiguration communities be
           "  importV4: [{cidr: 10.244.2.64/26, matchOperator: Equal, action: Reject}]\n"
           "  exportV4: [{cidr: 10.244.1.64/26, matchOperator: Equal, action: Reject}]\n");
   c.Apply("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: all-pairs}\n"
-          "spec: {nodeSelector: all(), peerSelector: all(), filters: [f]}\n");
+          "spec: {nodeSelector: all(), peerSelector: all(), filters: [f], ttlSecurity: 1}\n");
   c.node(1).felixd->Set({"10.244.1.0/26", "10.244.1.64/26"});
   c.node(2).felixd->Set({"10.244.2.0/26", "10.244.2.64/26"});
   c.StartBirdd(1);
