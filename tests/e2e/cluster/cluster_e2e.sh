@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# e2e on the cluster in a box, BGP mode: 3 nodes over a 3-member etcd.
+#  1. every pod reaches every other (2 per node);
+#  2. a pod added on node3 is reachable from node1: the time it takes;
+#  3. continuous pod-to-pod traffic across nodes while felixd, birdd and ipamd are SIGKILLed and
+#     restarted, then stopped with SIGTERM and started again (an upgrade): no packet lost, the
+#     longest gap between replies reported, routes unchanged after;
+#  4. 100 pods added and deleted across the nodes: no address held by two live pods, and
+#     `calicoctl ipam check` clean at the end.
+# Everything it makes is torn down on exit, also on failure.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../../.." && pwd)"
+export CLUSTER_DIR="$(mktemp -d /tmp/calico-e2e-XXXXXX)/cluster"
+cluster="$root/scripts/cluster"
+trap '"$cluster" down > /dev/null 2>&1 || true; rm -rf "$(dirname "$CLUSTER_DIR")"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ip_of() { cut -d' ' -f2 "$CLUSTER_DIR/pods/$1"; }
+routes() {  # every node's routes but the pods' own /32s, which change with pods
+  for n in 1 2 3; do echo "node$n"; ip -n "cib-node$n" route show | grep -v ' dev cali' | sort; done
+}
+start=$(date +%s.%N)
+
+"$cluster" up --nodes=3
+for n in 1 2 3; do for p in a b; do "$cluster" pod-add "$n" "p$n$p" > /dev/null; done; done
+
+echo "== 1. connectivity matrix"
+matrix=$("$cluster" matrix)
+echo "$matrix"
+grep -q BLOCKED <<< "$matrix" && fail "pods cannot reach each other"
+[ "$(grep -o 'ok' <<< "$matrix" | wc -l)" = 30 ] || fail "expected 30 ok cells (6 pods, each to 5 others)"
+
+echo "== 2. a new pod on node3, reachable from node1's pod"
+t0=$(date +%s.%N)
+"$cluster" pod-add 3 late > /dev/null
+late=$(ip_of late)
+reached=""
+for _ in $(seq 500); do
+  if ip netns exec cib-pod-p1a ping -c1 -W0.05 "$late" > /dev/null 2>&1; then reached=$(date +%s.%N); break; fi
+done
+[ -n "$reached" ] || fail "the pod on node3 ($late) never became reachable from node1"
+awk -v a="$t0" -v b="$reached" 'BEGIN { printf "pod ADD on node3 to reachable from node1: %.0f ms (the ADD included)\n", (b - a) * 1000 }'
+
+echo "== 3. restarts under traffic (p1a -> p2a, 100 pps)"
+before=$(routes)
+target=$(ip_of p2a)
+ip netns exec cib-pod-p1a ping -D -i 0.01 -c 2500 -W 1 "$target" > "$CLUSTER_DIR/ping.txt" 2>&1 &
+pinger=$!
+sleep 1
+for step in "1 felixd KILL" "2 birdd KILL" "1 ipamd KILL" "1 felixd TERM" "2 birdd TERM" "1 ipamd TERM"; do
+  set -- $step
+  echo "restart node$1 $2 (SIG$3)"
+  "$cluster" restart "$1" "$2" "$3"
+  sleep 1
+done
+wait $pinger || true
+summary=$(grep 'packets transmitted' "$CLUSTER_DIR/ping.txt")
+echo "$summary"
+# Longest gap between consecutive replies (ping -D prints [epoch] per reply).
+gap=$(grep -o '^\[[0-9.]*\]' "$CLUSTER_DIR/ping.txt" | tr -d '[]' |
+      awk 'NR>1 { d = $1 - prev; if (d > m) m = d } { prev = $1 } END { printf "%.0f", m * 1000 }')
+echo "longest gap between replies: ${gap} ms (10 ms between requests)"
+sent=$(awk '{print $1}' <<< "$summary")
+received=$(awk '{print $4}' <<< "$summary")
+[ "$sent" = "$received" ] || fail "lost $((sent - received)) of $sent packets during the restarts"
+after=$(routes)
+[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") || true; fail "routes changed"; }
+
+echo "== 4. 100 pods added and deleted across the nodes"
+declare -A owner=()
+for i in $(seq 100); do
+  n=$(( i % 3 + 1 ))
+  "$cluster" pod-add "$n" "c$i" > /dev/null
+  ip=$(ip_of "c$i")
+  [ -z "${owner[$ip]:-}" ] || fail "address $ip given to c$i while c${owner[$ip]} holds it"
+  owner[$ip]=$i
+  # Every third pod goes again at once, so addresses are released and reused meanwhile.
+  if (( i % 3 == 0 )); then "$cluster" pod-del "c$i"; unset "owner[$ip]"; fi
+done
+for f in "$CLUSTER_DIR"/pods/c*; do "$cluster" pod-del "$(basename "$f")"; done
+for p in late p1a p1b p2a p2b p3a p3b; do "$cluster" pod-del "$p"; done
+check=$("$cluster" calicoctl 1 ipam check)
+echo "$check" | tail -n 2
+grep -q 'found 0 problems' <<< "$check" || fail "ipam check found problems"
+inuse=$("$cluster" calicoctl 1 ipam show | awk -F'|' '/IP Pool/ {print $5}' | awk '{print $1}')
+[ "$inuse" = 0 ] || fail "$inuse addresses still in use after every pod was deleted"
+
+awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "e2e wall time: %.0f s\n", b - a }'
+echo PASS
