@@ -1,0 +1,132 @@
+#include "felixd/nft/layout.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace calico::felixd::nft {
+namespace {
+
+Rule R(std::initializer_list<Expr> exprs) { return Rule{std::vector<Expr>(exprs)}; }
+
+IfnameMatch Workloads(bool input) { return {input, kWorkloadPrefix, true, false}; }
+
+uint64_t Fnv(std::string_view s, uint64_t h = 0xcbf29ce484222325ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+DesiredTable Skeleton(const LayoutOptions& options) {
+  DesiredTable t;
+  t.sets[kFromWepMap] = {SetSpec{kFromWepMap, KeyType::kIfname, false, true}, {}};
+  t.sets[kToWepMap] = {SetSpec{kToWepMap, KeyType::kIfname, false, true}, {}};
+  t.sets[kWepSrc4] = {SetSpec{kWepSrc4, KeyType::kIfnameIpv4, false, false}, {}};
+  t.sets[kWepSrc6] = {SetSpec{kWepSrc6, KeyType::kIfnameIpv6, false, false}, {}};
+
+  Chain forward{"forward", BaseChain{Hook::kForward, 0, true}, {}};
+  forward.rules = {
+      R({CtStateMatch{kCtEstablished | kCtRelated}, Accept()}),
+      R({CtStateMatch{kCtInvalid}, Drop()}),
+      R({Workloads(true), Jump("from-wep")}),
+      R({Workloads(false), Jump("to-wep")}),
+  };
+  Chain input{"input", BaseChain{Hook::kInput, 0, true}, {}};
+  input.rules = {
+      R({CtStateMatch{kCtEstablished | kCtRelated}, Accept()}),
+      R({CtStateMatch{kCtInvalid}, Drop()}),
+  };
+  // IPv6 neighbour and router discovery and MLD to the host are not policy (as upstream).
+  for (uint8_t type : {130, 131, 132, 133, 135, 136}) {
+    input.rules.push_back(
+        R({Workloads(true), L4ProtoMatch{58, false}, IcmpMatch{6, type, -1, false}, Accept()}));
+  }
+  input.rules.push_back(R({Workloads(true), Jump("from-wep")}));
+  switch (options.endpoint_to_host) {
+    case EndpointToHost::kDrop:
+      input.rules.push_back(R({Workloads(true), Drop()}));
+      break;
+    case EndpointToHost::kAccept:
+      input.rules.push_back(R({Workloads(true), Accept()}));
+      break;
+    case EndpointToHost::kReturn:
+      break;
+  }
+
+  Chain from{"from-wep", std::nullopt, {}};
+  from.rules = {
+      // Anti-spoofing: (interface, source) must be one of the endpoint's addresses.
+      R({IfaceAddrSetMatch{4, kWepSrc4, true}, Drop()}),
+      R({IfaceAddrSetMatch{6, kWepSrc6, true}, Drop()}),
+      // Encapsulated traffic from workloads (IP-in-IP, VXLAN).
+      R({L4ProtoMatch{4, false}, Drop()}),
+      R({L4ProtoMatch{17, false}, PortMatch{Dir::kDest, 4789, 4789, false}, Drop()}),
+      R({MarkSet{kMarkMask, 0}}),
+      R({IfnameVmap{true, kFromWepMap}}),
+      R({Drop()}),  // an interface felixd does not know: fail closed
+  };
+  Chain to{"to-wep", std::nullopt, {}};
+  to.rules = {
+      R({MarkSet{kMarkMask, 0}}),
+      R({IfnameVmap{false, kToWepMap}}),
+      R({Drop()}),
+  };
+  for (Chain* c : {&forward, &input, &from, &to}) t.chains[c->name] = std::move(*c);
+  return t;
+}
+
+std::string GroupChainName(bool ingress, const EndpointPolicies& policies) {
+  uint64_t h = Fnv(ingress ? "in" : "out");
+  for (const TierChains& tier : policies.tiers) {
+    h = Fnv(tier.pass_at_end ? "|tier-pass|" : "|tier|", h);
+    for (const std::string& p : tier.policy_chains) h = Fnv(absl::StrCat(p, ","), h);
+  }
+  h = Fnv("|profiles|", h);
+  for (const std::string& p : policies.profile_chains) h = Fnv(absl::StrCat(p, ","), h);
+  return absl::StrFormat("%s-%016x", ingress ? "tw" : "fw", h);
+}
+
+Chain GroupChain(bool ingress, const EndpointPolicies& policies) {
+  Chain c{GroupChainName(ingress, policies), std::nullopt, {}};
+  const Rule allowed_return = R({MarkMatch{kMarkAccept, kMarkAccept, false}, Return()});
+  bool first_tier = true;
+  for (const TierChains& tier : policies.tiers) {
+    if (!first_tier) c.rules.push_back(R({MarkSet{kMarkPass, 0}}));
+    first_tier = false;
+    bool first_policy = true;
+    for (const std::string& policy : tier.policy_chains) {
+      // After a Pass, the rest of the tier is skipped.
+      if (first_policy) c.rules.push_back(R({Jump(policy)}));
+      else c.rules.push_back(R({MarkMatch{kMarkPass, 0, false}, Jump(policy)}));
+      c.rules.push_back(allowed_return);
+      first_policy = false;
+    }
+    if (!tier.pass_at_end) c.rules.push_back(R({MarkMatch{kMarkPass, 0, false}, Drop()}));
+  }
+  if (!policies.tiers.empty()) c.rules.push_back(R({MarkSet{kMarkPass, 0}}));
+  for (const std::string& profile : policies.profile_chains) {
+    c.rules.push_back(R({Jump(profile)}));
+    c.rules.push_back(allowed_return);
+  }
+  c.rules.push_back(R({Drop()}));
+  return c;
+}
+
+void AddEndpoint(DesiredTable& table, const Endpoint& endpoint) {
+  for (bool ingress : {true, false}) {
+    const EndpointPolicies& p = ingress ? endpoint.ingress : endpoint.egress;
+    std::string name = GroupChainName(ingress, p);
+    if (!table.chains.contains(name)) table.chains[name] = GroupChain(ingress, p);
+    table.sets[ingress ? kToWepMap : kFromWepMap].elements[endpoint.ifname] =
+        absl::StrCat("goto ", name);
+  }
+  for (const std::string& a : endpoint.addresses) {
+    bool v6 = a.find(':') != std::string::npos;
+    table.sets[v6 ? kWepSrc6 : kWepSrc4].elements[absl::StrCat(endpoint.ifname, " . ", a)] = "";
+  }
+}
+
+}  // namespace calico::felixd::nft

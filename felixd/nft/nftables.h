@@ -1,0 +1,120 @@
+#pragma once
+// felixd/nft/nftables.h — the narrow seam through which felixd programs its nftables table
+// (`inet calico`), in our own value types rather than libnftnl's or nft syntax.
+// Owns: nothing; implementations are MnlNftables (real: libnftnl + libmnl batches) and
+// FakeNftables (tests).
+// Never: touches another table; deletes and recreates the table (a restart adopts it: read,
+// diff, apply the difference); applies half a delta — every Apply is one nftables transaction
+// (NFNL_MSG_BATCH_BEGIN ... END), committed whole or not at all.
+// Recognising our rules after a restart: each rule carries the comment RuleTag(rule) =
+// "cali:<16 hex of its text's FNV-1a 64>" (upstream Felix tags iptables rules the same way);
+// Read returns the tags, so drift (a rule edited, inserted, removed) shows as a tag mismatch.
+// Errors: ErrnoError(<kernel errno>, "<NFT_MSG_* object>") — the fake uses the same codes.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "felixd/nft/rule.h"
+
+namespace calico::felixd::nft {
+
+inline constexpr char kTableName[] = "calico";  // family inet
+
+// Keys of the sets and maps we use. Element keys are text in nft's syntax, canonicalised by
+// CanonicalKey (elements.h): kIpv4 "10.65.0.3" (interval sets: "10.65.0.0/16"),
+// kIfnameIpv4 "cali1234 . 10.65.0.3", kIpv4ProtoPort "10.65.0.3 . 6 . 8080", kPort "80" or
+// (interval) "8000-9000", kIfname "cali1234".
+enum class KeyType {
+  kIpv4,
+  kIpv6,
+  kIfname,
+  kIfnameIpv4,
+  kIfnameIpv6,
+  kIpv4ProtoPort,
+  kIpv6ProtoPort,
+  kPort,
+};
+std::string_view KeyTypeName(KeyType type);  // "ipv4_addr", "ifname . ipv4_addr", ...
+
+struct SetSpec {
+  std::string name;
+  KeyType key = KeyType::kIpv4;
+  bool interval = false;     // flags interval: prefixes / ranges
+  bool verdict_map = false;  // `map { type <key> : verdict }`; elements carry a verdict
+  bool operator==(const SetSpec&) const = default;
+};
+
+// A set's contents: key → verdict ("" for plain sets; "jump c", "goto c", "drop", "accept"
+// for verdict maps).
+using Elements = std::map<std::string, std::string>;
+
+enum class Hook { kNone, kForward, kInput, kOutput };
+struct BaseChain {
+  Hook hook = Hook::kForward;
+  int priority = 0;  // filter
+  bool policy_accept = true;
+  bool operator==(const BaseChain&) const = default;
+};
+
+struct Chain {
+  std::string name;
+  std::optional<BaseChain> base;  // absent: a regular chain (jump/goto target)
+  std::vector<Rule> rules;
+  bool operator==(const Chain&) const = default;
+};
+
+// One transaction. The implementation orders it so that references resolve: chains are added
+// (empty) first, replaced chains are flushed, element deletes, chain deletes (flushed first),
+// set deletes, set adds, element adds, and last the rules of replaced chains.
+struct ElementChange {
+  std::string set;
+  std::string key;
+  std::string verdict;  // maps only
+  bool operator==(const ElementChange&) const = default;
+};
+struct Delta {
+  bool add_table = false;                 // idempotent
+  std::vector<SetSpec> add_sets;          // new sets (a changed spec: delete, then add)
+  std::vector<Chain> put_chains;          // created when missing, else flushed and refilled
+  std::vector<ElementChange> delete_elements;
+  std::vector<ElementChange> add_elements;
+  std::vector<std::string> delete_chains;
+  std::vector<std::string> delete_sets;
+  bool empty() const;
+  size_t size() const;  // objects touched, for logs and metrics
+};
+
+// What Read finds in the kernel.
+struct ChainState {
+  std::optional<BaseChain> base;
+  std::vector<std::string> rule_tags;  // RuleTag of each rule in order; "" for a rule without one
+  bool operator==(const ChainState&) const = default;
+};
+struct SetState {
+  SetSpec spec;
+  Elements elements;
+  bool operator==(const SetState&) const = default;
+};
+struct TableState {
+  std::map<std::string, SetState> sets;
+  std::map<std::string, ChainState> chains;
+  bool operator==(const TableState&) const = default;
+};
+
+// All calls act on the namespace the implementation was opened in. Not thread-safe: felixd's
+// event-loop thread is the only caller.
+class Nftables {
+ public:
+  virtual ~Nftables() = default;
+  // One transaction: all of `delta` or nothing (then the error names the first failing part).
+  virtual absl::Status Apply(const Delta& delta) = 0;
+  // The whole table `inet calico`; nullopt when it does not exist.
+  virtual absl::StatusOr<std::optional<TableState>> Read() = 0;
+};
+
+}  // namespace calico::felixd::nft
