@@ -1,0 +1,93 @@
+#pragma once
+// The selection index: what the nftables backend programs, computed from the model with the
+// same matcher Explain uses.
+//  - per policy and direction, the workload endpoints it applies to;
+//  - per endpoint and direction, its tiers with their ordered policies (endpoints with equal
+//    lists can share chains), and its profiles;
+//  - per rule selector (EntitySelector::Key(), notSelectors as Scope::kAll selectors), the member
+//    addresses: endpoint addresses and network set nets;
+//  - per named port (name, protocol), the (address, port) members.
+// Diff() between two indexes says what changed, so a single change programs only its delta.
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "felixd/policy/model.h"
+
+namespace calico::felixd::policy {
+
+struct TierPolicies {
+  std::string tier;
+  TierDefault default_action = TierDefault::kDeny;
+  std::vector<std::string> policies;  // Policy::Id(), in evaluation order
+  bool operator==(const TierPolicies&) const = default;
+};
+
+struct EndpointPolicies {
+  std::vector<TierPolicies> ingress;  // only tiers with at least one policy selecting the endpoint
+  std::vector<TierPolicies> egress;
+  std::vector<std::string> profiles;
+  const std::vector<TierPolicies>& For(Direction d) const {
+    return d == Direction::kIngress ? ingress : egress;
+  }
+  bool operator==(const EndpointPolicies&) const = default;
+};
+
+struct NamedPortMember {
+  net::Prefix address;
+  int port = 0;
+  auto operator<=>(const NamedPortMember&) const = default;
+};
+
+using IpSet = std::set<net::Prefix>;
+
+class SelectionIndex {
+ public:
+  static SelectionIndex Build(const Model& model);
+
+  // Endpoint ids a policy applies to in a direction (empty for an unknown policy).
+  const std::set<std::string>& Selected(const std::string& policy_id, Direction direction) const;
+  // An endpoint's policies (empty for an unknown endpoint).
+  const EndpointPolicies& PoliciesOf(const std::string& endpoint_id) const;
+  // Members of a rule selector's set, by EntitySelector::Key() (empty when unknown).
+  const IpSet& Members(const std::string& selector_key) const;
+  const std::set<NamedPortMember>& NamedPortMembers(const std::string& name, int protocol) const;
+
+  const std::map<std::string, EndpointPolicies>& endpoints() const { return endpoints_; }
+  const std::map<std::string, IpSet>& ip_sets() const { return ip_sets_; }
+  // Selector keys each policy's rules use (what must exist before its chain).
+  const std::map<std::string, std::set<std::string>>& policy_sets() const { return policy_sets_; }
+  const std::map<std::string, std::set<NamedPortMember>>& named_port_sets() const { return named_ports_; }
+
+ private:
+  std::map<std::string, std::set<std::string>> selected_ingress_;
+  std::map<std::string, std::set<std::string>> selected_egress_;
+  std::map<std::string, EndpointPolicies> endpoints_;
+  std::map<std::string, IpSet> ip_sets_;
+  std::map<std::string, std::set<std::string>> policy_sets_;
+  std::map<std::string, std::set<NamedPortMember>> named_ports_;  // "name/protocol"
+};
+
+// The key of a notSelector's set (a label selector over all entities).
+std::string NotSelectorKey(const Selector& not_selector);
+
+struct IpSetDelta {
+  std::vector<net::Prefix> added;
+  std::vector<net::Prefix> removed;
+};
+
+struct SelectionDelta {
+  std::vector<std::string> endpoints_changed;  // added, removed, or policy lists changed
+  std::vector<std::string> policies_reselected;  // their endpoint sets changed
+  std::vector<std::string> sets_added;           // new selector keys (all members new)
+  std::vector<std::string> sets_removed;
+  std::map<std::string, IpSetDelta> sets_changed;  // existing sets whose members changed
+  std::vector<std::string> named_ports_changed;    // "name/protocol"
+  bool empty() const;
+};
+
+SelectionDelta Diff(const SelectionIndex& before, const SelectionIndex& after);
+
+}  // namespace calico::felixd::policy
