@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "felixd/policy/match.h"
 #include "felixd/policy/model.h"
 
 namespace calico::felixd::policy {
@@ -43,6 +44,21 @@ struct NamedPortMember {
 
 using IpSet = std::set<net::Prefix>;
 
+struct IpSetDelta {
+  std::vector<net::Prefix> added;
+  std::vector<net::Prefix> removed;
+};
+
+struct SelectionDelta {
+  std::vector<std::string> endpoints_changed;  // added, removed, or policy lists changed
+  std::vector<std::string> policies_reselected;  // their endpoint sets changed
+  std::vector<std::string> sets_added;           // new selector keys (all members new)
+  std::vector<std::string> sets_removed;
+  std::map<std::string, IpSetDelta> sets_changed;  // existing sets whose members changed
+  std::vector<std::string> named_ports_changed;    // "name/protocol"
+  bool empty() const;
+};
+
 class SelectionIndex {
  public:
   static SelectionIndex Build(const Model& model);
@@ -61,7 +77,29 @@ class SelectionIndex {
   const std::map<std::string, std::set<std::string>>& policy_sets() const { return policy_sets_; }
   const std::map<std::string, std::set<NamedPortMember>>& named_port_sets() const { return named_ports_; }
 
+  // Incremental: after the model's endpoint (network set) with this id was added, changed or
+  // removed, recomputes only that entity (its policy lists, its set and named-port memberships:
+  // O(policies + sets)) and returns what changed, as Diff(before, Build(model)) would. An
+  // endpoint's change never changes another endpoint's lists. Policy, profile (namespace
+  // labels) and tier changes: Build() again and Diff().
+  SelectionDelta UpdateEndpoint(const Model& model, const std::string& endpoint_id);
+  SelectionDelta UpdateNetworkSet(const Model& model, const std::string& set_id);
+
  private:
+  struct EntityRecord {
+    std::vector<net::Prefix> addresses;
+    std::vector<NamedPort> ports;
+  };
+  SelectionDelta UpdateEntity(const Model& model, const std::string& entity_key, const EntityView* view);
+
+  // Bookkeeping for UpdateEndpoint/UpdateNetworkSet.
+  std::map<std::string, EntitySelector> selectors_;               // key → selector, keys in use
+  std::map<std::string, std::map<net::Prefix, int>> set_counts_;  // entities contributing each member
+  std::map<std::string, std::set<std::string>> entity_sets_;      // entity key → set keys it is in
+  std::map<std::string, EntityRecord> entities_;
+  std::map<std::string, std::pair<std::string, int>> named_keys_;  // "name/protocol" → (name, protocol)
+  std::map<std::string, std::map<NamedPortMember, int>> named_counts_;
+
   std::map<std::string, std::set<std::string>> selected_ingress_;
   std::map<std::string, std::set<std::string>> selected_egress_;
   std::map<std::string, EndpointPolicies> endpoints_;
@@ -72,21 +110,6 @@ class SelectionIndex {
 
 // The key of a notSelector's set (a label selector over all entities).
 std::string NotSelectorKey(const Selector& not_selector);
-
-struct IpSetDelta {
-  std::vector<net::Prefix> added;
-  std::vector<net::Prefix> removed;
-};
-
-struct SelectionDelta {
-  std::vector<std::string> endpoints_changed;  // added, removed, or policy lists changed
-  std::vector<std::string> policies_reselected;  // their endpoint sets changed
-  std::vector<std::string> sets_added;           // new selector keys (all members new)
-  std::vector<std::string> sets_removed;
-  std::map<std::string, IpSetDelta> sets_changed;  // existing sets whose members changed
-  std::vector<std::string> named_ports_changed;    // "name/protocol"
-  bool empty() const;
-};
 
 SelectionDelta Diff(const SelectionIndex& before, const SelectionIndex& after);
 

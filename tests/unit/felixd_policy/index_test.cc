@@ -230,6 +230,81 @@ spec:
   CHECK(d.endpoints_changed == std::vector<std::string>{kDevClient});
 }
 
+void RequireSame(const SelectionIndex& got, const SelectionIndex& want, const Model& m) {
+  CHECK(got.endpoints() == want.endpoints());
+  CHECK(got.ip_sets() == want.ip_sets());
+  CHECK(got.named_port_sets() == want.named_port_sets());
+  CHECK(got.policy_sets() == want.policy_sets());
+  for (const auto& [id, _] : m.policies()) {
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      INFO(id);
+      CHECK(got.Selected(id, d) == want.Selected(id, d));
+    }
+  }
+}
+
+void RequireSameDelta(const SelectionDelta& got, const SelectionDelta& want) {
+  CHECK(got.endpoints_changed == want.endpoints_changed);
+  CHECK(got.policies_reselected == want.policies_reselected);
+  CHECK(got.sets_added == want.sets_added);
+  CHECK(got.sets_removed == want.sets_removed);
+  REQUIRE(got.sets_changed.size() == want.sets_changed.size());
+  for (const auto& [key, delta] : want.sets_changed) {
+    INFO(key);
+    REQUIRE(got.sets_changed.count(key));
+    CHECK(got.sets_changed.at(key).added == delta.added);
+    CHECK(got.sets_changed.at(key).removed == delta.removed);
+  }
+  CHECK(got.named_ports_changed == want.named_ports_changed);
+}
+
+TEST_CASE("index update: one endpoint or network set at a time equals a full rebuild", "[unit][policy][index]") {
+  World w = IndexCluster();
+  SelectionIndex idx = SelectionIndex::Build(w.model);
+  auto step = [&](const std::string& what, auto change, bool is_set, const std::string& id) {
+    INFO(what);
+    SelectionIndex before = SelectionIndex::Build(w.model);
+    change();
+    SelectionIndex want = SelectionIndex::Build(w.model);
+    SelectionDelta got = is_set ? idx.UpdateNetworkSet(w.model, id) : idx.UpdateEndpoint(w.model, id);
+    RequireSame(idx, want, w.model);
+    RequireSameDelta(got, Diff(before, want));
+    return got;
+  };
+  SelectionDelta d = step("new pod matching web-in's selector", [&] { w.Pod("prod", "db2", "10.0.1.5", {{"app", "db"}}); },
+                          false, "prod/node1-k8s-db2-eth0");
+  CHECK_FALSE(d.sets_changed.empty());
+  step("pod relabelled", [&] { w.Pod("dev", "client", "10.0.2.1", {{"app", "web"}}); }, false, kDevClient);
+  step("selected pod relabelled out", [&] { w.Pod("prod", "web", "10.0.1.1", {{"app", "other"}}, "", {{"http", "TCP", 8080}}); },
+       false, kProdWeb);
+  d = step("named port renumbered", [&] { w.Pod("prod", "web", "10.0.1.1", {{"app", "web"}}, "", {{"http", "TCP", 8081}}); },
+           false, kProdWeb);
+  CHECK(d.named_ports_changed == std::vector<std::string>{"http/6"});
+  d = step("unchanged pod re-applied", [&] { w.Pod("prod", "web", "10.0.1.1", {{"app", "web"}}, "", {{"http", "TCP", 8081}}); },
+           false, kProdWeb);
+  CHECK(d.empty());
+  step("pod deleted", [&] { w.RemovePod("prod", "db"); }, false, kProdDb);
+  step("network set added", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: ext2, labels: {role: ext}}
+spec: {nets: [198.51.100.0/24, 203.0.113.0/24]}
+)");
+  }, true, "ext2");
+  step("overlapping network set deleted keeps the other's member", [&] {
+    w.Delete("projectcalico.org/v3", "GlobalNetworkSet", "", "ext");
+  }, true, "ext");
+  step("network set relabelled", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: ext2, labels: {role: other}}
+spec: {nets: [198.51.100.0/24]}
+)");
+  }, true, "ext2");
+}
+
 TEST_CASE("model is path independent: the same resources in another order", "[unit][policy][index]") {
   World a = IndexCluster();
   World b;
