@@ -1,0 +1,327 @@
+// tests/bench/nft: felixd's nftables writer at 10,000 endpoints and 1,000 policies (issue 6).
+// Builds the table of felixd/nft/layout.h (1,000 policies x 2 directions, a selector set and a
+// net set per policy, endpoints in groups sharing chains), then measures, each in a namespace of
+// its own (root):
+//   - full load through MnlNftables (one batch) and `nft -f` of the same table (the reference);
+//   - p50/p99 of single changes through MnlNftables: a pod joining a selector's set, a label
+//     change (one set out, one set in), a new pod (maps, anti-spoofing, a selector), one policy
+//     chain replaced, and a new policy (its set, its chain, a group chain refilled);
+//   - the same single element change through a long-lived libnftables context, for the choice;
+//   - a full Read and ComputeDelta (the drift refresh).
+// Prints ratios against the issue's targets: p99 <= 5 ms and <= 0.01x the full rebuild.
+
+#include <fcntl.h>
+#include <nftables/libnftables.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "felixd/nft/delta.h"
+#include "felixd/nft/layout.h"
+#include "felixd/nft/mnl_nftables.h"
+#include "tests/support/netns/test_netns.h"
+
+namespace calico::felixd::nft {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ::calico::testing::TestNetns;
+
+const int kEndpoints = getenv("NFT_BENCH_ENDPOINTS") ? atoi(getenv("NFT_BENCH_ENDPOINTS")) : 10000;
+constexpr int kPolicies = 1000;
+constexpr int kGroups = 500;
+constexpr int kMembers = 20;
+constexpr int kIterations = 200;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+std::string Ip(int i) {
+  return absl::StrFormat("10.%d.%d.%d", 64 + (i >> 16), (i >> 8) & 255, i & 255);
+}
+std::string Ifname(int e) { return absl::StrFormat("cali%011d", e); }
+std::string Sel(int p) { return absl::StrCat("sel-", p); }
+std::string Net(int p) { return absl::StrCat("net-", p); }
+std::string PolicyChain(int p, bool ingress) { return absl::StrCat("po-", p, ingress ? "-i" : "-e"); }
+
+std::vector<Rule> PolicyRules(int p, bool ingress, int variant = 0) {
+  Dir peer = ingress ? Dir::kSource : Dir::kDest;
+  return {
+      Rule().Add(AddrSetMatch{4, peer, Sel(p), false}).Add(L4ProtoMatch{6, false})
+          .Add(PortMatch{Dir::kDest, uint16_t(80 + variant), uint16_t(80 + variant), false})
+          .Add(AllowMark()).Add(Return()),
+      Rule().Add(AddrSetMatch{4, peer, Net(p), false}).Add(AllowMark()).Add(Return()),
+      Rule().Add(AddrSetMatch{4, peer, Sel((p + 1) % kPolicies), false}).Add(L4ProtoMatch{17, false})
+          .Add(PortMatch{Dir::kDest, 53, 53, false}).Add(AllowMark()).Add(Return()),
+  };
+}
+
+struct Model {
+  DesiredTable table;
+  std::vector<EndpointPolicies> group_in, group_out;
+};
+
+Model Build() {
+  std::mt19937 rng(1);
+  Model m;
+  m.table = Skeleton();
+  DesiredTable& t = m.table;
+  for (int p = 0; p < kPolicies; ++p) {
+    DesiredSet sel{SetSpec{Sel(p), KeyType::kIpv4, false, false}, {}};
+    for (int i = 0; i < kMembers; ++i) sel.elements[Ip(int(rng() % kEndpoints))] = "";
+    t.sets[Sel(p)] = std::move(sel);
+    t.sets[Net(p)] = {SetSpec{Net(p), KeyType::kIpv4, true, false},
+                      {{absl::StrFormat("192.168.%d.0/24", p % 256), ""},
+                       {absl::StrFormat("172.%d.%d.0/24", 16 + p / 256, p % 256), ""}}};
+    for (bool in : {true, false}) {
+      t.chains[PolicyChain(p, in)] = Chain{PolicyChain(p, in), std::nullopt, PolicyRules(p, in)};
+    }
+  }
+  t.chains["pro-kns"] = Chain{"pro-kns", std::nullopt, {Rule().Add(AllowMark()).Add(Return())}};
+  for (int g = 0; g < kGroups; ++g) {
+    for (bool in : {true, false}) {
+      std::vector<int> pols;
+      while (pols.size() < 5) {
+        int p = int(rng() % kPolicies);
+        if (std::find(pols.begin(), pols.end(), p) == pols.end()) pols.push_back(p);
+      }
+      std::sort(pols.begin(), pols.end());
+      EndpointPolicies ep;
+      ep.tiers.push_back(TierChains{{PolicyChain(pols[0], in), PolicyChain(pols[1], in)}, true});
+      ep.tiers.push_back(TierChains{{PolicyChain(pols[2], in), PolicyChain(pols[3], in),
+                                     PolicyChain(pols[4], in)}, false});
+      ep.profile_chains = {"pro-kns"};
+      (in ? m.group_in : m.group_out).push_back(ep);
+    }
+  }
+  for (int e = 0; e < kEndpoints; ++e) {
+    AddEndpoint(t, Endpoint{Ifname(e), {Ip(e)}, m.group_in[e % kGroups], m.group_out[e % kGroups]});
+  }
+  return m;
+}
+
+struct Stats {
+  double p50 = 0, p99 = 0, max = 0;
+};
+Stats Percentiles(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * double(v.size())))]; };
+  return {at(0.5), at(0.99), v.back()};
+}
+
+void Check(const absl::Status& s, std::string_view what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "nft_bench: %s: %s\n", std::string(what).c_str(), s.ToString().c_str());
+    std::exit(1);
+  }
+}
+
+// Runs `change(i)` kIterations times, each one transaction; returns its latency distribution.
+Stats Measure(MnlNftables& nft, const std::function<Delta(int)>& change) {
+  std::vector<double> ms;
+  for (int i = 0; i < kIterations; ++i) {
+    Delta d = change(i);
+    auto t0 = Clock::now();
+    Check(nft.Apply(d), "single change");
+    ms.push_back(Ms(Clock::now() - t0));
+  }
+  return Percentiles(ms);
+}
+
+int Main() {
+  if (!::calico::testing::IsRoot()) {
+    std::fprintf(stderr, "nft_bench: needs root (namespaces)\n");
+    return 1;
+  }
+  auto t0 = Clock::now();
+  Model m = Build();
+  Check(Canonicalize(m.table), "canonicalize");
+  double build_ms = Ms(Clock::now() - t0);
+  size_t elements = 0, rules = 0;
+  for (const auto& [n, s] : m.table.sets) elements += s.elements.size();
+  for (const auto& [n, c] : m.table.chains) rules += c.rules.size();
+  std::printf("table: %d endpoints, %d policies: %zu sets (%zu elements), %zu chains (%zu rules); "
+              "model built in %.0f ms\n",
+              kEndpoints, kPolicies, m.table.sets.size(), elements, m.table.chains.size(), rules,
+              build_ms);
+
+  // Reference: nft -f of the whole table into an empty namespace (median of 3).
+  std::string script = ToNftScript(m.table);
+  std::string path = absl::StrCat("/tmp/nft_bench_", getpid(), ".nft");
+  std::ofstream(path) << script;
+  std::vector<double> nft_f;
+  for (int i = 0; i < 3; ++i) {
+    auto ns = TestNetns::Create("nftb-ref");
+    Check(ns.status(), "netns");
+    auto s = Clock::now();
+    auto r = ns->Exec(absl::StrCat("nft -f ", path));
+    nft_f.push_back(Ms(Clock::now() - s));
+    if (r.status != 0) {
+      std::fprintf(stderr, "nft -f failed: %s\n", r.output.substr(0, 2000).c_str());
+      return 1;
+    }
+  }
+  std::sort(nft_f.begin(), nft_f.end());
+  double full_ref = nft_f[1];
+  std::printf("full rebuild, nft -f (%zu KiB script):      %8.1f ms (median of 3)\n",
+              script.size() / 1024, full_ref);
+
+  // Full load through MnlNftables (median of 3, fresh namespaces); keep the last one.
+  std::vector<double> full;
+  std::optional<TestNetns> node;
+  std::unique_ptr<MnlNftables> nft;
+  for (int i = 0; i < 3; ++i) {
+    auto ns = TestNetns::Create("nftb-node");
+    Check(ns.status(), "netns");
+    auto w = MnlNftables::Open(ns->path());
+    Check(w.status(), "open");
+    Delta d = ComputeDelta(m.table, std::nullopt);
+    auto s = Clock::now();
+    Check((*w)->Apply(d), "full load");
+    full.push_back(Ms(Clock::now() - s));
+    if (i == 2) {
+      std::printf("full load, MnlNftables (one %zu KiB batch): %8.1f ms",
+                  (*w)->last_batch_bytes() / 1024, 0.0);
+      node.emplace(std::move(*ns));
+      nft = std::move(*w);
+    }
+  }
+  std::sort(full.begin(), full.end());
+  std::printf("\rfull load, MnlNftables (one %zu KiB batch): %8.1f ms (median of 3; %.2fx nft -f)\n",
+              nft->last_batch_bytes() / 1024, full[1], full[1] / full_ref);
+
+  // Drift refresh: read everything back and diff.
+  auto rs = Clock::now();
+  auto state = nft->Read();
+  Check(state.status(), "read");
+  double read_ms = Ms(Clock::now() - rs);
+  auto ds = Clock::now();
+  Delta none = ComputeDelta(m.table, *state);
+  double diff_ms = Ms(Clock::now() - ds);
+  std::printf("drift refresh: Read %.1f ms, ComputeDelta %.1f ms, delta %s\n", read_ms, diff_ms,
+              none.empty() ? "empty (adopted as is)" : "NOT EMPTY");
+
+  struct Row {
+    std::string name;
+    Stats s;
+  };
+  std::vector<Row> rows;
+  // 1. A pod joins an existing selector's set (and leaves again on odd iterations).
+  rows.push_back({"pod joins a selector set (1 element)", Measure(*nft, [&](int i) {
+                    Delta d;
+                    ElementChange e{Sel(7), Ip(kEndpoints + 1), ""};
+                    (i % 2 ? d.delete_elements : d.add_elements).push_back(e);
+                    return d;
+                  })});
+  // 2. A label change: the pod leaves one selector and joins another.
+  rows.push_back({"label change (1 set out, 1 set in)", Measure(*nft, [&](int i) {
+                    Delta d;
+                    int from = i % 2 ? 9 : 8, to = i % 2 ? 8 : 9;
+                    d.delete_elements.push_back({Sel(from), Ip(kEndpoints + 2), ""});
+                    d.add_elements.push_back({Sel(to), Ip(kEndpoints + 2), ""});
+                    if (i == 0) d.delete_elements.clear();
+                    return d;
+                  })});
+  // 3. A new pod on the node (and its removal): both maps, anti-spoofing, one selector.
+  rows.push_back({"pod added/removed (4 elements)", Measure(*nft, [&](int i) {
+                    Delta d;
+                    int e = kEndpoints + 10;
+                    auto& list = i % 2 ? d.delete_elements : d.add_elements;
+                    list.push_back({kFromWepMap, Ifname(e), absl::StrCat("goto ", GroupChainName(false, m.group_out[3]))});
+                    list.push_back({kToWepMap, Ifname(e), absl::StrCat("goto ", GroupChainName(true, m.group_in[3]))});
+                    list.push_back({kWepSrc4, absl::StrCat(Ifname(e), " . ", Ip(e)), ""});
+                    list.push_back({Sel(11), Ip(e), ""});
+                    return d;
+                  })});
+  // 4. One policy's rules change: its ingress chain replaced (flush + 3 rules).
+  rows.push_back({"policy chain replaced (flush + 3 rules)", Measure(*nft, [&](int i) {
+                    Delta d;
+                    d.put_chains.push_back(Chain{PolicyChain(5, true), std::nullopt,
+                                                 PolicyRules(5, true, (i % 2) + 1)});
+                    return d;
+                  })});
+  // 5. A new policy: its selector set (20 members), its chain, one group chain refilled to use
+  //    it; removed again on odd iterations.
+  rows.push_back({"new policy (set, chain, group chain)", Measure(*nft, [&](int i) {
+                    Delta d;
+                    std::string set = "sel-new", chain = "po-new-i";
+                    EndpointPolicies with = m.group_in[0];
+                    with.tiers.back().policy_chains.push_back(chain);
+                    Chain group = GroupChain(true, m.group_in[0]);
+                    if (i % 2 == 0) {
+                      d.add_sets.push_back(SetSpec{set, KeyType::kIpv4, false, false});
+                      for (int k = 0; k < kMembers; ++k) d.add_elements.push_back({set, Ip(k * 7), ""});
+                      d.put_chains.push_back(Chain{chain, std::nullopt,
+                          {Rule().Add(AddrSetMatch{4, Dir::kSource, set, false}).Add(AllowMark()).Add(Return())}});
+                      Chain g2 = GroupChain(true, with);
+                      g2.name = group.name;  // refill the group's chain in place
+                      d.put_chains.push_back(g2);
+                    } else {
+                      d.put_chains.push_back(group);
+                      d.delete_chains.push_back(chain);
+                      d.delete_sets.push_back(set);
+                    }
+                    return d;
+                  })});
+
+  // The same single element change through a long-lived libnftables context (the alternative).
+  std::vector<double> lib;
+  {
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int target = open(node->path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) != 0) {
+      std::fprintf(stderr, "setns failed\n");
+      return 1;
+    }
+    nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+    nft_ctx_buffer_output(ctx);
+    nft_ctx_buffer_error(ctx);
+    if (setns(self, CLONE_NEWNET) != 0) std::abort();
+    close(self);
+    close(target);
+    for (int i = 0; i < 20; ++i) {
+      std::string cmd = absl::StrCat(i % 2 ? "delete" : "add", " element inet calico ", Sel(7),
+                                     " { ", Ip(kEndpoints + 1), " }");
+      auto s = Clock::now();
+      if (nft_run_cmd_from_buffer(ctx, cmd.c_str()) != 0) {
+        std::fprintf(stderr, "libnftables: %s\n", nft_ctx_get_error_buffer(ctx));
+        return 1;
+      }
+      lib.push_back(Ms(Clock::now() - s));
+    }
+    nft_ctx_free(ctx);
+  }
+  Stats libs = Percentiles(lib);
+
+  std::printf("\nsingle changes at %d endpoints / %d policies, %d each (ms):\n", kEndpoints,
+              kPolicies, kIterations);
+  std::printf("  %-44s %8s %8s %8s %12s\n", "", "p50", "p99", "max", "p99/nft -f");
+  bool ok = true;
+  for (const Row& r : rows) {
+    double ratio = r.s.p99 / full_ref;
+    ok = ok && r.s.p99 <= 5.0 && ratio <= 0.01;
+    std::printf("  %-44s %8.3f %8.3f %8.3f %12.5f\n", r.name.c_str(), r.s.p50, r.s.p99, r.s.max,
+                ratio);
+  }
+  std::printf("  %-44s %8.3f %8.3f %8.3f %12.5f\n", "libnftables ctx: 1 element (20 runs)", libs.p50,
+              libs.p99, libs.max, libs.p99 / full_ref);
+  std::printf("\ntargets (p99 <= 5 ms and <= 0.01x nft -f) for MnlNftables: %s\n",
+              ok ? "met" : "NOT met");
+  std::remove(path.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace calico::felixd::nft
+
+int main() { return calico::felixd::nft::Main(); }

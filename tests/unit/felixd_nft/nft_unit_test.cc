@@ -1,0 +1,234 @@
+// felixd/nft without a kernel: the element codec, rule rendering and tags, ComputeDelta, the
+// table layout, and FakeNftables' kernel behaviour (the integration tests hold MnlNftables to
+// the same cases on a real kernel).
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+
+#include "felixd/nft/delta.h"
+#include "felixd/nft/elements.h"
+#include "felixd/nft/fake_nftables.h"
+#include "felixd/nft/layout.h"
+
+namespace calico::felixd::nft {
+namespace {
+
+std::string Canon(KeyType t, bool interval, std::string_view k) {
+  auto c = CanonicalKey(t, interval, k);
+  REQUIRE(c.ok());
+  return *c;
+}
+
+TEST_CASE("element keys canonicalise and round-trip through kernel bytes", "[unit][nft]") {
+  CHECK(Canon(KeyType::kIpv4, false, "10.65.0.3") == "10.65.0.3");
+  CHECK(Canon(KeyType::kIpv6, false, "FD00:0::3") == "fd00::3");
+  CHECK(Canon(KeyType::kIfnameIpv4, false, "cali1 . 10.0.0.1") == "cali1 . 10.0.0.1");
+  CHECK(Canon(KeyType::kIpv4ProtoPort, false, "10.0.0.1 . 6 . 080") == "10.0.0.1 . 6 . 80");
+  CHECK(Canon(KeyType::kIpv4, true, "10.65.1.7/16") == "10.65.0.0/16");
+  CHECK(Canon(KeyType::kIpv4, true, "10.65.1.7") == "10.65.1.7");
+  CHECK(Canon(KeyType::kPort, true, "80-80") == "80");
+  CHECK(!CanonicalKey(KeyType::kIfname, false, "a-name-longer-than-15").ok());
+  CHECK(!CanonicalKey(KeyType::kIpv4, false, "fd00::1").ok());
+  CHECK(!CanonicalKey(KeyType::kIfnameIpv4, true, "cali1 . 10.0.0.0/8").ok());
+
+  auto bytes = EncodeKey(KeyType::kIpv4ProtoPort, "10.0.0.1 . 6 . 80");
+  REQUIRE(bytes.ok());
+  CHECK(*bytes == std::string("\x0a\x00\x00\x01\x06\x00\x00\x00\x00\x50\x00\x00", 12));
+  CHECK(DecodeKey(KeyType::kIpv4ProtoPort, *bytes) == "10.0.0.1 . 6 . 80");
+  CHECK(KeyTypeFromNft(NftKeyType(KeyType::kIfnameIpv6), 32) == KeyType::kIfnameIpv6);
+}
+
+TEST_CASE("intervals encode as start and end+1 and join back", "[unit][nft]") {
+  auto iv = EncodeInterval(KeyType::kIpv4, "10.0.0.0/8");
+  REQUIRE(iv.ok());
+  CHECK(iv->start == std::string("\x0a\x00\x00\x00", 4));
+  CHECK(iv->end == std::string("\x0b\x00\x00\x00", 4));
+  auto top = EncodeInterval(KeyType::kIpv4, "255.0.0.0/8");
+  REQUIRE(top.ok());
+  CHECK(!top->end.has_value());
+
+  // nft's leading end marker at 0, adjacent intervals, one running to the maximum, a range
+  // that is no prefix (a hand edit).
+  std::vector<std::pair<std::string, bool>> els = {
+      {std::string("\x00\x00\x00\x00", 4), true},  {std::string("\x0a\x00\x00\x00", 4), false},
+      {std::string("\x0b\x00\x00\x00", 4), true},  {std::string("\x0b\x00\x00\x00", 4), false},
+      {std::string("\x0c\x00\x00\x00", 4), true},  {std::string("\x14\x00\x00\x01", 4), false},
+      {std::string("\x14\x00\x00\x04", 4), true},  {std::string("\xff\x00\x00\x00", 4), false},
+  };
+  CHECK(JoinIntervals(KeyType::kIpv4, els) ==
+        std::vector<std::string>{"10.0.0.0/8", "11.0.0.0/8", "20.0.0.1-20.0.0.3", "255.0.0.0/8"});
+  CHECK(JoinIntervals(KeyType::kPort, {{"\x1f\x40", false}, {"\x23\x29", true}}) ==
+        std::vector<std::string>{"8000-9000"});
+}
+
+TEST_CASE("rules render as nft syntax and their tags are stable", "[unit][nft]") {
+  Rule r = Rule()
+               .Add(AddrSetMatch{4, Dir::kSource, "sel-a", true})
+               .Add(L4ProtoMatch{6, false})
+               .Add(PortMatch{Dir::kDest, 80, 90, false})
+               .Add(MarkSet{kMarkPass, kMarkAccept})
+               .Add(Return());
+  CHECK(r.ToString() ==
+        "ip saddr != @sel-a meta l4proto 6 th dport 80-90 meta mark set meta mark & 0xfffdffff | "
+        "0x00010000 return");
+  CHECK(RuleTag(r) == RuleTag(r));
+  CHECK(RuleTag(r).rfind("cali:", 0) == 0);
+  CHECK(RuleTag(r).size() == 21);
+  CHECK(RuleTag(r) != RuleTag(Rule().Add(Drop())));
+  CHECK(ReferencedSets(Rule().Add(IfnameVmap{true, "m"}).Add(NamedPortSetMatch{4, Dir::kDest, "np", false})) ==
+        std::set<std::string>{"m", "np"});
+}
+
+TEST_CASE("group chains: tiers, pass, profiles, and sharing between endpoints", "[unit][nft]") {
+  EndpointPolicies p{{TierChains{{"po-a", "po-b"}, false}, TierChains{{"po-c"}, true}}, {"pro-x"}};
+  Chain c = GroupChain(true, p);
+  std::vector<std::string> text;
+  for (const Rule& r : c.rules) text.push_back(r.ToString());
+  CHECK(text == std::vector<std::string>{
+                    "jump po-a",
+                    "meta mark & 0x00010000 == 0x00010000 return",
+                    "meta mark & 0x00020000 == 0x00000000 jump po-b",
+                    "meta mark & 0x00010000 == 0x00010000 return",
+                    "meta mark & 0x00020000 == 0x00000000 drop",  // end of tier
+                    "meta mark set meta mark & 0xfffdffff",      // next tier
+                    "jump po-c",
+                    "meta mark & 0x00010000 == 0x00010000 return",
+                    "meta mark set meta mark & 0xfffdffff",  // tier passes: on to profiles
+                    "jump pro-x",
+                    "meta mark & 0x00010000 == 0x00010000 return",
+                    "drop",
+                });
+  CHECK(c.name.rfind("tw-", 0) == 0);
+  CHECK(GroupChainName(false, p).rfind("fw-", 0) == 0);
+
+  DesiredTable t = Skeleton();
+  size_t chains = t.chains.size();
+  AddEndpoint(t, Endpoint{"cali1", {"10.0.0.1"}, p, p});
+  AddEndpoint(t, Endpoint{"cali2", {"10.0.0.2", "fd00::2"}, p, p});
+  CHECK(t.chains.size() == chains + 2);  // one group chain per direction, shared
+  CHECK(t.sets[kToWepMap].elements.at("cali2") == "goto " + GroupChainName(true, p));
+  CHECK(t.sets[kWepSrc6].elements.contains("cali2 . fd00::2"));
+  CHECK(t.sets[kWepSrc4].elements.size() == 2);
+}
+
+DesiredTable Sample() {
+  DesiredTable t = Skeleton();
+  t.sets["sel"] = {SetSpec{"sel", KeyType::kIpv4, false, false}, {{"10.0.0.1", ""}}};
+  t.sets["net"] = {SetSpec{"net", KeyType::kIpv4, true, false}, {{"10.1.0.0/16", ""}}};
+  t.chains["po-a"] = Chain{"po-a", std::nullopt,
+                           {Rule().Add(AddrSetMatch{4, Dir::kSource, "sel", false}).Add(AllowMark()).Add(Return()),
+                            Rule().Add(AddrSetMatch{4, Dir::kSource, "net", false}).Add(Drop())}};
+  EndpointPolicies p{{TierChains{{"po-a"}, false}}, {}};
+  AddEndpoint(t, Endpoint{"cali1", {"10.0.0.1"}, p, p});
+  REQUIRE(Canonicalize(t).ok());
+  return t;
+}
+
+TEST_CASE("ComputeDelta: from nothing, nothing to do, and element-level changes", "[unit][nft]") {
+  DesiredTable t = Sample();
+  Delta full = ComputeDelta(t, std::nullopt);
+  CHECK(full.add_table);
+  CHECK(full.add_sets.size() == t.sets.size());
+  CHECK(full.put_chains.size() == t.chains.size());
+  CHECK(ComputeDelta(t, ExpectedState(t)).empty());
+
+  DesiredTable u = t;
+  u.sets["sel"].elements["10.0.0.2"] = "";
+  u.sets["net"].elements.erase("10.1.0.0/16");
+  u.sets[kToWepMap].elements["cali1"] = "drop";
+  Delta d = ComputeDelta(u, ExpectedState(t));
+  CHECK(!d.add_table);
+  CHECK(d.put_chains.empty());
+  CHECK(d.add_elements == std::vector<ElementChange>{{"sel", "10.0.0.2", ""}, {kToWepMap, "cali1", "drop"}});
+  CHECK(d.delete_elements.size() == 2);  // net's prefix, and the map entry's old verdict
+
+  u = t;
+  u.sets["net"].spec.interval = false;
+  u.sets["net"].elements = {{"10.1.0.1", ""}};
+  d = ComputeDelta(u, ExpectedState(t));
+  CHECK(d.delete_sets == std::vector<std::string>{"net"});
+  CHECK(d.add_sets.size() == 1);
+  REQUIRE(d.put_chains.size() == 1);  // po-a uses net
+  CHECK(d.put_chains[0].name == "po-a");
+}
+
+TEST_CASE("FakeNftables applies a delta whole or not at all", "[unit][nft]") {
+  FakeNftables kernel;
+  DesiredTable t = Sample();
+  REQUIRE(kernel.Apply(ComputeDelta(t, std::nullopt)).ok());
+  auto state = kernel.Read();
+  REQUIRE(state.ok());
+  REQUIRE(state->has_value());
+  CHECK(**state == ExpectedState(t));
+
+  Delta bad;
+  bad.add_elements.push_back({"sel", "10.0.0.9", ""});
+  bad.delete_elements.push_back({"sel", "10.0.0.77", ""});  // not there
+  absl::Status s = kernel.Apply(bad);
+  CHECK(absl::IsNotFound(s));
+  CHECK(kernel.ElementsOf("sel")->size() == 1);
+
+  Delta busy;
+  busy.delete_chains.push_back("po-a");  // group chains still jump to it
+  CHECK(absl::IsUnavailable(kernel.Apply(busy)));
+  Delta in_use;
+  in_use.delete_sets.push_back("sel");
+  CHECK(absl::IsUnavailable(kernel.Apply(in_use)));
+  Delta missing_target;
+  missing_target.put_chains.push_back(Chain{"po-a", std::nullopt, {Rule().Add(Jump("nope"))}});
+  CHECK(absl::IsNotFound(kernel.Apply(missing_target)));
+  Delta overlap;
+  overlap.add_elements.push_back({"net", "10.1.2.0/24", ""});
+  CHECK(absl::IsAlreadyExists(kernel.Apply(overlap)));
+  Delta to_base;
+  to_base.add_elements.push_back({kFromWepMap, "cali9", "goto forward"});
+  CHECK(!kernel.Apply(to_base).ok());
+
+  kernel.FailNextApply(ENOBUFS);
+  Delta ok;
+  ok.add_elements.push_back({"sel", "10.0.0.9", ""});
+  CHECK(absl::IsUnavailable(kernel.Apply(ok)));
+  CHECK(kernel.Apply(ok).ok());
+  CHECK(kernel.ElementsOf("sel")->contains("10.0.0.9"));
+}
+
+TEST_CASE("FakeNftables: drift is restored and a restart adopts with no writes", "[unit][nft]") {
+  FakeNftables kernel;
+  DesiredTable t = Sample();
+  REQUIRE(kernel.Apply(ComputeDelta(t, std::nullopt)).ok());
+  size_t written = kernel.objects_written();
+
+  // A restarted writer: read, diff, nothing to do.
+  auto state = kernel.Read();
+  REQUIRE(state.ok());
+  Delta d = ComputeDelta(t, *state);
+  CHECK(d.empty());
+  REQUIRE(kernel.Apply(d).ok());
+  CHECK(kernel.objects_written() == written);
+
+  // Someone flushes a chain, deletes an element and inserts a rule of their own.
+  kernel.FlushChainByHand("po-a");
+  kernel.DeleteElementByHand("sel", "10.0.0.1");
+  kernel.AddRuleByHand("forward", Rule().Add(Accept()));
+  state = kernel.Read();
+  REQUIRE(state.ok());
+  d = ComputeDelta(t, *state);
+  CHECK(d.put_chains.size() == 2);
+  CHECK(d.add_elements == std::vector<ElementChange>{{"sel", "10.0.0.1", ""}});
+  REQUIRE(kernel.Apply(d).ok());
+  state = kernel.Read();
+  REQUIRE(state.ok());
+  CHECK(**state == ExpectedState(t));
+
+  kernel.DeleteTableByHand();
+  state = kernel.Read();
+  REQUIRE(state.ok());
+  CHECK(!state->has_value());
+  REQUIRE(kernel.Apply(ComputeDelta(t, *state)).ok());
+  CHECK(kernel.HasTable());
+  kernel.FailNextRead(EINTR);
+  CHECK(!kernel.Read().ok());
+}
+
+}  // namespace
+}  // namespace calico::felixd::nft
