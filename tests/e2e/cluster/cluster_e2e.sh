@@ -29,6 +29,15 @@ echo "$matrix"
 grep -q BLOCKED <<< "$matrix" && fail "pods cannot reach each other"
 [ "$(grep -o 'ok' <<< "$matrix" | wc -l)" = 30 ] || fail "expected 30 ok cells (6 pods, each to 5 others)"
 
+echo "== diags of every node"
+tarball=$("$cluster" diags)
+for want in node1/node-status.txt node3/birdd.log node2/kernel.txt resources.yaml ipam.txt; do
+  tar -tzf "$tarball" | grep -q "/$want\$" || fail "diags lack $want"
+done
+[ "$(tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -c Established)" = 2 ] ||
+  fail "node2's status in the diags does not show 2 Established peers"
+tar -xzOf "$tarball" --wildcards '*/resources.yaml' | grep -q 'kind: IPPool' || fail "diags lack the IP pools"
+
 echo "== 2. a new pod on node3, reachable from node1's pod"
 t0=$(date +%s.%N)
 "$cluster" pod-add 3 late > /dev/null
