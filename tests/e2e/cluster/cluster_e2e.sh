@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# e2e on the cluster in a box, BGP mode: 3 nodes over a 3-member etcd.
-#  1. every pod reaches every other (2 per node);
+# e2e on the cluster in a box, BGP mode: 3 dual-stack nodes over a 3-member etcd.
+#  1. every pod reaches every other (2 per node), over IPv4 and IPv6;
 #  2. a pod added on node3 is reachable from node1: the time it takes;
 #  3. continuous pod-to-pod traffic across nodes while felixd, birdd and ipamd are SIGKILLed and
 #     restarted, then stopped with SIGTERM and started again (an upgrade): no packet lost, the
@@ -20,7 +20,7 @@ routes() {  # every node's routes but the pods' own /32s, which change with pods
 }
 start=$(date +%s.%N)
 
-"$cluster" up --nodes=3
+"$cluster" up --nodes=3 --ipv6
 for n in 1 2 3; do for p in a b; do "$cluster" pod-add "$n" "p$n$p" > /dev/null; done; done
 
 echo "== 1. connectivity matrix"
@@ -28,6 +28,10 @@ matrix=$("$cluster" matrix)
 echo "$matrix"
 grep -q BLOCKED <<< "$matrix" && fail "pods cannot reach each other"
 [ "$(grep -o 'ok' <<< "$matrix" | wc -l)" = 30 ] || fail "expected 30 ok cells (6 pods, each to 5 others)"
+echo "== 1b. the same over IPv6 (dual-stack pool, MP-BGP)"
+matrix6=$("$cluster" matrix -6)
+echo "$matrix6"
+[ "$(grep -o 'ok' <<< "$matrix6" | wc -l)" = 30 ] || fail "IPv6: expected 30 ok cells"
 
 echo "== diags of every node"
 tarball=$("$cluster" diags)
@@ -35,8 +39,8 @@ listing=$(tar -tzf "$tarball")  # (not piped into grep -q: pipefail and SIGPIPE)
 for want in node1/node-status.txt node3/birdd.log node2/kernel.txt resources.yaml ipam.txt; do
   grep -q "/$want\$" <<< "$listing" || fail "diags lack $want"
 done
-[ "$(tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -c Established)" = 2 ] ||
-  fail "node2's status in the diags does not show 2 Established peers"
+[ "$(tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -c Established)" = 4 ] ||
+  fail "node2's status in the diags does not show 4 Established sessions (IPv4 and IPv6)"
 resources=$(tar -xzOf "$tarball" --wildcards '*/resources.yaml')
 grep -q 'kind: IPPool' <<< "$resources" || fail "diags lack the IP pools"
 
@@ -92,7 +96,7 @@ for p in late p1a p1b p2a p2b p3a p3b; do "$cluster" pod-del "$p"; done
 check=$("$cluster" calicoctl 1 ipam check)
 echo "$check" | tail -n 2
 grep -q 'found 0 problems' <<< "$check" || fail "ipam check found problems"
-inuse=$("$cluster" calicoctl 1 ipam show | awk -F'|' '/IP Pool/ {print $5}' | awk '{print $1}')
+inuse=$("$cluster" calicoctl 1 ipam show | awk -F'|' '/IP Pool/ { split($5, f, " "); n += f[1] } END { print n + 0 }')
 [ "$inuse" = 0 ] || fail "$inuse addresses still in use after every pod was deleted"
 
 awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "e2e wall time: %.0f s\n", b - a }'
