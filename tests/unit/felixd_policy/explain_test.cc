@@ -872,7 +872,7 @@ spec:
   CHECK(w.Tcp(kCache, kDb));
 }
 
-TEST_CASE("calico Log goes on; preDNAT and doNotTrack skip workloads", "[unit][policy][explain][calico]") {
+TEST_CASE("calico Log goes on and preDNAT and doNotTrack skip workloads", "[unit][policy][explain][calico]") {
   World w = Cluster();
   w.Apply(R"(
 apiVersion: projectcalico.org/v3
