@@ -1,0 +1,634 @@
+#include "felixd/policy_compiler/compiler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/net/ip.h"
+
+namespace calico::felixd::policy_compiler {
+namespace {
+
+using policy::Direction;
+using policy::NamedPortMember;
+
+std::string Hash(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return absl::StrFormat("%016x", h);
+}
+
+bool HasPorts(int protocol) {
+  return protocol == policy::kProtoTcp || protocol == policy::kProtoUdp ||
+         protocol == policy::kProtoSctp || protocol == policy::kProtoUdpLite;
+}
+constexpr int kPortProtocols[] = {policy::kProtoTcp, policy::kProtoUdp, policy::kProtoSctp,
+                                  policy::kProtoUdpLite};
+
+std::string AddrText(const net::Prefix& p) {
+  return p.len == p.addr.Bits() ? net::FormatIp(p.addr) : net::FormatCidr(p);
+}
+
+// Interval-set elements of a union of prefixes: prefixes inside another are dropped (the kernel
+// refuses overlapping intervals).
+nft::Elements PrefixElements(const std::vector<net::Prefix>& prefixes, int family) {
+  std::vector<net::Prefix> v;
+  for (const net::Prefix& p : prefixes) {
+    if (p.addr.family == family) v.push_back(net::Masked(p));
+  }
+  std::sort(v.begin(), v.end());
+  nft::Elements out;
+  const net::Prefix* last = nullptr;
+  for (const net::Prefix& p : v) {
+    if (last && net::Contains(*last, p)) continue;
+    out.emplace(AddrText(p), "");
+    last = &p;
+  }
+  return out;
+}
+
+// A disjunct under construction: a conjunction of expressions, the address family it is
+// confined to (0: any) and the L4 protocol it matches (-1: any).
+struct Alt {
+  int family = 0;
+  int proto = -1;
+  std::vector<nft::Expr> exprs;
+};
+using Alts = std::vector<Alt>;  // empty: never matches
+
+Alts Cross(const Alts& a, const Alts& b) {
+  Alts out;
+  for (const Alt& x : a) {
+    for (const Alt& y : b) {
+      if (x.family && y.family && x.family != y.family) continue;
+      if (x.proto >= 0 && y.proto >= 0 && x.proto != y.proto) continue;
+      Alt z = x;
+      z.family = x.family ? x.family : y.family;
+      z.proto = x.proto >= 0 ? x.proto : y.proto;
+      z.exprs.insert(z.exprs.end(), y.exprs.begin(), y.exprs.end());
+      out.push_back(std::move(z));
+    }
+  }
+  return out;
+}
+
+// An interval set (named fields: felixd/nft's SetSpec grows).
+nft::DesiredSet Set(const std::string& name, nft::KeyType key, nft::Elements elements) {
+  nft::DesiredSet s;
+  s.spec.name = name;
+  s.spec.key = key;
+  s.spec.interval = true;
+  s.elements = std::move(elements);
+  return s;
+}
+
+class RuleCompiler {
+ public:
+  explicit RuleCompiler(CompiledRules& out) : out_(out) {}
+
+  Alts Compile(const policy::Rule& r) {
+    if (!r.unsupported.empty()) return {};
+    Alts alts{Alt{}};
+    if (r.ip_version) alts = Cross(alts, {Alt{*r.ip_version, -1, {}}});
+    alts = Cross(alts, Protocols(r));
+    alts = Cross(alts, Icmp(r));
+    for (const policy::RuleSide* side : {&r.source, &r.destination}) {
+      nft::Dir dir = side == &r.source ? nft::Dir::kSource : nft::Dir::kDest;
+      alts = Cross(alts, Addresses(*side, dir));
+    }
+    int named_proto = r.protocol.value_or(policy::kProtoTcp);  // as the index keys them
+    for (const policy::RuleSide* side : {&r.source, &r.destination}) {
+      nft::Dir dir = side == &r.source ? nft::Dir::kSource : nft::Dir::kDest;
+      alts = Cross(alts, Ports(side->ports, dir, named_proto));
+      alts = Cross(alts, NotPorts(side->not_ports, dir, named_proto));
+    }
+    return alts;
+  }
+
+ private:
+  Alts Protocols(const policy::Rule& r) {
+    bool ports = !r.source.ports.empty() || !r.source.not_ports.empty() ||
+                 !r.destination.ports.empty() || !r.destination.not_ports.empty();
+    Alt base;
+    if (r.not_protocol) base.exprs.push_back(nft::L4ProtoMatch{uint8_t(*r.not_protocol), true});
+    if (r.protocol) {
+      if (r.not_protocol && *r.not_protocol == *r.protocol) return {};
+      if (ports && !HasPorts(*r.protocol)) return {};
+      base.proto = *r.protocol;
+      base.exprs = {nft::L4ProtoMatch{uint8_t(*r.protocol), false}};
+      return {base};
+    }
+    if (!ports) return {base};
+    // Ports imply a protocol that has them (Explain: a port criterion fails otherwise).
+    Alts out;
+    for (int p : kPortProtocols) {
+      if (r.not_protocol && *r.not_protocol == p) continue;
+      out.push_back(Alt{0, p, {nft::L4ProtoMatch{uint8_t(p), false}}});
+    }
+    return out;
+  }
+
+  static bool IcmpPossible(const policy::Rule& r, int p) {
+    return (!r.protocol || *r.protocol == p) && (!r.not_protocol || *r.not_protocol != p);
+  }
+
+  Alts Icmp(const policy::Rule& r) {
+    Alts out;
+    if (r.icmp) {
+      for (int p : {policy::kProtoIcmp, policy::kProtoIcmpV6}) {
+        if (!IcmpPossible(r, p)) continue;
+        int family = p == policy::kProtoIcmp ? 4 : 6;
+        Alt a{0, p, {}};
+        if (!r.protocol) a.exprs.push_back(nft::L4ProtoMatch{uint8_t(p), false});
+        a.exprs.push_back(nft::IcmpMatch{family, uint8_t(r.icmp->type), r.icmp->code.value_or(-1), false});
+        out.push_back(std::move(a));
+      }
+    } else {
+      out.push_back(Alt{});
+    }
+    if (!r.not_icmp) return out;
+    // not (ICMP of type T [and code C]): any other protocol, or ICMP of another type, or (with a
+    // code) type T with another code. nft negates each field on its own ("type != T code != C"
+    // is a conjunction), so "type T, code != C" is written as type == T, type != T+1, code != C.
+    Alts neg;
+    if (!r.protocol || !(*r.protocol == policy::kProtoIcmp || *r.protocol == policy::kProtoIcmpV6)) {
+      Alt other;
+      if (!r.protocol) {
+        other.exprs = {nft::L4ProtoMatch{policy::kProtoIcmp, true},
+                       nft::L4ProtoMatch{policy::kProtoIcmpV6, true}};
+      }
+      neg.push_back(std::move(other));
+    }
+    for (int p : {policy::kProtoIcmp, policy::kProtoIcmpV6}) {
+      if (!IcmpPossible(r, p)) continue;
+      int family = p == policy::kProtoIcmp ? 4 : 6;
+      uint8_t type = uint8_t(r.not_icmp->type);
+      Alt a{0, p, {}};
+      if (!r.protocol) a.exprs.push_back(nft::L4ProtoMatch{uint8_t(p), false});
+      Alt b = a;
+      a.exprs.push_back(nft::IcmpMatch{family, type, -1, true});
+      neg.push_back(std::move(a));
+      if (r.not_icmp->code) {
+        b.exprs.push_back(nft::IcmpMatch{family, type, -1, false});
+        b.exprs.push_back(nft::IcmpMatch{family, uint8_t(type + 1), *r.not_icmp->code, true});
+        neg.push_back(std::move(b));
+      }
+    }
+    return Cross(out, neg);
+  }
+
+  std::string NetsSet(const std::vector<net::Prefix>& nets, int family) {
+    nft::Elements e = PrefixElements(nets, family);
+    std::string keys;
+    for (const auto& [k, _] : e) absl::StrAppend(&keys, k, ",");
+    std::string name = absl::StrCat("n", family, "-", Hash(keys));
+    out_.static_sets[name] = Set(name, family == 4 ? nft::KeyType::kIpv4 : nft::KeyType::kIpv6, std::move(e));
+    return name;
+  }
+
+  static bool HasFamily(const std::vector<net::Prefix>& nets, int family) {
+    return std::any_of(nets.begin(), nets.end(),
+                       [&](const net::Prefix& p) { return p.addr.family == family; });
+  }
+
+  Alts Addresses(const policy::RuleSide& side, nft::Dir dir) {
+    Alts alts{Alt{}};
+    if (!side.nets.empty()) {
+      Alts a;
+      for (int f : {4, 6}) {
+        if (HasFamily(side.nets, f)) a.push_back(Alt{f, -1, {nft::AddrSetMatch{f, dir, NetsSet(side.nets, f), false}}});
+      }
+      alts = Cross(alts, a);
+    }
+    if (!side.not_nets.empty()) {
+      Alts a;
+      for (int f : {4, 6}) {
+        Alt x{f, -1, {}};
+        if (HasFamily(side.not_nets, f)) x.exprs.push_back(nft::AddrSetMatch{f, dir, NetsSet(side.not_nets, f), true});
+        a.push_back(std::move(x));
+      }
+      alts = Cross(alts, a);
+    }
+    auto selector = [&](const std::string& key, bool negate) {
+      Alts a;
+      for (int f : {4, 6}) {
+        std::string name = SelectorSetName(key, f);
+        out_.selector_sets[name] = key;
+        a.push_back(Alt{f, -1, {nft::AddrSetMatch{f, dir, name, negate}}});
+      }
+      alts = Cross(alts, a);
+    };
+    if (side.selector) selector(side.selector->Key(), false);
+    if (side.not_selector) selector(policy::NotSelectorKey(*side.not_selector), true);
+    return alts;
+  }
+
+  nft::Expr PortList(const std::vector<policy::PortRange>& ranges, nft::Dir dir, bool negate) {
+    std::vector<policy::PortRange> v = ranges;
+    std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    std::vector<policy::PortRange> merged;
+    for (const policy::PortRange& r : v) {
+      if (!merged.empty() && r.first <= merged.back().last + 1) {
+        merged.back().last = std::max(merged.back().last, r.last);
+      } else {
+        merged.push_back(r);
+      }
+    }
+    if (merged.size() == 1) {
+      return nft::PortMatch{dir, uint16_t(merged[0].first), uint16_t(merged[0].last), negate};
+    }
+    nft::Elements e;
+    for (const policy::PortRange& r : merged) {
+      e.emplace(r.first == r.last ? absl::StrCat(r.first) : absl::StrCat(r.first, "-", r.last), "");
+    }
+    std::string name = absl::StrCat("pt-", Hash(absl::StrJoin(e, ",", absl::PairFormatter("="))));
+    out_.static_sets[name] = Set(name, nft::KeyType::kPort, std::move(e));
+    return nft::PortSetMatch{dir, name, negate};
+  }
+
+  Alts Ports(const policy::Ports& ports, nft::Dir dir, int proto) {
+    if (ports.empty()) return {Alt{}};
+    Alts a;
+    if (!ports.ranges.empty()) a.push_back(Alt{0, -1, {PortList(ports.ranges, dir, false)}});
+    for (const std::string& name : ports.names) {
+      for (int f : {4, 6}) {
+        a.push_back(Alt{f, -1, {nft::NamedPortSetMatch{f, dir, NamedPort(name, proto, f), false}}});
+      }
+    }
+    return a;
+  }
+
+  Alts NotPorts(const policy::Ports& ports, nft::Dir dir, int proto) {
+    if (ports.empty()) return {Alt{}};
+    Alt common;
+    if (!ports.ranges.empty()) common.exprs.push_back(PortList(ports.ranges, dir, true));
+    if (ports.names.empty()) return {common};
+    Alts a;
+    for (int f : {4, 6}) {
+      Alt x = common;
+      x.family = f;
+      for (const std::string& name : ports.names) {
+        x.exprs.push_back(nft::NamedPortSetMatch{f, dir, NamedPort(name, proto, f), true});
+      }
+      a.push_back(std::move(x));
+    }
+    return a;
+  }
+
+  std::string NamedPort(const std::string& name, int proto, int family) {
+    std::string set = NamedPortSetName(name, proto, family);
+    out_.named_port_sets[set] = {name, proto};
+    return set;
+  }
+
+  CompiledRules& out_;
+};
+
+bool ImpliesFamily(const nft::Expr& e) {
+  return std::holds_alternative<nft::AddrSetMatch>(e) ||
+         std::holds_alternative<nft::NamedPortSetMatch>(e) || std::holds_alternative<nft::NfprotoMatch>(e);
+}
+
+}  // namespace
+
+std::string PolicyChainName(const std::string& policy_id, Direction d) {
+  return absl::StrCat(d == Direction::kIngress ? "pi-" : "pe-", Hash(policy_id));
+}
+std::string ProfileChainName(const std::string& profile, Direction d) {
+  return absl::StrCat(d == Direction::kIngress ? "ri-" : "re-", Hash(profile));
+}
+std::string SelectorSetName(const std::string& selector_key, int family) {
+  return absl::StrCat("s", family, "-", Hash(selector_key));
+}
+std::string NamedPortSetName(const std::string& name, int protocol, int family) {
+  return absl::StrCat("p", family, "-", Hash(absl::StrCat(name, "/", protocol)));
+}
+
+CompiledRules CompileRules(const std::vector<policy::Rule>& rules, const Options& options) {
+  CompiledRules out;
+  RuleCompiler rc(out);
+  for (const policy::Rule& r : rules) {
+    for (Alt& alt : rc.Compile(r)) {
+      nft::Rule rule;
+      if (alt.family && std::none_of(alt.exprs.begin(), alt.exprs.end(), ImpliesFamily)) {
+        rule.Add(nft::NfprotoMatch{alt.family});
+      }
+      for (nft::Expr& e : alt.exprs) rule.Add(std::move(e));
+      switch (r.action) {
+        case policy::Action::kAllow:
+          rule.Add(nft::AllowMark()).Add(nft::Return());
+          break;
+        case policy::Action::kPass:
+          rule.Add(nft::PassMark()).Add(nft::Return());
+          break;
+        case policy::Action::kDeny:
+          rule.Add(nft::Drop());
+          break;
+        case policy::Action::kLog:
+          rule.Add(nft::Log{options.log_prefix});
+          break;
+      }
+      out.rules.push_back(std::move(rule));
+    }
+  }
+  return out;
+}
+
+// ---- Compiler ----
+
+const nft::DesiredTable& Compiler::Build(const policy::Model& model,
+                                          const policy::SelectionIndex& index) {
+  table_ = nft::Skeleton(options_.layout);
+  endpoints_.clear();
+  group_refs_.clear();
+  profile_refs_.clear();
+  set_refs_.clear();
+  dynamic_sets_.clear();
+  skeleton_sets_.clear();
+  for (const auto& [name, _] : table_.sets) skeleton_sets_.insert(name);
+  nft::Delta scratch;
+  for (const auto& [id, _] : model.policies()) RenderPolicy(model, index, id, scratch);
+  for (const auto& [id, _] : model.endpoints()) RenderEndpoint(model, index, id, scratch);
+  CollectGarbage(scratch);
+  return table_;
+}
+
+nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionIndex& index,
+                            const policy::SelectionDelta& delta, const Changed& changed) {
+  nft::Delta out;
+  for (const std::string& id : changed.policies) RenderPolicy(model, index, id, out);
+  for (const std::string& name : changed.profiles) {
+    if (profile_refs_.contains(name)) RenderProfile(model, index, name, out);
+  }
+  // A profile that appeared or vanished changes the group chains of the endpoints naming it.
+  std::set<std::string> endpoints(delta.endpoints_changed.begin(), delta.endpoints_changed.end());
+  if (!changed.profiles.empty()) {
+    for (const auto& [id, state] : endpoints_) {
+      for (const std::string& p : changed.profiles) {
+        if (std::find(state.profiles.begin(), state.profiles.end(), p) != state.profiles.end()) {
+          endpoints.insert(id);
+        }
+      }
+    }
+  }
+  for (const std::string& id : endpoints) RenderEndpoint(model, index, id, out);
+  // Members of existing sets.
+  std::set<std::string> touched;
+  for (const std::string& k : delta.sets_added) touched.insert(k);
+  for (const auto& [k, _] : delta.sets_changed) touched.insert(k);
+  for (const std::string& key : touched) {
+    for (int f : {4, 6}) RefreshDynamicSet(SelectorSetName(key, f), index, out);
+  }
+  for (const std::string& key : delta.named_ports_changed) {
+    size_t slash = key.rfind('/');
+    std::string name = key.substr(0, slash);
+    int protocol = std::stoi(key.substr(slash + 1));
+    for (int f : {4, 6}) RefreshDynamicSet(NamedPortSetName(name, protocol, f), index, out);
+  }
+  CollectGarbage(out);
+  return out;
+}
+
+void Compiler::RenderPolicy(const policy::Model& model, const policy::SelectionIndex& index,
+                            const std::string& id, nft::Delta& delta) {
+  auto it = model.policies().find(id);
+  for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+    std::string name = PolicyChainName(id, d);
+    const policy::Policy* p = it == model.policies().end() ? nullptr : &it->second;
+    // preDNAT and doNotTrack policies apply to host endpoints only (none here yet).
+    if (!p || !p->Applies(d) || p->pre_dnat || p->do_not_track) {
+      if (table_.chains.contains(name)) DeleteChain(name, delta);
+      continue;
+    }
+    CompiledRules c = CompileRules(p->Rules(d), options_);
+    nft::Chain chain{name, std::nullopt, std::move(c.rules)};
+    PutChain(std::move(chain), &c, index, delta);
+  }
+}
+
+void Compiler::RenderProfile(const policy::Model& model, const policy::SelectionIndex& index,
+                             const std::string& name, nft::Delta& delta) {
+  std::optional<policy::Profile> p = model.ProfileNamed(name);
+  for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+    std::string chain = ProfileChainName(name, d);
+    if (!p || !profile_refs_.contains(name)) {
+      if (table_.chains.contains(chain)) DeleteChain(chain, delta);
+      continue;
+    }
+    CompiledRules c = CompileRules(p->Rules(d), options_);
+    PutChain(nft::Chain{chain, std::nullopt, std::move(c.rules)}, &c, index, delta);
+  }
+}
+
+void Compiler::RenderEndpoint(const policy::Model& model, const policy::SelectionIndex& index,
+                              const std::string& id, nft::Delta& delta) {
+  auto it = model.endpoints().find(id);
+  const policy::Endpoint* e = it == model.endpoints().end() ? nullptr : &it->second;
+  if (e && ((!options_.node.empty() && e->node != options_.node) || e->interface.empty())) e = nullptr;
+
+  std::optional<EndpointState> next;
+  if (e) {
+    next.emplace();
+    const policy::EndpointPolicies& pols = index.PoliciesOf(id);
+    for (const std::string& profile : e->profiles) {
+      if (std::find(next->profiles.begin(), next->profiles.end(), profile) == next->profiles.end()) {
+        next->profiles.push_back(profile);
+      }
+    }
+    for (const std::string& profile : next->profiles) {
+      if (profile_refs_[profile]++ == 0) RenderProfile(model, index, profile, delta);
+    }
+    nft::EndpointPolicies ep_in, ep_out;
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      nft::EndpointPolicies ep;
+      for (const policy::TierPolicies& tier : pols.For(d)) {
+        nft::TierChains tc;
+        for (const std::string& p : tier.policies) tc.policy_chains.push_back(PolicyChainName(p, d));
+        tc.pass_at_end = tier.default_action == policy::TierDefault::kPass;
+        ep.tiers.push_back(std::move(tc));
+      }
+      for (const std::string& profile : next->profiles) {
+        if (model.ProfileNamed(profile)) ep.profile_chains.push_back(ProfileChainName(profile, d));
+      }
+      (d == Direction::kIngress ? ep_in : ep_out) = std::move(ep);
+    }
+    // The layout decides the dispatch elements and group chains (felixd/nft may change it):
+    // AddEndpoint on an empty copy of the skeleton's sets says what this endpoint contributes.
+    nft::DesiredTable scratch;
+    for (const auto& [name, set] : table_.sets) {
+      if (skeleton_sets_.contains(name)) scratch.sets[name].spec = set.spec;
+    }
+    nft::Endpoint ne;
+    ne.ifname = e->interface;
+    for (const net::Prefix& ip : e->ips) ne.addresses.push_back(net::FormatIp(ip.addr));
+    ne.ingress = ep_in;
+    ne.egress = ep_out;
+    nft::AddEndpoint(scratch, ne);
+    for (auto& [name, chain] : scratch.chains) {
+      next->chains.push_back(name);
+      if (group_refs_[name]++ == 0) PutChain(std::move(chain), nullptr, index, delta);
+    }
+    for (const auto& [set, contents] : scratch.sets) {
+      for (const auto& [k, v] : contents.elements) {
+        next->elements.push_back({set, k, v});
+        ElementRef& ref = element_refs_[{set, k}];
+        if (ref.count++ == 0 || ref.value != v) {
+          if (ref.count > 1) delta.delete_elements.push_back({set, k, ref.value});
+          ref.value = v;
+          delta.add_elements.push_back({set, k, v});
+          table_.sets[set].elements[k] = v;
+        }
+      }
+    }
+  }
+
+  auto old = endpoints_.find(id);
+  if (old != endpoints_.end()) {
+    for (const nft::ElementChange& el : old->second.elements) {
+      auto ref = element_refs_.find({el.set, el.key});
+      if (ref == element_refs_.end() || --ref->second.count > 0) continue;
+      delta.delete_elements.push_back({el.set, el.key, ref->second.value});
+      table_.sets[el.set].elements.erase(el.key);
+      element_refs_.erase(ref);
+    }
+    for (const std::string& g : old->second.chains) {
+      if (--group_refs_[g] == 0) {
+        group_refs_.erase(g);
+        DeleteChain(g, delta);
+      }
+    }
+    for (const std::string& profile : old->second.profiles) {
+      if (--profile_refs_[profile] == 0) {
+        profile_refs_.erase(profile);
+        RenderProfile(model, index, profile, delta);  // deletes its chains
+      }
+    }
+    endpoints_.erase(old);
+  }
+  // An element deleted and re-added in one delta (unchanged): drop both halves.
+  std::set<std::pair<std::string, std::string>> re_added;
+  for (const nft::ElementChange& a : delta.add_elements) re_added.insert({a.set, a.key});
+  std::erase_if(delta.delete_elements, [&](const nft::ElementChange& d) {
+    if (!re_added.contains({d.set, d.key})) return false;
+    auto it = std::find(delta.add_elements.begin(), delta.add_elements.end(), d);
+    if (it == delta.add_elements.end()) return false;
+    delta.add_elements.erase(it);
+    return true;
+  });
+  if (next) endpoints_[id] = std::move(*next);
+}
+
+void Compiler::RefSets(const nft::Chain& chain, int by) {
+  for (const nft::Rule& r : chain.rules) {
+    for (const std::string& s : nft::ReferencedSets(r)) {
+      if (!skeleton_sets_.contains(s)) set_refs_[s] += by;
+    }
+  }
+}
+
+void Compiler::PutChain(nft::Chain chain, const CompiledRules* sources,
+                        const policy::SelectionIndex& index, nft::Delta& delta) {
+  auto it = table_.chains.find(chain.name);
+  if (it != table_.chains.end() && it->second == chain) return;
+  // Sets first: a new set the chain needs is created with its members.
+  for (const nft::Rule& r : chain.rules) {
+    for (const std::string& s : nft::ReferencedSets(r)) {
+      if (table_.sets.contains(s)) continue;
+      nft::DesiredSet set;
+      if (!sources) continue;  // group chains reference only chains
+      if (auto st = sources->static_sets.find(s); st != sources->static_sets.end()) {
+        set = st->second;
+      } else {
+        DynamicSet d;
+        d.family = s[1] == '6' ? 6 : 4;
+        if (auto sel = sources->selector_sets.find(s); sel != sources->selector_sets.end()) {
+          d.key = sel->second;
+        } else if (auto np = sources->named_port_sets.find(s); np != sources->named_port_sets.end()) {
+          d.named_port = true;
+          d.key = np->second.first;
+          d.protocol = np->second.second;
+        }
+        set.spec.name = s;
+        set.spec.key = d.named_port ? (d.family == 4 ? nft::KeyType::kIpv4ProtoPort : nft::KeyType::kIpv6ProtoPort)
+                                    : (d.family == 4 ? nft::KeyType::kIpv4 : nft::KeyType::kIpv6);
+        set.spec.interval = !d.named_port;
+        set.elements = DynamicElements(d, index);
+        dynamic_sets_[s] = d;
+      }
+      delta.add_sets.push_back(set.spec);
+      for (const auto& [k, v] : set.elements) delta.add_elements.push_back({s, k, v});
+      table_.sets[s] = std::move(set);
+    }
+  }
+  RefSets(chain, +1);
+  if (it != table_.chains.end()) {
+    RefSets(it->second, -1);
+    it->second = chain;
+  } else {
+    table_.chains[chain.name] = chain;
+  }
+  delta.put_chains.push_back(std::move(chain));
+}
+
+void Compiler::DeleteChain(const std::string& name, nft::Delta& delta) {
+  auto it = table_.chains.find(name);
+  if (it == table_.chains.end()) return;
+  RefSets(it->second, -1);
+  table_.chains.erase(it);
+  delta.delete_chains.push_back(name);
+}
+
+nft::Elements Compiler::DynamicElements(const DynamicSet& d, const policy::SelectionIndex& index) const {
+  if (!d.named_port) {
+    const policy::IpSet& m = index.Members(d.key);
+    return PrefixElements(std::vector<net::Prefix>(m.begin(), m.end()), d.family);
+  }
+  nft::Elements out;
+  for (const NamedPortMember& m : index.NamedPortMembers(d.key, d.protocol)) {
+    if (m.address.addr.family != d.family) continue;
+    out.emplace(absl::StrCat(net::FormatIp(m.address.addr), " . ", d.protocol, " . ", m.port), "");
+  }
+  return out;
+}
+
+void Compiler::RefreshDynamicSet(const std::string& name, const policy::SelectionIndex& index,
+                                 nft::Delta& delta) {
+  auto d = dynamic_sets_.find(name);
+  if (d == dynamic_sets_.end() || !table_.sets.contains(name)) return;
+  SetElements(name, DynamicElements(d->second, index), delta);
+}
+
+void Compiler::SetElements(const std::string& set, nft::Elements elements, nft::Delta& delta) {
+  nft::Elements& current = table_.sets[set].elements;
+  for (const auto& [k, v] : current) {
+    if (!elements.contains(k)) delta.delete_elements.push_back({set, k, v});
+  }
+  for (const auto& [k, v] : elements) {
+    if (!current.contains(k)) delta.add_elements.push_back({set, k, v});
+  }
+  current = std::move(elements);
+}
+
+void Compiler::CollectGarbage(nft::Delta& delta) {
+  for (auto it = set_refs_.begin(); it != set_refs_.end();) {
+    if (it->second > 0) {
+      ++it;
+      continue;
+    }
+    // Elements added to a set deleted in the same transaction would be dropped with it.
+    std::erase_if(delta.add_elements, [&](const nft::ElementChange& c) { return c.set == it->first; });
+    std::erase_if(delta.delete_elements, [&](const nft::ElementChange& c) { return c.set == it->first; });
+    bool added_now = std::erase_if(delta.add_sets, [&](const nft::SetSpec& s) { return s.name == it->first; });
+    if (!added_now) delta.delete_sets.push_back(it->first);
+    table_.sets.erase(it->first);
+    dynamic_sets_.erase(it->first);
+    it = set_refs_.erase(it);
+  }
+}
+
+}  // namespace calico::felixd::policy_compiler

@@ -1,0 +1,118 @@
+#pragma once
+// felixd/policy_compiler: policy::Model + policy::SelectionIndex → the desired nftables table
+// `inet calico` (felixd/nft layout), whole or as the minimal delta of one change. Pure: no kernel,
+// no I/O; the caller applies the result through nft::Nftables.
+// Owns: the translation of policy rules into nft::Rule values, and the names of the chains and
+// sets it makes (policy chains pi-/pe-, profile chains ri-/re-, selector sets s4-/s6-, named-port
+// sets p4-/p6-, static net and port sets n4-/n6-/pt-; all <16 hex of FNV-1a 64>, so a restarted
+// felixd finds the same names).
+// Invariants:
+//  - The compiled table's verdict for a packet equals policy::Explain's (the oracle test in
+//    tests/unit/felixd_policy_compiler interprets the nft::Rule values).
+//  - Update() after any sequence of changes leaves desired() equal to Build() of the end state
+//    (path independence), and its delta touches only what changed: set elements, map
+//    elements, chains of changed policies, a group chain when a new policy list appears.
+//  - A set exists exactly while a chain references it; a group chain while an endpoint uses it.
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "felixd/nft/delta.h"
+#include "felixd/nft/layout.h"
+#include "felixd/policy/index.h"
+#include "felixd/policy/model.h"
+
+namespace calico::felixd::policy_compiler {
+
+struct Options {
+  nft::LayoutOptions layout;
+  std::string node;  // only endpoints on this node; empty: every endpoint of the model
+  std::string log_prefix = "calico-packet: ";
+};
+
+// Names.
+std::string PolicyChainName(const std::string& policy_id, policy::Direction direction);
+std::string ProfileChainName(const std::string& profile, policy::Direction direction);
+std::string SelectorSetName(const std::string& selector_key, int family);
+std::string NamedPortSetName(const std::string& name, int protocol, int family);
+
+// One rule list compiled: the nft rules in order and the static sets (nets, port lists) they use.
+// A policy rule becomes zero or more nft rules with the same action: a disjunction (IPv4 and IPv6
+// sets, port ranges or named ports, ICMP or not) is one nft rule per alternative.
+struct CompiledRules {
+  std::vector<nft::Rule> rules;
+  std::map<std::string, nft::DesiredSet> static_sets;
+  std::map<std::string, std::string> selector_sets;  // set name → EntitySelector key
+  std::map<std::string, std::pair<std::string, int>> named_port_sets;  // → (port name, protocol)
+};
+CompiledRules CompileRules(const std::vector<policy::Rule>& rules, const Options& options = {});
+
+// What changed besides what the SelectionDelta says: policies and profiles whose rules (or
+// existence) changed. Tier changes show in the delta (endpoints whose lists changed).
+struct Changed {
+  std::vector<std::string> policies;  // Policy::Id()
+  std::vector<std::string> profiles;
+};
+
+class Compiler {
+ public:
+  explicit Compiler(Options options = {}) : options_(std::move(options)) {}
+
+  // The whole table from scratch; resets the incremental state to it.
+  const nft::DesiredTable& Build(const policy::Model& model, const policy::SelectionIndex& index);
+
+  // After one change was applied to `model` and brought into `index` (`delta` as returned by
+  // SelectionIndex::UpdateEndpoint/UpdateNetworkSet, or Diff(before, Build(model))): the nft
+  // delta from the previous desired table to the new one, which desired() then is.
+  nft::Delta Update(const policy::Model& model, const policy::SelectionIndex& index,
+                    const policy::SelectionDelta& delta, const Changed& changed = {});
+
+  const nft::DesiredTable& desired() const { return table_; }
+
+ private:
+  struct EndpointState {
+    std::vector<nft::ElementChange> elements;  // dispatch and anti-spoofing elements
+    std::vector<std::string> chains;           // group chains it uses
+    std::vector<std::string> profiles;         // profile names (their chains)
+  };
+  struct ElementRef {  // endpoints may share an element (a group's map entry)
+    std::string value;
+    int count = 0;
+  };
+  struct DynamicSet {
+    bool named_port = false;
+    std::string key;  // selector key, or named port name
+    int protocol = 0;
+    int family = 4;
+  };
+
+  void RenderEndpoint(const policy::Model& model, const policy::SelectionIndex& index,
+                      const std::string& id, nft::Delta& delta);
+  void RenderPolicy(const policy::Model& model, const policy::SelectionIndex& index,
+                    const std::string& id, nft::Delta& delta);
+  void RenderProfile(const policy::Model& model, const policy::SelectionIndex& index,
+                     const std::string& name, nft::Delta& delta);
+  void PutChain(nft::Chain chain, const CompiledRules* sources, const policy::SelectionIndex& index,
+                nft::Delta& delta);
+  void DeleteChain(const std::string& name, nft::Delta& delta);
+  void RefSets(const nft::Chain& chain, int by);
+  void SetElements(const std::string& set, nft::Elements elements, nft::Delta& delta);
+  void RefreshDynamicSet(const std::string& name, const policy::SelectionIndex& index,
+                         nft::Delta& delta);
+  nft::Elements DynamicElements(const DynamicSet& set, const policy::SelectionIndex& index) const;
+  void CollectGarbage(nft::Delta& delta);
+
+  Options options_;
+  nft::DesiredTable table_;
+  std::map<std::string, EndpointState> endpoints_;
+  std::map<std::string, int> group_refs_;    // group chain → endpoints using it
+  std::map<std::pair<std::string, std::string>, ElementRef> element_refs_;  // (set, key)
+  std::map<std::string, int> profile_refs_;  // profile → endpoints naming it
+  std::map<std::string, int> set_refs_;      // set → rules referencing it
+  std::map<std::string, DynamicSet> dynamic_sets_;  // by set name
+  std::set<std::string> skeleton_sets_;
+};
+
+}  // namespace calico::felixd::policy_compiler
