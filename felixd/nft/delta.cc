@@ -55,7 +55,16 @@ absl::Status Canonicalize(DesiredTable& table) {
         return absl::InvalidArgumentError(
             absl::StrCat("set ", name, ": ", std::string(c.status().message())));
       }
-      canonical.emplace(*std::move(c), verdict);
+      std::string value = verdict;
+      if (set.spec.data) {
+        auto v = CanonicalKey(*set.spec.data, false, verdict);
+        if (!v.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("map ", name, ": ", std::string(v.status().message())));
+        }
+        value = *std::move(v);
+      }
+      canonical.emplace(*std::move(c), std::move(value));
     }
     set.elements = std::move(canonical);
   }
@@ -74,6 +83,7 @@ std::set<std::string> ReferencedSets(const Rule& rule) {
             out.insert(x.set);
           } else if constexpr (std::is_same_v<T, IfnameVmap>) {
             out.insert(x.map);
+            if (!x.via.empty()) out.insert(x.via);
           }
         },
         e);
@@ -145,8 +155,12 @@ std::string ToNftScript(const DesiredTable& desired) {
   std::string out = absl::StrCat("add table inet ", kTableName, "\n");
   const std::string t = absl::StrCat(" inet ", kTableName, " ");
   for (const auto& [name, set] : desired.sets) {
-    absl::StrAppend(&out, set.spec.verdict_map ? "add map" : "add set", t, name, " { type ",
-                    std::string(KeyTypeName(set.spec.key)), set.spec.verdict_map ? " : verdict" : "", ";",
+    bool map = set.spec.verdict_map || set.spec.data;
+    std::string data = set.spec.verdict_map ? " : verdict"
+                       : set.spec.data  ? absl::StrCat(" : ", std::string(KeyTypeName(*set.spec.data)))
+                                        : "";
+    absl::StrAppend(&out, map ? "add map" : "add set", t, name, " { type ",
+                    std::string(KeyTypeName(set.spec.key)), data, ";",
                     set.spec.interval ? " flags interval;" : "", " }\n");
   }
   for (const auto& [name, chain] : desired.chains) {
@@ -166,6 +180,7 @@ std::string ToNftScript(const DesiredTable& desired) {
       else out += ", ";
       absl::StrAppend(&out, KeyText(set.spec.key, key));
       if (set.spec.verdict_map) absl::StrAppend(&out, " : ", verdict);
+      if (set.spec.data) absl::StrAppend(&out, " : ", KeyText(*set.spec.data, verdict));
       ++n;
     }
     if (n) out += " }\n";

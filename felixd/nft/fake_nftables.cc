@@ -124,6 +124,7 @@ absl::Status FakeNftables::ApplyTo(Table& t, const Delta& d) {
     if (s == t.sets.end()) return ErrnoError(ENOENT, absl::StrCat("NFT_MSG_NEWSETELEM set ", e.set));
     const SetSpec& spec = s->second.spec;
     std::string what = absl::StrCat("NFT_MSG_NEWSETELEM ", e.set, " ", e.key);
+    std::string data = spec.verdict_map ? e.verdict : "";
     auto key = CanonicalKey(spec.key, spec.interval, e.key);
     if (!key.ok()) return ErrnoError(EINVAL, what);
     if (spec.verdict_map) {
@@ -134,13 +135,17 @@ absl::Status FakeNftables::ApplyTo(Table& t, const Delta& d) {
         if (c == t.chains.end()) return ErrnoError(ENOENT, what);
         if (c->second.base) return ErrnoError(EOPNOTSUPP, what);
       }
+    } else if (spec.data) {
+      auto value = CanonicalKey(*spec.data, false, e.verdict);
+      if (!value.ok()) return ErrnoError(EINVAL, what);
+      data = *std::move(value);
     } else if (!e.verdict.empty()) {
       return ErrnoError(EINVAL, what);
     }
     Elements& els = s->second.elements;
     auto have = els.find(*key);
     if (have != els.end()) {
-      if (have->second != e.verdict) return ErrnoError(EEXIST, what);
+      if (have->second != data) return ErrnoError(EEXIST, what);
       continue;
     }
     if (spec.interval) {
@@ -153,7 +158,7 @@ absl::Status FakeNftables::ApplyTo(Table& t, const Delta& d) {
         }
       }
     }
-    els.emplace(*key, spec.verdict_map ? e.verdict : "");
+    els.emplace(*key, data);
   }
   for (const Chain& c : d.put_chains) {
     for (const Rule& r : c.rules) {

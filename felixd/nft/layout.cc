@@ -22,8 +22,17 @@ uint64_t Fnv(std::string_view s, uint64_t h = 0xcbf29ce484222325ull) {
 
 DesiredTable Skeleton(const LayoutOptions& options) {
   DesiredTable t;
-  t.sets[kFromWepMap] = {SetSpec{kFromWepMap, KeyType::kIfname, false, true}, {}};
-  t.sets[kToWepMap] = {SetSpec{kToWepMap, KeyType::kIfname, false, true}, {}};
+  const bool by_group = options.dispatch == Dispatch::kByGroup;
+  for (const char* map : {kFromWepMap, kToWepMap}) {
+    SetSpec spec{map, KeyType::kIfname, false, !by_group};
+    if (by_group) spec.data = KeyType::kIfname;
+    t.sets[map] = {spec, {}};
+  }
+  if (by_group) {
+    for (const char* map : {kFromGroupMap, kToGroupMap}) {
+      t.sets[map] = {SetSpec{map, KeyType::kIfname, false, true}, {}};
+    }
+  }
   t.sets[kWepSrc4] = {SetSpec{kWepSrc4, KeyType::kIfnameIpv4, false, false}, {}};
   t.sets[kWepSrc6] = {SetSpec{kWepSrc6, KeyType::kIfnameIpv6, false, false}, {}};
 
@@ -65,13 +74,15 @@ DesiredTable Skeleton(const LayoutOptions& options) {
       R({L4ProtoMatch{4, false}, Drop()}),
       R({L4ProtoMatch{17, false}, PortMatch{Dir::kDest, 4789, 4789, false}, Drop()}),
       R({MarkSet{kMarkMask, 0}}),
-      R({IfnameVmap{true, kFromWepMap}}),
+      by_group ? R({IfnameVmap{true, kFromGroupMap, kFromWepMap}})
+               : R({IfnameVmap{true, kFromWepMap}}),
       R({Drop()}),  // an interface felixd does not know: fail closed
   };
   Chain to{"to-wep", std::nullopt, {}};
   to.rules = {
       R({MarkSet{kMarkMask, 0}}),
-      R({IfnameVmap{false, kToWepMap}}),
+      by_group ? R({IfnameVmap{false, kToGroupMap, kToWepMap}})
+               : R({IfnameVmap{false, kToWepMap}}),
       R({Drop()}),
   };
   for (Chain* c : {&forward, &input, &from, &to}) t.chains[c->name] = std::move(*c);
@@ -87,6 +98,10 @@ std::string GroupChainName(bool ingress, const EndpointPolicies& policies) {
   h = Fnv("|profiles|", h);
   for (const std::string& p : policies.profile_chains) h = Fnv(absl::StrCat(p, ","), h);
   return absl::StrFormat("%s-%016x", ingress ? "tw" : "fw", h);
+}
+
+std::string GroupKey(bool ingress, const EndpointPolicies& policies) {
+  return GroupChainName(ingress, policies).substr(3, 15);
 }
 
 Chain GroupChain(bool ingress, const EndpointPolicies& policies) {
@@ -116,12 +131,19 @@ Chain GroupChain(bool ingress, const EndpointPolicies& policies) {
 }
 
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint) {
+  const bool by_group = table.sets.contains(kFromGroupMap);
   for (bool ingress : {true, false}) {
     const EndpointPolicies& p = ingress ? endpoint.ingress : endpoint.egress;
     std::string name = GroupChainName(ingress, p);
     if (!table.chains.contains(name)) table.chains[name] = GroupChain(ingress, p);
-    table.sets[ingress ? kToWepMap : kFromWepMap].elements[endpoint.ifname] =
-        absl::StrCat("goto ", name);
+    Elements& by_if = table.sets[ingress ? kToWepMap : kFromWepMap].elements;
+    if (by_group) {
+      std::string key = name.substr(3, 15);
+      table.sets[ingress ? kToGroupMap : kFromGroupMap].elements[key] = absl::StrCat("goto ", name);
+      by_if[endpoint.ifname] = key;
+    } else {
+      by_if[endpoint.ifname] = absl::StrCat("goto ", name);
+    }
   }
   for (const std::string& a : endpoint.addresses) {
     bool v6 = a.find(':') != std::string::npos;

@@ -1,8 +1,15 @@
 #pragma once
 // felixd/nft/layout.h — the shape of table `inet calico` (felixd/README.md "Policy table"). Pure.
-// Per-packet cost does not grow with endpoints: dispatch is one verdict-map lookup per direction
-// (iifname vmap @from-wep / oifname vmap @to-wep); endpoints whose ordered policy lists are equal
-// share one group chain (fw-/tw-<hash>); a policy is one chain per direction shared by all.
+// Per-packet cost does not grow with endpoints: dispatch is one rule per direction; endpoints
+// whose ordered policy lists are equal share one group chain (fw-/tw-<hash>); a policy is one
+// chain per direction shared by all. Dispatch::kByInterface (default): one verdict map,
+// `iifname vmap @from-wep` (ifname : goto fw-<hash>). Dispatch::kByGroup: two chained lookups,
+// `iifname map @from-wep vmap @from-grp` — interface → group key in a data map, group key →
+// `goto fw-<hash>` in a verdict map — so a pod joining an existing group adds data elements
+// only, and the kernel's commit-time validation of the jump graph (every transaction adding a
+// jump, a verdict element or a rule) walks each group once, not once per interface. Not the
+// default because nft 1.0.6 (Debian 12) aborts listing a table holding it
+// (netlink_parse_concat_expr: "consumed > 0"); the kernel state and our Read are fine.
 // Verdicts: a policy chain never accepts. Allow sets kMarkAccept and returns, Pass sets
 // kMarkPass and returns, Deny drops; so a packet between two local workloads runs the source's
 // egress and then the destination's ingress, and `forward` accepts only after both.
@@ -20,16 +27,22 @@ inline constexpr uint32_t kMarkAccept = 0x10000;
 inline constexpr uint32_t kMarkPass = 0x20000;
 inline constexpr uint32_t kMarkMask = kMarkAccept | kMarkPass;
 
-inline constexpr char kFromWepMap[] = "from-wep";  // ifname : goto fw-<group>
-inline constexpr char kToWepMap[] = "to-wep";      // ifname : goto tw-<group>
+// kByGroup: ifname : GroupKey; kByInterface: ifname : goto fw-<group>.
+inline constexpr char kFromWepMap[] = "from-wep";
+inline constexpr char kToWepMap[] = "to-wep";
+// kByGroup only: GroupKey : goto fw-/tw-<group>.
+inline constexpr char kFromGroupMap[] = "from-grp";
+inline constexpr char kToGroupMap[] = "to-grp";
 inline constexpr char kWepSrc4[] = "wep-src4";     // ifname . ipv4_addr: allowed sources
 inline constexpr char kWepSrc6[] = "wep-src6";
 inline constexpr char kWorkloadPrefix[] = "cali";
 
 enum class EndpointToHost { kDrop, kAccept, kReturn };  // DefaultEndpointToHostAction
+enum class Dispatch { kByInterface, kByGroup };
 
 struct LayoutOptions {
   EndpointToHost endpoint_to_host = EndpointToHost::kDrop;
+  Dispatch dispatch = Dispatch::kByInterface;
 };
 
 // Base chains (forward, input), the dispatch chains, maps and anti-spoofing sets, empty.
@@ -50,6 +63,9 @@ struct EndpointPolicies {
 // "fw-" (egress, from the workload) or "tw-" (ingress) + 16 hex of the lists' hash.
 std::string GroupChainName(bool ingress, const EndpointPolicies& policies);
 Chain GroupChain(bool ingress, const EndpointPolicies& policies);
+// The group's key in from-grp/to-grp (kByGroup): the first 15 of the chain name's 16 hex digits
+// (an `ifname`-typed value: 15 characters and a NUL).
+std::string GroupKey(bool ingress, const EndpointPolicies& policies);
 
 // Policy rule actions, for the policy model's rules.
 inline MarkSet AllowMark() { return {0, kMarkAccept}; }
@@ -61,6 +77,8 @@ struct Endpoint {
   std::vector<std::string> addresses;  // "10.65.0.3", "fd00::3"
   EndpointPolicies ingress, egress;
 };
+// Follows the table's dispatch (kByGroup when it has kFromGroupMap): kByGroup adds the group's
+// chain and its from-grp/to-grp element when missing, and the interface's data elements.
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);
 
 }  // namespace calico::felixd::nft

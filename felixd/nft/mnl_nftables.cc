@@ -102,11 +102,14 @@ struct Compiler {
     nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
     nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor_value, 4);
   }
-  void Lookup(const std::string& set, uint32_t sreg, bool negate, bool verdict) {
+  // dreg: NFT_REG_VERDICT for a verdict map, a data register for a data map, or none (-1).
+  void Lookup(const std::string& set, uint32_t sreg, bool negate, bool verdict,
+              int data_dreg = -1) {
     nftnl_expr* e = Add("lookup");
     nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
     nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
     if (verdict) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+    if (data_dreg >= 0) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, uint32_t(data_dreg));
     if (negate) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
   }
   void Nfproto(int family) {
@@ -232,6 +235,7 @@ struct Compiler {
   }
   void operator()(const IfnameVmap& v) {
     MetaLoad(v.input ? NFT_META_IIFNAME : NFT_META_OIFNAME, NFT_REG_1);
+    if (!v.via.empty()) Lookup(v.via, NFT_REG_1, false, false, NFT_REG_1);
     Lookup(v.map, NFT_REG_1, false, true);
   }
 };
@@ -412,6 +416,15 @@ absl::Status ElementMsgs(Batch& b, const SetSpec& spec, const std::vector<const 
           nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, uint32_t(v->first));
           if (!v->second.empty()) nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, v->second.c_str());
         }
+        if (spec.data && add) {
+          auto value = EncodeKey(*spec.data, e.verdict);
+          if (!value.ok()) {
+            nftnl_set_elem_free(el);
+            return absl::InvalidArgumentError(absl::StrCat("map ", spec.name, " element ", e.key,
+                                                           ": value \"", e.verdict, "\""));
+          }
+          nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, value->data(), uint32_t(value->size()));
+        }
         nftnl_set_elem_add(s.p, el);
       }
     }
@@ -551,7 +564,7 @@ absl::Status MnlNftables::Apply(const Delta& delta) {
   for (const SetSpec& spec : delta.add_sets) {
     OwnedSet s(NewSet(spec.name));
     uint32_t flags = 0;
-    if (spec.verdict_map) flags |= NFT_SET_MAP;
+    if (spec.verdict_map || spec.data) flags |= NFT_SET_MAP;
     if (spec.interval) flags |= NFT_SET_INTERVAL;
     nftnl_set_set_u32(s.p, NFTNL_SET_FLAGS, flags);
     nftnl_set_set_u32(s.p, NFTNL_SET_KEY_TYPE, NftKeyType(spec.key));
@@ -559,6 +572,9 @@ absl::Status MnlNftables::Apply(const Delta& delta) {
     if (spec.verdict_map) {
       nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
       nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, 0);
+    } else if (spec.data) {
+      nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, NftKeyType(*spec.data));
+      nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, uint32_t(KeyLength(*spec.data)));
     }
     nftnl_set_set_u32(s.p, NFTNL_SET_ID, set_id++);
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(b.Next(), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE,
@@ -625,8 +641,15 @@ SetSpec SpecFromKernel(nftnl_set* s) {
   uint32_t flags = nftnl_set_get_u32(s, NFTNL_SET_FLAGS);
   auto key = KeyTypeFromNft(nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE),
                             int(nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN)));
+  bool map = (flags & NFT_SET_MAP) != 0;
+  bool verdict = map && nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE) == NFT_DATA_VERDICT;
   SetSpec spec{key ? nftnl_set_get_str(s, NFTNL_SET_NAME) : "", key.value_or(KeyType::kIpv4),
-               (flags & NFT_SET_INTERVAL) != 0, (flags & NFT_SET_MAP) != 0};
+               (flags & NFT_SET_INTERVAL) != 0, verdict};
+  if (map && !verdict) {
+    spec.data = KeyTypeFromNft(nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE),
+                               int(nftnl_set_get_u32(s, NFTNL_SET_DATA_LEN)));
+    if (!spec.data) spec.name.clear();  // a data type felixd does not use: not ours to decode
+  }
   return spec;
 }
 
@@ -738,6 +761,11 @@ absl::StatusOr<std::optional<TableState>> MnlNftables::Read() {
                                   ? nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN)
                                   : nullptr;
           verdict = FormatVerdict(int32_t(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT)), chain);
+        }
+        if (spec.data && nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA)) {
+          uint32_t dlen = 0;
+          const char* d = static_cast<const char*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &dlen));
+          verdict = DecodeKey(*spec.data, std::string(d, dlen));
         }
         state.elements[DecodeKey(spec.key, bytes)] = verdict;
       }

@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,15 +43,24 @@ enum class KeyType {
 std::string_view KeyTypeName(KeyType type);  // "ipv4_addr", "ifname . ipv4_addr", ...
 
 struct SetSpec {
+  // Constructors (not an aggregate) so `SetSpec{name, key, interval, verdict_map}` stays
+  // warning-free under -Wextra with the later members defaulted.
+  SetSpec() = default;
+  SetSpec(std::string name, KeyType key, bool interval = false, bool verdict_map = false,
+          std::optional<KeyType> data = std::nullopt)
+      : name(std::move(name)), key(key), interval(interval), verdict_map(verdict_map), data(data) {}
   std::string name;
   KeyType key = KeyType::kIpv4;
   bool interval = false;     // flags interval: prefixes / ranges
   bool verdict_map = false;  // `map { type <key> : verdict }`; elements carry a verdict
+  // A data map `map { type <key> : <data> }` (not with verdict_map): each element carries a
+  // value of this type, as text in the element's `verdict` field (canonicalised likewise).
+  std::optional<KeyType> data;
   bool operator==(const SetSpec&) const = default;
 };
 
 // A set's contents: key → verdict ("" for plain sets; "jump c", "goto c", "drop", "accept"
-// for verdict maps).
+// for verdict maps; the data value's text for data maps).
 using Elements = std::map<std::string, std::string>;
 
 enum class Hook { kNone, kForward, kInput, kOutput };
@@ -74,7 +84,7 @@ struct Chain {
 struct ElementChange {
   std::string set;
   std::string key;
-  std::string verdict;  // maps only
+  std::string verdict;  // maps only: the verdict, or a data map's value
   bool operator==(const ElementChange&) const = default;
 };
 struct Delta {

@@ -78,7 +78,8 @@ struct Printer {
   std::string operator()(const Counter&) const { return "counter"; }
   std::string operator()(const Verdict& v) const { return v.ToString(); }
   std::string operator()(const IfnameVmap& v) const {
-    return absl::StrCat(v.input ? "iifname" : "oifname", " vmap @", v.map);
+    return absl::StrCat(v.input ? "iifname" : "oifname", v.via.empty() ? "" : " map @", v.via,
+                        " vmap @", v.map);
   }
 };
 

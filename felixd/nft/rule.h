@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -113,9 +114,16 @@ struct Verdict {
   std::string ToString() const;  // "accept", "jump fw-1a2b"
 };
 // iifname/oifname vmap @map: the verdict comes from the map; a miss continues with the next rule.
+// With `via` (a data map ifname : <key of map>), two chained lookups in one rule: the interface's
+// value in @via is the key looked up in @map ("iifname map @via vmap @map"; nft 1.0's parser
+// cannot read that back, its printer shows it). A miss in either continues with the next rule.
 struct IfnameVmap {
+  IfnameVmap() = default;  // constructors keep `IfnameVmap{input, map}` warning-free
+  IfnameVmap(bool input, std::string map, std::string via = "")
+      : input(input), map(std::move(map)), via(std::move(via)) {}
   bool input = true;
   std::string map;
+  std::string via;
   bool operator==(const IfnameVmap&) const = default;
 };
 

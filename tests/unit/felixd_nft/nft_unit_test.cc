@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 
+#include "absl/strings/str_cat.h"
 #include "felixd/nft/delta.h"
 #include "felixd/nft/elements.h"
 #include "felixd/nft/fake_nftables.h"
@@ -101,7 +102,7 @@ TEST_CASE("group chains: tiers, pass, profiles, and sharing between endpoints", 
   CHECK(c.name.rfind("tw-", 0) == 0);
   CHECK(GroupChainName(false, p).rfind("fw-", 0) == 0);
 
-  DesiredTable t = Skeleton();
+  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByInterface});
   size_t chains = t.chains.size();
   AddEndpoint(t, Endpoint{"cali1", {"10.0.0.1"}, p, p});
   AddEndpoint(t, Endpoint{"cali2", {"10.0.0.2", "fd00::2"}, p, p});
@@ -109,6 +110,68 @@ TEST_CASE("group chains: tiers, pass, profiles, and sharing between endpoints", 
   CHECK(t.sets[kToWepMap].elements.at("cali2") == "goto " + GroupChainName(true, p));
   CHECK(t.sets[kWepSrc6].elements.contains("cali2 . fd00::2"));
   CHECK(t.sets[kWepSrc4].elements.size() == 2);
+  CHECK(!t.sets.contains(kToGroupMap));
+}
+
+TEST_CASE("dispatch by group: interface to group key, group key to group chain", "[unit][nft]") {
+  EndpointPolicies p{{TierChains{{"po-a"}, false}}, {}};
+  EndpointPolicies q{{TierChains{{"po-b"}, false}}, {}};
+  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByGroup});
+  REQUIRE(t.sets.at(kFromWepMap).spec.data == KeyType::kIfname);
+  CHECK(!t.sets.at(kFromWepMap).spec.verdict_map);
+  CHECK(t.sets.at(kFromGroupMap).spec.verdict_map);
+  CHECK(t.chains.at("from-wep").rules[5].ToString() == "iifname map @from-wep vmap @from-grp");
+  CHECK(t.chains.at("to-wep").rules[1].ToString() == "oifname map @to-wep vmap @to-grp");
+  CHECK(ReferencedSets(t.chains.at("to-wep").rules[1]) == std::set<std::string>{"to-wep", "to-grp"});
+
+  std::string key = GroupKey(true, p);
+  CHECK(key.size() == 15);
+  CHECK(GroupChainName(true, p).substr(3, 15) == key);
+  CHECK(GroupKey(true, p) != GroupKey(true, q));
+  AddEndpoint(t, Endpoint{"cali1", {"10.0.0.1"}, p, p});
+  AddEndpoint(t, Endpoint{"cali2", {"10.0.0.2"}, p, p});
+  AddEndpoint(t, Endpoint{"cali3", {"10.0.0.3"}, q, p});
+  CHECK(t.sets[kToWepMap].elements == Elements{{"cali1", key}, {"cali2", key}, {"cali3", GroupKey(true, q)}});
+  CHECK(t.sets[kToGroupMap].elements ==
+        Elements{{key, "goto " + GroupChainName(true, p)},
+                 {GroupKey(true, q), "goto " + GroupChainName(true, q)}});
+  CHECK(t.sets[kFromGroupMap].elements.size() == 1);
+  REQUIRE(Canonicalize(t).ok());
+  std::string script = ToNftScript(t);
+  CHECK(script.find("add map inet calico to-wep { type ifname : ifname; }") != std::string::npos);
+  CHECK(script.find(absl::StrCat("\"cali3\" : \"", GroupKey(true, q), "\"")) != std::string::npos);
+
+  // A pod joining an existing group, or moving between existing groups, is data elements only.
+  t.chains["po-a"] = Chain{"po-a", std::nullopt, {Rule().Add(AllowMark()).Add(Return())}};
+  t.chains["po-b"] = Chain{"po-b", std::nullopt, {Rule().Add(Drop())}};
+  DesiredTable u = t;
+  AddEndpoint(u, Endpoint{"cali4", {"10.0.0.4"}, q, p});
+  u.sets[kToWepMap].elements["cali1"] = GroupKey(true, q);
+  Delta d = ComputeDelta(u, ExpectedState(t));
+  CHECK(d.put_chains.empty());
+  CHECK(d.add_elements == std::vector<ElementChange>{{kFromWepMap, "cali4", GroupKey(false, p)},
+                                                     {kToWepMap, "cali1", GroupKey(true, q)},
+                                                     {kToWepMap, "cali4", GroupKey(true, q)},
+                                                     {kWepSrc4, "cali4 . 10.0.0.4", ""}});
+  CHECK(d.delete_elements == std::vector<ElementChange>{{kToWepMap, "cali1", key}});
+
+  FakeNftables kernel;
+  REQUIRE(kernel.Apply(ComputeDelta(t, std::nullopt)).ok());
+  REQUIRE(kernel.Apply(d).ok());
+  CHECK(**kernel.Read() == ExpectedState(u));
+  Delta bad_value;
+  bad_value.add_elements.push_back({kFromWepMap, "cali9", "a-name-longer-than-15"});
+  CHECK(!kernel.Apply(bad_value).ok());
+  // Switching an existing table between layouts is one delta (maps re-made, dispatch refilled).
+  DesiredTable old = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByInterface});
+  old.chains["po-a"] = t.chains["po-a"];
+  old.chains["po-b"] = t.chains["po-b"];
+  AddEndpoint(old, Endpoint{"cali1", {"10.0.0.1"}, p, p});
+  REQUIRE(Canonicalize(old).ok());
+  FakeNftables upgraded;
+  REQUIRE(upgraded.Apply(ComputeDelta(old, std::nullopt)).ok());
+  REQUIRE(upgraded.Apply(ComputeDelta(t, **upgraded.Read())).ok());
+  CHECK(**upgraded.Read() == ExpectedState(t));
 }
 
 DesiredTable Sample() {
