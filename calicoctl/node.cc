@@ -137,7 +137,9 @@ int NodeWorkloads(const NodeArgs& args, std::ostream& out, std::ostream& err) {
   out << "felixd on node " << status.node() << ": " << (status.ready() ? "ready" : "NOT READY")
       << ", " << status.workloads() << " workloads, " << status.routes() << " routes (proto "
       << status.route_protocol() << "), MTU " << status.mtu() << ", " << status.resyncs()
-      << " resyncs, " << status.repairs() << " repairs\n\n";
+      << " resyncs, " << status.repairs() << " repairs\n";
+  for (const std::string& p : status.problems()) out << "problem: " << p << "\n";
+  out << "\n";
 
   grpc::ClientContext ctx;
   ctx.set_deadline(deadline);

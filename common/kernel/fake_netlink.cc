@@ -213,6 +213,25 @@ absl::StatusOr<Link> FakeNetlink::GetLink(std::string_view name) {
   return *link;
 }
 
+absl::Status FakeNetlink::CreateIpipTunnel(std::string_view name) {
+  const std::string context = absl::StrCat("RTM_NEWLINK ipip ", std::string(name));
+  if (auto e = Begin(NetlinkOp::kLinkCreate)) return ErrnoError(*e, context);
+  if (!ValidIfName(std::string(name))) return ErrnoError(EINVAL, context);
+  if (!ipip_available_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        context, ": the kernel has no ipip module (it does not know link kind \"ipip\"); "
+                 "IP-in-IP needs it: modprobe ipip, or use VXLAN or native routing"));
+  }
+  if (FindLink(std::string(name)) != nullptr) return ErrnoError(EEXIST, context);
+  Link l;
+  l.name = std::string(name);
+  l.index = NextIndex();
+  l.kind = LinkKind::kIpip;
+  l.mtu = 1480;
+  AddLinkByHand(l);
+  return absl::OkStatus();
+}
+
 absl::Status FakeNetlink::CreateVeth(const VethSpec& spec) {
   const std::string context = absl::StrCat("RTM_NEWLINK veth ", spec.name, " peer ", spec.peer_name);
   if (auto e = Begin(NetlinkOp::kLinkCreate)) return ErrnoError(*e, context);

@@ -47,6 +47,9 @@ class FakeNetlink : public Netlink {
   absl::StatusOr<std::vector<Link>> ListLinks() override;
   absl::StatusOr<Link> GetLink(std::string_view name) override;
   absl::Status CreateVeth(const VethSpec& spec) override;
+  absl::Status CreateIpipTunnel(std::string_view name) override;
+  // Whether this fake kernel has the ipip module (this machine's kernel has not).
+  void set_ipip_available(bool available) { ipip_available_ = available; }
   absl::Status DeleteLink(std::string_view name) override;
   absl::Status SetLinkUp(std::string_view name, bool up) override;
   absl::Status SetLinkMtu(std::string_view name, int mtu) override;
@@ -99,6 +102,7 @@ class FakeNetlink : public Netlink {
   std::map<std::string, std::string, std::less<>> sysctls_;
   std::map<NetlinkOp, std::deque<int>> failures_;
   std::map<NetlinkOp, int> calls_;
+  bool ipip_available_ = false;
 };
 
 }  // namespace calico::kernel

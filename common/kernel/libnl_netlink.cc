@@ -237,6 +237,7 @@ LinkKind KindOf(const char* kind, unsigned flags) {
   if (k == "vxlan") return LinkKind::kVxlan;
   if (k == "bridge") return LinkKind::kBridge;
   if (k == "tun") return LinkKind::kTun;
+  if (k == "ipip") return LinkKind::kIpip;
   return LinkKind::kOther;
 }
 
@@ -883,6 +884,28 @@ absl::Status LibnlNetlink::CreateVeth(const VethSpec& spec) {
                                                                             nl_geterror(built))}
                               : Request(msg);
   if (opened >= 0) close(opened);
+  return ToStatus(outcome, context);
+}
+
+absl::Status LibnlNetlink::CreateIpipTunnel(std::string_view name) {
+  const std::string context = absl::StrCat("RTM_NEWLINK ipip ", ToAbsl(name));
+  if (!ValidIfName(std::string(name))) return ErrnoError(EINVAL, context);
+  std::unique_ptr<rtnl_link, LinkDeleter> link(rtnl_link_alloc());
+  nl_msg* msg = nullptr;
+  int built = -NLE_NOMEM;
+  if (link) {
+    rtnl_link_set_name(link.get(), std::string(name).c_str());
+    built = rtnl_link_set_type(link.get(), "ipip");
+    if (built >= 0) built = rtnl_link_build_add_request(link.get(), NLM_F_CREATE | NLM_F_EXCL, &msg);
+  }
+  Outcome outcome = built < 0 ? Outcome{NlErrorToErrno(built), absl::StrCat("libnl: ", nl_geterror(built))}
+                              : Request(msg);
+  // The kernel answers an unknown link kind with EOPNOTSUPP once loading rtnl-link-ipip failed.
+  if (outcome.error == EOPNOTSUPP) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        context, ": the kernel has no ipip module (it does not know link kind \"ipip\"); "
+                 "IP-in-IP needs it: modprobe ipip, or use VXLAN or native routing"));
+  }
   return ToStatus(outcome, context);
 }
 

@@ -44,6 +44,7 @@ class LibnlNetlink : public Netlink {
   absl::StatusOr<std::vector<Link>> ListLinks() override;
   absl::StatusOr<Link> GetLink(std::string_view name) override;
   absl::Status CreateVeth(const VethSpec& spec) override;
+  absl::Status CreateIpipTunnel(std::string_view name) override;
   absl::Status DeleteLink(std::string_view name) override;
   absl::Status SetLinkUp(std::string_view name, bool up) override;
   absl::Status SetLinkMtu(std::string_view name, int mtu) override;

@@ -81,6 +81,8 @@ std::string_view LinkKindName(LinkKind kind) {
       return "bridge";
     case LinkKind::kTun:
       return "tun";
+    case LinkKind::kIpip:
+      return "ipip";
     case LinkKind::kOther:
       break;
   }

@@ -39,7 +39,7 @@ std::optional<MacAddress> ParseMac(std::string_view text);     // same form, cas
 
 // ---- Links ---------------------------------------------------------------------------------
 
-enum class LinkKind { kOther, kLoopback, kVeth, kVxlan, kBridge, kTun };
+enum class LinkKind { kOther, kLoopback, kVeth, kVxlan, kBridge, kTun, kIpip };
 std::string_view LinkKindName(LinkKind kind);
 
 // A network namespace, by open fd (preferred: no path race) or by path (/var/run/netns/x,
@@ -162,6 +162,9 @@ class Netlink {
   virtual absl::StatusOr<std::vector<Link>> ListLinks() = 0;
   virtual absl::StatusOr<Link> GetLink(std::string_view name) = 0;  // NotFound if absent
   virtual absl::Status CreateVeth(const VethSpec& spec) = 0;        // AlreadyExists if name taken
+  // An IP-in-IP device (kind "ipip"), e.g. tunl0. FailedPrecondition naming the ipip module when
+  // the kernel does not know the kind (the module is missing); AlreadyExists if name taken.
+  virtual absl::Status CreateIpipTunnel(std::string_view name) = 0;
   virtual absl::Status DeleteLink(std::string_view name) = 0;       // already gone = success
   virtual absl::Status SetLinkUp(std::string_view name, bool up) = 0;
   virtual absl::Status SetLinkMtu(std::string_view name, int mtu) = 0;

@@ -104,6 +104,7 @@ grpc::Status DataplaneService::GetStatus(grpc::ServerContext*, const pb::GetStat
   resp->set_repairs(s.repairs);
   resp->set_route_protocol(std::to_string(felix_.options().route_protocol));
   resp->set_mtu(s.mtu);
+  for (const std::string& p : s.problems) resp->add_problems(p);
   return grpc::Status::OK;
 }
 

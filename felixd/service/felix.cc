@@ -182,6 +182,21 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
     }
     if (auto e = LocalEndpointOf(*wep, options_.node)) endpoints[e->name] = std::move(*e);
   }
+  // IP-in-IP pools need tunl0 (the kernel's ipip module). Checked with every kernel read.
+  bool ipip = false;
+  if (read_kernel) {
+    absl::StatusOr<datastore::ListResult> pools = store_.List(resources::KeyPrefix(*resources::FindKind("IPPool")));
+    for (const datastore::Entry& entry : pools.ok() ? pools->entries : std::vector<datastore::Entry>{}) {
+      absl::StatusOr<resources::Resource> pool = resources::FromStored(entry.value, entry.mod_revision);
+      if (!pool.ok()) continue;
+      const resources::Json& spec = pool->object["spec"];
+      const std::string cidr = spec.value("cidr", "");
+      if (!spec.value("disabled", false) && cidr.find(':') == std::string::npos &&
+          spec.value("ipipMode", "Never") != "Never") {
+        ipip = true;
+      }
+    }
+  }
   std::vector<net::Prefix> blocks;
   for (const datastore::Entry& entry : affinities.entries) {
     std::optional<net::Prefix> cidr = ipamd::CidrFromKey(entry.key);
@@ -212,6 +227,7 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   manager_.SetAffineBlocks(std::move(blocks));
   absl::Status status;
   if (read_kernel) {
+    EnsureIpipTunnel(ipip);
     status = manager_.Resync();
     last_resync_ = absl::Now();
   } else {
@@ -558,6 +574,19 @@ std::vector<WorkloadInfo> Felix::List(const std::string& endpoint_name) {
   return out;
 }
 
+void Felix::EnsureIpipTunnel(bool wanted) {
+  std::string problem;
+  if (wanted) {
+    absl::StatusOr<kernel::Link> tunl = host_.GetLink("tunl0");
+    absl::Status s = tunl.status();
+    if (absl::IsNotFound(s)) s = host_.CreateIpipTunnel("tunl0");
+    if (s.ok() && !(tunl.ok() && tunl->up)) s = host_.SetLinkUp("tunl0", true);
+    if (!s.ok()) problem = absl::StrCat("IP-in-IP pools need tunl0: ", ToStd(s.message()));
+  }
+  if (problem != ipip_problem_ && !problem.empty()) log::Error("ipip_unavailable", {{"problem", problem}});
+  ipip_problem_ = problem;
+}
+
 FelixStatus Felix::Status() {
   std::lock_guard<std::mutex> lock(mu_);
   EndpointManagerStats stats = manager_.stats();
@@ -567,7 +596,8 @@ FelixStatus Felix::Status() {
           .last_resync = last_resync_,
           .resyncs = stats.resyncs,
           .repairs = stats.sysctl_repairs,
-          .mtu = mtu_};
+          .mtu = mtu_,
+          .problems = ipip_problem_.empty() ? std::vector<std::string>{} : std::vector<std::string>{ipip_problem_}};
 }
 
 }  // namespace calico::felixd

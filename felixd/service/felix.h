@@ -87,6 +87,7 @@ struct FelixStatus {
   int64_t resyncs = 0;
   int64_t repairs = 0;
   int mtu = 0;
+  std::vector<std::string> problems;  // what this node cannot do, and why (e.g. no ipip module)
 };
 
 // Names derived from a request: the same for Setup, Teardown and Check.
@@ -154,6 +155,9 @@ class Felix {
   datastore::Datastore& store_;
   resources::Client client_;
   kernel::Netlink& host_;
+  // IP-in-IP: tunl0 is wanted while an enabled IPv4 pool has ipipMode Always or CrossSubnet.
+  void EnsureIpipTunnel(bool wanted);  // under mu_
+  std::string ipip_problem_;
   NetlinkOpener open_;
   Plumber plumber_;
   FelixOptions options_;

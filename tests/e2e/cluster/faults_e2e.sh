@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # e2e faults on the cluster in a box (BGP, 3 nodes, 3-member etcd):
+#  0. an IP-in-IP cluster on this kernel (no ipip module) fails to come up, naming the module;
 #  1. one etcd member killed: pods still come and go;
 #  2. all of etcd down: existing pods keep working; a new ADD fails with a clear try-again
 #     error and leaves nothing behind; once etcd is back, ADDs work and IPAM is clean;
@@ -15,6 +16,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 ip_of() { cut -d' ' -f2 "$CLUSTER_DIR/pods/$1"; }
 ping_ok() { ip netns exec "cib-pod-$1" ping -c1 -W1 "$(ip_of "$2")" > /dev/null 2>&1; }
 start=$(date +%s.%N)
+
+echo "== 0. IP-in-IP on this kernel (no ipip module): up fails, names the module, leaves nothing"
+if out=$("$cluster" up --nodes=2 --mode=ipip 2>&1); then fail "an IP-in-IP cluster came up without the ipip module"; fi
+grep -q 'no ipip module' <<< "$out" || fail "the IP-in-IP failure does not name the module: $out"
+grep 'no ipip module' <<< "$out" | head -1
+[ "$(ip netns list | grep -c '^cib-' || true)" = 0 ] || fail "the failed up left namespaces behind"
+[ ! -e "$CLUSTER_DIR" ] || fail "the failed up left $CLUSTER_DIR behind"
 
 "$cluster" up --nodes=3
 for n in 1 2 3; do "$cluster" pod-add "$n" "p$n" > /dev/null; done

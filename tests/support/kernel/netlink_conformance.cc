@@ -824,5 +824,24 @@ void BatchedRoutesAtScale(Harness& harness) {
   CHECK(Listed(netlink).empty());
 }
 
+// A kernel with the ipip module makes the device; one without it (this machine's) refuses with
+// FailedPrecondition naming the module — never a bare errno an operator has to decode.
+void IpipTunnel(Harness& harness) {
+  Netlink& nl = harness.netlink();
+  absl::Status s = nl.CreateIpipTunnel("cct-ipip0");
+  if (s.ok()) {
+    absl::StatusOr<Link> link = nl.GetLink("cct-ipip0");
+    REQUIRE(link.ok());
+    CHECK(link->kind == LinkKind::kIpip);
+    CHECK(absl::IsAlreadyExists(nl.CreateIpipTunnel("cct-ipip0")));
+  } else {
+    INFO(s.ToString());
+    CHECK(absl::IsFailedPrecondition(s));
+    CHECK(std::string(s.message()).find("no ipip module") != std::string::npos);
+    CHECK(absl::IsNotFound(nl.GetLink("cct-ipip0").status()));
+  }
+  CHECK(absl::IsInvalidArgument(nl.CreateIpipTunnel("a-name-longer-than-15")));
+}
+
 }  // namespace cases
 }  // namespace calico::kernel::testing

@@ -58,6 +58,7 @@ void Ipv4DeleteWithoutMetric(Harness& harness);
 void ListRoutesFilters(Harness& harness);
 void DeleteLinkRemovesItsState(Harness& harness);
 void Sysctls(Harness& harness);
+void IpipTunnel(Harness& harness);
 void BatchedRoutes(Harness& harness);
 void BatchedRoutesAtScale(Harness& harness);
 }  // namespace cases
@@ -99,6 +100,9 @@ struct StringMaker<calico::kernel::Address> {
 // Expands to Catch2 v2 TEST_CASEs named "<prefix>: ..." each with `tags`, creating its harness
 // with `make_harness_expr` (a std::unique_ptr to a Harness; a fresh namespace per case).
 #define CALICO_NETLINK_CONFORMANCE_TESTS(prefix, tags, make_harness_expr)                        \
+  CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
+                                   "ipip tunnel, or an error naming the missing module",         \
+                                   IpipTunnel)                                                   \
   CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
                                    "veth with its peer in another namespace",                    \
                                    VethWithPeerElsewhere)                                        \

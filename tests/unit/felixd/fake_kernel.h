@@ -21,6 +21,7 @@ class NamespaceHandle : public kernel::Netlink {
   absl::StatusOr<std::vector<kernel::Link>> ListLinks() override { return ns_.ListLinks(); }
   absl::StatusOr<kernel::Link> GetLink(std::string_view n) override { return ns_.GetLink(n); }
   absl::Status CreateVeth(const kernel::VethSpec& spec) override;
+  absl::Status CreateIpipTunnel(std::string_view name) override { return ns_.CreateIpipTunnel(name); }
   absl::Status DeleteLink(std::string_view name) override;
   absl::Status SetLinkUp(std::string_view n, bool up) override { return ns_.SetLinkUp(n, up); }
   absl::Status SetLinkMtu(std::string_view n, int mtu) override { return ns_.SetLinkMtu(n, mtu); }

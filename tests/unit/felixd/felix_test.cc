@@ -292,5 +292,33 @@ TEST_CASE("endpoint changes written by others reach the kernel through the watch
   CHECK(n.felix->Status().workloads == 0);
 }
 
+
+TEST_CASE("an IP-in-IP pool brings tunl0 up, or says the ipip module is missing") {
+  Node n;
+  resources::Client client(*n.store);
+  resources::Json pool;
+  pool["apiVersion"] = "projectcalico.org/v3";
+  pool["kind"] = "IPPool";
+  pool["metadata"]["name"] = "ipip";
+  pool["spec"]["cidr"] = "10.70.0.0/16";
+  pool["spec"]["ipipMode"] = "Always";
+  REQUIRE(client.Create(*resources::FromObject(pool)).ok());
+  // No ipip module (as on this machine): no tunl0, and the reason in the status.
+  REQUIRE(n.felix->SyncOnce().ok());
+  std::vector<std::string> problems = n.felix->Status().problems;
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("IP-in-IP pools need tunl0") != std::string::npos);
+  CHECK(problems[0].find("no ipip module") != std::string::npos);
+  CHECK(absl::IsNotFound(n.kernel.host.GetLink("tunl0").status()));
+  // With the module: tunl0 exists and is up, and the problem is gone.
+  n.kernel.host.set_ipip_available(true);
+  REQUIRE(n.felix->SyncOnce().ok());
+  CHECK(n.felix->Status().problems.empty());
+  absl::StatusOr<kernel::Link> tunl = n.kernel.host.GetLink("tunl0");
+  REQUIRE(tunl.ok());
+  CHECK(tunl->kind == kernel::LinkKind::kIpip);
+  CHECK(tunl->up);
+}
+
 }  // namespace
 }  // namespace calico::felixd
