@@ -23,6 +23,10 @@ std::string Hash(std::string_view s) {
   return absl::StrFormat("%016x", h);
 }
 
+std::string NamedPortElement(const NamedPortMember& m, int protocol) {
+  return absl::StrCat(net::FormatIp(m.address.addr), " . ", protocol, " . ", m.port);
+}
+
 bool HasPorts(int protocol) {
   return protocol == policy::kProtoTcp || protocol == policy::kProtoUdp ||
          protocol == policy::kProtoSctp || protocol == policy::kProtoUdpLite;
@@ -391,6 +395,16 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
     for (int f : {4, 6}) RefreshDynamicSet(NamedPortSetName(name, protocol, f), index, out);
   }
   CollectGarbage(out);
+  // An element deleted and re-added in one delta (unchanged): drop both halves.
+  std::set<std::pair<std::string, std::string>> re_added;
+  for (const nft::ElementChange& a : out.add_elements) re_added.insert({a.set, a.key});
+  std::erase_if(out.delete_elements, [&](const nft::ElementChange& d) {
+    if (!re_added.contains({d.set, d.key})) return false;
+    auto it = std::find(out.add_elements.begin(), out.add_elements.end(), d);
+    if (it == out.add_elements.end()) return false;
+    out.add_elements.erase(it);
+    return true;
+  });
   return out;
 }
 
@@ -510,16 +524,6 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     }
     endpoints_.erase(old);
   }
-  // An element deleted and re-added in one delta (unchanged): drop both halves.
-  std::set<std::pair<std::string, std::string>> re_added;
-  for (const nft::ElementChange& a : delta.add_elements) re_added.insert({a.set, a.key});
-  std::erase_if(delta.delete_elements, [&](const nft::ElementChange& d) {
-    if (!re_added.contains({d.set, d.key})) return false;
-    auto it = std::find(delta.add_elements.begin(), delta.add_elements.end(), d);
-    if (it == delta.add_elements.end()) return false;
-    delta.add_elements.erase(it);
-    return true;
-  });
   if (next) endpoints_[id] = std::move(*next);
 }
 
@@ -558,7 +562,7 @@ void Compiler::PutChain(nft::Chain chain, const CompiledRules* sources,
                                     : (d.family == 4 ? nft::KeyType::kIpv4 : nft::KeyType::kIpv6);
         set.spec.interval = !d.named_port;
         set.elements = DynamicElements(d, index);
-        dynamic_sets_[s] = d;
+        dynamic_sets_[s] = std::move(d);
       }
       delta.add_sets.push_back(set.spec);
       for (const auto& [k, v] : set.elements) delta.add_elements.push_back({s, k, v});
@@ -583,24 +587,84 @@ void Compiler::DeleteChain(const std::string& name, nft::Delta& delta) {
   delta.delete_chains.push_back(name);
 }
 
-nft::Elements Compiler::DynamicElements(const DynamicSet& d, const policy::SelectionIndex& index) const {
+nft::Elements Compiler::DynamicElements(DynamicSet& d, const policy::SelectionIndex& index) const {
   if (!d.named_port) {
-    const policy::IpSet& m = index.Members(d.key);
-    return PrefixElements(std::vector<net::Prefix>(m.begin(), m.end()), d.family);
+    d.ips.clear();
+    for (const net::Prefix& p : index.Members(d.key)) {
+      if (p.addr.family == d.family) d.ips.insert(p);
+    }
+    return PrefixElements(std::vector<net::Prefix>(d.ips.begin(), d.ips.end()), d.family);
   }
+  d.ports.clear();
   nft::Elements out;
   for (const NamedPortMember& m : index.NamedPortMembers(d.key, d.protocol)) {
     if (m.address.addr.family != d.family) continue;
-    out.emplace(absl::StrCat(net::FormatIp(m.address.addr), " . ", d.protocol, " . ", m.port), "");
+    d.ports.insert(m);
+    out.emplace(NamedPortElement(m, d.protocol), "");
   }
   return out;
 }
 
+namespace {
+int FamilyOf(const net::Prefix& p) { return p.addr.family; }
+int FamilyOf(const NamedPortMember& m) { return m.address.addr.family; }
+
+// Walks the stored members (`stored`, this family only) and the index's (`now`) in step and
+// brings `stored` up to date: only changed members are formatted, so a pod joining a
+// 10,000-member set costs a comparison per member, not a string.
+template <typename T, typename Format>
+void DiffMembers(std::set<T>& stored, const std::set<T>& now, int family, Format format,
+                 const std::string& set, nft::Elements& current, nft::Delta& delta) {
+  std::vector<T> removed, added;
+  auto a = stored.begin();
+  auto b = now.begin();
+  while (a != stored.end() || b != now.end()) {
+    if (b != now.end() && FamilyOf(*b) != family) {
+      ++b;
+    } else if (b == now.end() || (a != stored.end() && *a < *b)) {
+      removed.push_back(*a++);
+    } else if (a == stored.end() || *b < *a) {
+      added.push_back(*b++);
+    } else {
+      ++a;
+      ++b;
+    }
+  }
+  for (const T& m : removed) {
+    std::string k = format(m);
+    current.erase(k);
+    delta.delete_elements.push_back({set, std::move(k), ""});
+    stored.erase(m);
+  }
+  for (const T& m : added) {
+    std::string k = format(m);
+    current.emplace(k, "");
+    delta.add_elements.push_back({set, std::move(k), ""});
+    stored.insert(m);
+  }
+}
+}  // namespace
+
 void Compiler::RefreshDynamicSet(const std::string& name, const policy::SelectionIndex& index,
                                  nft::Delta& delta) {
-  auto d = dynamic_sets_.find(name);
-  if (d == dynamic_sets_.end() || !table_.sets.contains(name)) return;
-  SetElements(name, DynamicElements(d->second, index), delta);
+  auto it = dynamic_sets_.find(name);
+  if (it == dynamic_sets_.end() || !table_.sets.contains(name)) return;
+  DynamicSet& d = it->second;
+  nft::Elements& current = table_.sets[name].elements;
+  if (d.named_port) {
+    DiffMembers(d.ports, index.NamedPortMembers(d.key, d.protocol), d.family,
+                [&](const NamedPortMember& m) { return NamedPortElement(m, d.protocol); }, name,
+                current, delta);
+    return;
+  }
+  const policy::IpSet& now = index.Members(d.key);
+  auto host = [](const net::Prefix& p) { return p.len == p.addr.Bits(); };
+  if (!std::all_of(d.ips.begin(), d.ips.end(), host) || !std::all_of(now.begin(), now.end(), host)) {
+    SetElements(name, DynamicElements(d, index), delta);  // prefixes may cover one another
+    return;
+  }
+  DiffMembers(d.ips, now, d.family, [](const net::Prefix& p) { return AddrText(p); }, name,
+              current, delta);
 }
 
 void Compiler::SetElements(const std::string& set, nft::Elements elements, nft::Delta& delta) {

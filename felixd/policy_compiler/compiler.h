@@ -86,6 +86,9 @@ class Compiler {
     std::string key;  // selector key, or named port name
     int protocol = 0;
     int family = 4;
+    // What the elements were made from (this family only), so a refresh formats only changes.
+    policy::IpSet ips;
+    std::set<policy::NamedPortMember> ports;
   };
 
   void RenderEndpoint(const policy::Model& model, const policy::SelectionIndex& index,
@@ -101,7 +104,7 @@ class Compiler {
   void SetElements(const std::string& set, nft::Elements elements, nft::Delta& delta);
   void RefreshDynamicSet(const std::string& name, const policy::SelectionIndex& index,
                          nft::Delta& delta);
-  nft::Elements DynamicElements(const DynamicSet& set, const policy::SelectionIndex& index) const;
+  nft::Elements DynamicElements(DynamicSet& set, const policy::SelectionIndex& index) const;
   void CollectGarbage(nft::Delta& delta);
 
   Options options_;
