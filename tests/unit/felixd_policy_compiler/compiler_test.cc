@@ -211,10 +211,15 @@ void RunScenario(const Scenario& sc, int& probes) {
     INFO("step " << i);
     w.Apply(sc.steps[i]);
     SelectionIndex index = SelectionIndex::Build(w.model);
-    Compiler compiler;
-    const nft::DesiredTable& table = compiler.Build(w.model, index);
-    CheckLoads(table);
-    probes += CheckOracle(w.model, table);
+    for (nft::Dispatch dispatch : {nft::Dispatch::kByInterface, nft::Dispatch::kByGroup}) {
+      INFO("dispatch " << int(dispatch));
+      Options options;
+      options.layout.dispatch = dispatch;
+      Compiler compiler(options);
+      const nft::DesiredTable& table = compiler.Build(w.model, index);
+      CheckLoads(table);
+      probes += CheckOracle(w.model, table);
+    }
   }
 }
 
@@ -264,6 +269,11 @@ TEST_CASE("rule translation: one nft rule per alternative, actions as marks", "[
 // A felixd-like driver: the model changes, the index follows incrementally where it can, the
 // compiler's delta goes to the (fake) kernel.
 struct Driver {
+  explicit Driver(nft::Dispatch dispatch = nft::Dispatch::kByInterface) {
+    options.layout.dispatch = dispatch;
+    compiler = Compiler(options);
+  }
+  Options options;
   World w = Cluster();
   SelectionIndex index;
   Compiler compiler;
@@ -293,7 +303,7 @@ struct Driver {
     w.Delete(v, k, ns, n);
   }
   void Check() {
-    Compiler fresh;
+    Compiler fresh(options);
     const nft::DesiredTable& want = fresh.Build(w.model, SelectionIndex::Build(w.model));
     CHECK(compiler.desired() == want);
     CHECK(*kernel.Read() == nft::ExpectedState(want));
@@ -305,7 +315,8 @@ struct Driver {
 std::string PodId(const std::string& ns, const std::string& name) { return ns + "/node1-k8s-" + name + "-eth0"; }
 
 TEST_CASE("incremental: one change at a time ends in the full rebuild's table", "[unit][policy_compiler][incremental]") {
-  Driver d;
+  nft::Dispatch dispatch = GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup);
+  Driver d(dispatch);
   for (const Scenario& sc : kExtraScenarios) {
     for (const char* y : sc.steps) d.w.Apply(y);
   }
