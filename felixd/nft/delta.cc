@@ -19,6 +19,8 @@ const char* HookName(Hook hook) {
       return "forward";
     case Hook::kInput:
       return "input";
+    case Hook::kPrerouting:
+      return "prerouting";
     case Hook::kOutput:
       return "output";
     case Hook::kNone:

@@ -36,24 +36,38 @@ DesiredTable Skeleton(const LayoutOptions& options) {
   t.sets[kWepSrc4] = {SetSpec{kWepSrc4, KeyType::kIfnameIpv4, false, false}, {}};
   t.sets[kWepSrc6] = {SetSpec{kWepSrc6, KeyType::kIfnameIpv6, false, false}, {}};
 
+  const bool at_prerouting = options.egress == EgressHook::kPrerouting;
   Chain forward{"forward", BaseChain{Hook::kForward, 0, true}, {}};
   forward.rules = {
       R({CtStateMatch{kCtEstablished | kCtRelated}, Accept()}),
       R({CtStateMatch{kCtInvalid}, Drop()}),
-      R({Workloads(true), Jump("from-wep")}),
-      R({Workloads(false), Jump("to-wep")}),
   };
+  if (!at_prerouting) forward.rules.push_back(R({Workloads(true), Jump("from-wep")}));
+  forward.rules.push_back(R({Workloads(false), Jump("to-wep")}));
   Chain input{"input", BaseChain{Hook::kInput, 0, true}, {}};
   input.rules = {
       R({CtStateMatch{kCtEstablished | kCtRelated}, Accept()}),
       R({CtStateMatch{kCtInvalid}, Drop()}),
   };
   // IPv6 neighbour and router discovery and MLD to the host are not policy (as upstream).
+  std::vector<Rule> nd;
   for (uint8_t type : {130, 131, 132, 133, 135, 136}) {
-    input.rules.push_back(
+    nd.push_back(
         R({Workloads(true), L4ProtoMatch{58, false}, IcmpMatch{6, type, -1, false}, Accept()}));
   }
-  input.rules.push_back(R({Workloads(true), Jump("from-wep")}));
+  input.rules.insert(input.rules.end(), nd.begin(), nd.end());
+  if (at_prerouting) {
+    Chain pre{"prerouting", BaseChain{Hook::kPrerouting, 0, true}, {}};
+    pre.rules = {
+        R({CtStateMatch{kCtEstablished | kCtRelated}, Accept()}),
+        R({CtStateMatch{kCtInvalid}, Drop()}),
+    };
+    pre.rules.insert(pre.rules.end(), nd.begin(), nd.end());
+    pre.rules.push_back(R({Workloads(true), Jump("from-wep")}));
+    t.chains[pre.name] = std::move(pre);
+  } else {
+    input.rules.push_back(R({Workloads(true), Jump("from-wep")}));
+  }
   switch (options.endpoint_to_host) {
     case EndpointToHost::kDrop:
       input.rules.push_back(R({Workloads(true), Drop()}));

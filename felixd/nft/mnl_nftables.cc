@@ -335,6 +335,8 @@ uint32_t HookNum(Hook hook) {
       return NF_INET_LOCAL_IN;
     case Hook::kOutput:
       return NF_INET_LOCAL_OUT;
+    case Hook::kPrerouting:
+      return NF_INET_PRE_ROUTING;
     case Hook::kForward:
     case Hook::kNone:
       break;
@@ -447,6 +449,9 @@ std::optional<BaseChain> ChainBase(nftnl_chain* c) {
       break;
     case NF_INET_LOCAL_OUT:
       b.hook = Hook::kOutput;
+      break;
+    case NF_INET_PRE_ROUTING:
+      b.hook = Hook::kPrerouting;
       break;
     case NF_INET_FORWARD:
       b.hook = Hook::kForward;

@@ -63,7 +63,7 @@ struct SetSpec {
 // for verdict maps; the data value's text for data maps).
 using Elements = std::map<std::string, std::string>;
 
-enum class Hook { kNone, kForward, kInput, kOutput };
+enum class Hook { kNone, kForward, kInput, kOutput, kPrerouting };
 struct BaseChain {
   Hook hook = Hook::kForward;
   int priority = 0;  // filter

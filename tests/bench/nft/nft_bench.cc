@@ -8,15 +8,16 @@
 //     chain replaced, and a new policy (its set, its chain, a group chain refilled);
 //   - the same single element change through a long-lived libnftables context, for the choice;
 //   - a full Read and ComputeDelta (the drift refresh).
-// Both dispatch layouts (layout.h): kByGroup (interface → group key → group chain, the default)
-// and kByInterface (interface → group chain), each in fresh namespaces; `nft -f` loads the
-// kByInterface table (nft 1.0 cannot parse kByGroup's chained lookup; the tables hold the same
+// Every layout option (layout.h), each in fresh namespaces: Dispatch kByInterface (interface →
+// group chain, the default) or kByGroup (interface → group key → group chain), egress policy
+// from forward+input (the default) or from prerouting; `nft -f` loads the default table (nft 1.0 cannot parse kByGroup's chained lookup; the tables hold the same
 // policies, sets and chains).
 // Prints ratios against the targets: p99 <= 5 ms and <= 0.01x the full rebuild.
 // NFT_BENCH_ENDPOINTS=<n> changes the endpoint count (the kernel's validation of the jump graph
 // after a chain or verdict-map change grows with the group chains reachable from the maps);
 // NFT_BENCH_GROUPS (500), NFT_BENCH_ITERATIONS (200), NFT_BENCH_EXTRA_RULES (rules added to every
-// policy chain, 0) and NFT_BENCH_DISPATCH=group|interface (one layout only) are for experiments.
+// policy chain, 0), NFT_BENCH_DISPATCH=group|interface and NFT_BENCH_EGRESS=forward|prerouting
+// (those layouts only) are for experiments.
 
 #include <fcntl.h>
 #include <nftables/libnftables.h>
@@ -85,10 +86,16 @@ struct Model {
   std::vector<EndpointPolicies> group_in, group_out;
 };
 
-Model Build(Dispatch dispatch) {
+struct Layout {
+  Dispatch dispatch = Dispatch::kByInterface;
+  EgressHook egress = EgressHook::kForwardAndInput;
+  LayoutOptions Options() const { return {EndpointToHost::kDrop, dispatch, egress}; }
+};
+
+Model Build(const Layout& layout) {
   std::mt19937 rng(1);
   Model m;
-  m.table = Skeleton(LayoutOptions{EndpointToHost::kDrop, dispatch});
+  m.table = Skeleton(layout.Options());
   DesiredTable& t = m.table;
   for (int p = 0; p < kPolicies; ++p) {
     DesiredSet sel{SetSpec{Sel(p), KeyType::kIpv4, false, false}, {}};
@@ -152,9 +159,11 @@ Stats Measure(MnlNftables& nft, const std::function<Delta(int)>& change) {
   return Percentiles(ms);
 }
 
-const char* DispatchName(Dispatch d) {
-  return d == Dispatch::kByGroup ? "by group (iifname map @from-wep vmap @from-grp)"
-                                 : "by interface (iifname vmap @from-wep)";
+std::string LayoutName(const Layout& l) {
+  return absl::StrCat(l.dispatch == Dispatch::kByGroup ? "by group (iifname map @from-wep vmap @from-grp)"
+                                                       : "by interface (iifname vmap @from-wep)",
+                      l.egress == EgressHook::kPrerouting ? ", egress at prerouting"
+                                                          : ", egress at forward+input");
 }
 
 void Describe(const Model& m, double build_ms) {
@@ -174,13 +183,14 @@ struct Row {
 
 // Full load, drift refresh and the single changes for one layout; leaves the loaded namespace
 // and writer in `node` / `nft` (for the libnftables comparison).
-std::vector<Row> RunLayout(Dispatch dispatch, double full_ref, std::optional<TestNetns>& node,
+std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<TestNetns>& node,
                            std::unique_ptr<MnlNftables>& nft) {
+  const Dispatch dispatch = layout.dispatch;
   auto t0 = Clock::now();
-  Model m = Build(dispatch);
+  Model m = Build(layout);
   Check(Canonicalize(m.table), "canonicalize");
   double build_ms = Ms(Clock::now() - t0);
-  std::printf("\n== dispatch %s ==\n", DispatchName(dispatch));
+  std::printf("\n== dispatch %s ==\n", LayoutName(layout).c_str());
   Describe(m, build_ms);
   const bool by_group = dispatch == Dispatch::kByGroup;
 
@@ -258,7 +268,7 @@ std::vector<Row> RunLayout(Dispatch dispatch, double full_ref, std::optional<Tes
                     EndpointPolicies in = m.group_in[4], out = m.group_out[4];
                     in.tiers.front().policy_chains.push_back(PolicyChain(999, true));
                     out.tiers.front().policy_chains.push_back(PolicyChain(999, false));
-                    DesiredTable mine = Skeleton(LayoutOptions{EndpointToHost::kDrop, dispatch});
+                    DesiredTable mine = Skeleton(layout.Options());
                     AddEndpoint(mine, Endpoint{Ifname(e), {Ip(e)}, in, out});
                     auto& list = i % 2 ? d.delete_elements : d.add_elements;
                     for (bool ingress : {true, false}) {
@@ -322,7 +332,7 @@ int Main() {
     return 1;
   }
   auto t0 = Clock::now();
-  Model m = Build(Dispatch::kByInterface);
+  Model m = Build(Layout{});
   Check(Canonicalize(m.table), "canonicalize");
   Describe(m, Ms(Clock::now() - t0));
   // Reference: nft -f of the whole table into an empty namespace (median of 3).
@@ -348,11 +358,16 @@ int Main() {
 
   std::optional<TestNetns> node;
   std::unique_ptr<MnlNftables> nft;
-  std::vector<std::pair<Dispatch, std::vector<Row>>> results;
-  for (Dispatch d : {Dispatch::kByInterface, Dispatch::kByGroup}) {
+  std::vector<std::pair<Layout, std::vector<Row>>> results;
+  for (Layout l : {Layout{Dispatch::kByInterface, EgressHook::kForwardAndInput},
+                   Layout{Dispatch::kByInterface, EgressHook::kPrerouting},
+                   Layout{Dispatch::kByGroup, EgressHook::kForwardAndInput},
+                   Layout{Dispatch::kByGroup, EgressHook::kPrerouting}}) {
     const char* only = getenv("NFT_BENCH_DISPATCH");  // "group" or "interface": that one only
-    if (only && std::string(only) != (d == Dispatch::kByGroup ? "group" : "interface")) continue;
-    results.emplace_back(d, RunLayout(d, full_ref, node, nft));
+    if (only && std::string(only) != (l.dispatch == Dispatch::kByGroup ? "group" : "interface")) continue;
+    const char* egress = getenv("NFT_BENCH_EGRESS");  // "prerouting" or "forward"
+    if (egress && std::string(egress) != (l.egress == EgressHook::kPrerouting ? "prerouting" : "forward")) continue;
+    results.emplace_back(l, RunLayout(l, full_ref, node, nft));
   }
 
   // The same single element change through a long-lived libnftables context (the alternative).
@@ -387,9 +402,9 @@ int Main() {
   std::printf("\nsingle changes at %d endpoints / %d policies, %d each (ms); nft -f %.1f ms:\n",
               kEndpoints, kPolicies, kIterations, full_ref);
   bool ok = false;
-  for (const auto& [dispatch, rows] : results) {
+  for (const auto& [layout, rows] : results) {
     bool layout_ok = true;
-    std::printf("dispatch %s\n  %-48s %8s %8s %8s %12s\n", DispatchName(dispatch), "", "p50", "p99",
+    std::printf("dispatch %s\n  %-48s %8s %8s %8s %12s\n", LayoutName(layout).c_str(), "", "p50", "p99",
                 "max", "p99/nft -f");
     for (const Row& r : rows) {
       double ratio = r.s.p99 / full_ref;

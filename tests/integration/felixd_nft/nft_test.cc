@@ -218,6 +218,7 @@ TEST_CASE("MnlNftables: a fresh writer adopts the table without touching a rule"
 TEST_CASE("MnlNftables: a selector set change flips a ping from dropped to allowed",
           "[integration][nft]") {
   const Dispatch dispatch = GENERATE(Dispatch::kByGroup, Dispatch::kByInterface);
+  const EgressHook egress = GENERATE(EgressHook::kForwardAndInput, EgressHook::kPrerouting);
   Env env = Make("nft-node");
   TestNetns a = OK_OR_FAIL(TestNetns::Create("nft-pa"));
   TestNetns b = OK_OR_FAIL(TestNetns::Create("nft-pb"));
@@ -237,8 +238,9 @@ TEST_CASE("MnlNftables: a selector set change flips a ping from dropped to allow
   // Proxy ARP answers for 169.254.1.1 only when the node routes it elsewhere (a default route on
   // a real node).
   Sh(env.ns, "sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up && ip route add 169.254.1.1/32 dev lo");
+  Sh(env.ns, "ip addr add 10.99.0.1/32 dev lo");  // the node's own address (input path)
 
-  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, dispatch});
+  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kAccept, dispatch, egress});
   t.sets["sel-client"] = {SetSpec{"sel-client", KeyType::kIpv4, false, false}, {}};
   t.chains["po-allow-client-i"] = Chain{
       "po-allow-client-i", std::nullopt,
@@ -277,6 +279,17 @@ TEST_CASE("MnlNftables: a selector set change flips a ping from dropped to allow
     Converge(*env.nft, t);
     CHECK(a.Exec(ping).status == 0);
   }
+  // Workload to host: egress policy, then DefaultEndpointToHostAction (Accept here).
+  const std::string ping_host = "ping -c 1 -W 1 10.99.0.1 >/dev/null 2>&1";
+  CHECK(a.Exec(ping_host).status == 0);
+  EndpointPolicies deny{{TierChains{{}, false}}, {}};  // a tier with no allow: end-of-tier drop
+  AddEndpoint(t, Endpoint{"caliaaaa", {"10.65.0.1"}, open, deny});
+  Converge(*env.nft, t);
+  CHECK(a.Exec(ping_host).status != 0);
+  CHECK(a.Exec(ping).status != 0);
+  AddEndpoint(t, Endpoint{"caliaaaa", {"10.65.0.1"}, open, open});
+  Converge(*env.nft, t);
+  CHECK(a.Exec(ping_host).status == 0);
   // Spoofed source from pod-a: dropped even though pod-b would allow it.
   Sh(a, "ip addr add 10.65.0.9/32 dev eth0");
   t.sets["sel-client"].elements["10.65.0.9"] = "";

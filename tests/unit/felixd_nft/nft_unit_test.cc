@@ -113,6 +113,35 @@ TEST_CASE("group chains: tiers, pass, profiles, and sharing between endpoints", 
   CHECK(!t.sets.contains(kToGroupMap));
 }
 
+TEST_CASE("egress at prerouting: one base chain jumps from-wep, forward and input do not",
+          "[unit][nft]") {
+  auto jumps_from_wep = [](const Chain& c) {
+    for (const Rule& r : c.rules) {
+      if (r.ToString() == "iifname \"cali*\" jump from-wep") return true;
+    }
+    return false;
+  };
+  DesiredTable before = Skeleton();
+  CHECK(jumps_from_wep(before.chains.at("forward")));
+  CHECK(jumps_from_wep(before.chains.at("input")));
+  CHECK(!before.chains.contains("prerouting"));
+  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByInterface,
+                                          EgressHook::kPrerouting});
+  const Chain& pre = t.chains.at("prerouting");
+  REQUIRE(pre.base);
+  CHECK(pre.base->hook == Hook::kPrerouting);
+  CHECK(pre.base->priority == 0);  // after conntrack (-200) and DNAT (-100)
+  CHECK(jumps_from_wep(pre));
+  CHECK(pre.rules.front().ToString() == "ct state established,related accept");
+  CHECK(!jumps_from_wep(t.chains.at("forward")));
+  CHECK(!jumps_from_wep(t.chains.at("input")));
+  CHECK(t.chains.at("input").rules.back().ToString() == "iifname \"cali*\" drop");
+  CHECK(ToNftScript(t).find("add chain inet calico prerouting { type filter hook prerouting priority 0; policy accept; }") != std::string::npos);
+  FakeNftables kernel;
+  REQUIRE(kernel.Apply(ComputeDelta(t, std::nullopt)).ok());
+  CHECK(**kernel.Read() == ExpectedState(t));
+}
+
 TEST_CASE("dispatch by group: interface to group key, group key to group chain", "[unit][nft]") {
   EndpointPolicies p{{TierChains{{"po-a"}, false}}, {}};
   EndpointPolicies q{{TierChains{{"po-b"}, false}}, {}};
