@@ -81,24 +81,24 @@ TEST_CASE("rules render as nft syntax and their tags are stable", "[unit][nft]")
 }
 
 TEST_CASE("group chains: tiers, pass, profiles, and sharing between endpoints", "[unit][nft]") {
-  EndpointPolicies p{{TierChains{{"po-a", "po-b"}, false}, TierChains{{"po-c"}, true}}, {"pro-x"}};
+  EndpointPolicies p{{TierChains{{"po-a", "po-b"}, false}, TierChains{{"po-c"}, true}}, {"pro-x", "pro-y"}};
   Chain c = GroupChain(true, p);
   std::vector<std::string> text;
   for (const Rule& r : c.rules) text.push_back(r.ToString());
   CHECK(text == std::vector<std::string>{
                     "jump po-a",
-                    "meta mark & 0x00010000 == 0x00010000 return",
-                    "meta mark & 0x00020000 == 0x00000000 jump po-b",
-                    "meta mark & 0x00010000 == 0x00010000 return",
-                    "meta mark & 0x00020000 == 0x00000000 drop",  // end of tier
-                    "meta mark set meta mark & 0xfffdffff",      // next tier
+                    "meta mark & 0x00030000 == 0x00000000 jump po-b",  // skipped after Allow/Pass
+                    "meta mark & 0x00010000 == 0x00010000 return",     // the tier allowed
+                    "meta mark & 0x00020000 == 0x00000000 drop",       // end of tier
+                    "meta mark set meta mark & 0xfffdffff",            // next tier
                     "jump po-c",
                     "meta mark & 0x00010000 == 0x00010000 return",
                     "meta mark set meta mark & 0xfffdffff",  // tier passes: on to profiles
                     "jump pro-x",
-                    "meta mark & 0x00010000 == 0x00010000 return",
-                    "drop",
+                    "meta mark & 0x00010000 == 0x00000000 jump pro-y",  // a Pass goes on
+                    "meta mark & 0x00010000 == 0x00000000 drop",        // allowed: return
                 });
+  CHECK(GroupChain(true, EndpointPolicies{}).rules == std::vector<Rule>{Rule().Add(Drop())});
   CHECK(c.name.rfind("tw-", 0) == 0);
   CHECK(GroupChainName(false, p).rfind("fw-", 0) == 0);
 
