@@ -271,7 +271,8 @@ std::string FormatVerdict(int32_t code, const char* chain) {
 
 class Batch {
  public:
-  explicit Batch(uint32_t& seq) : seq_(seq) { buf_.resize(1 << 20); }
+  Batch(uint32_t& seq, const std::string& table) : table(table), seq_(seq) { buf_.resize(1 << 20); }
+  const std::string& table;
 
   char* Next() {
     if (buf_.size() - len_ < kMaxMessage) buf_.resize(buf_.size() * 2 + kMaxMessage);
@@ -313,17 +314,17 @@ using OwnedChain = Owned<nftnl_chain, nftnl_chain_free>;
 using OwnedRule = Owned<nftnl_rule, nftnl_rule_free>;
 using OwnedSet = Owned<nftnl_set, nftnl_set_free>;
 
-nftnl_set* NewSet(const std::string& name) {
+nftnl_set* NewSet(const std::string& table, const std::string& name) {
   nftnl_set* s = nftnl_set_alloc();
-  nftnl_set_set_str(s, NFTNL_SET_TABLE, kTableName);
+  nftnl_set_set_str(s, NFTNL_SET_TABLE, table.c_str());
   nftnl_set_set_str(s, NFTNL_SET_NAME, name.c_str());
   nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
   return s;
 }
 
-nftnl_chain* NewChain(const std::string& name) {
+nftnl_chain* NewChain(const std::string& table, const std::string& name) {
   nftnl_chain* c = nftnl_chain_alloc();
-  nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, kTableName);
+  nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table.c_str());
   nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name.c_str());
   nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
   return c;
@@ -345,7 +346,7 @@ uint32_t HookNum(Hook hook) {
 }
 
 void AddChainMsg(Batch& b, const Chain& chain) {
-  OwnedChain c(NewChain(chain.name));
+  OwnedChain c(NewChain(b.table, chain.name));
   if (chain.base) {
     nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM, HookNum(chain.base->hook));
     nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, chain.base->priority);
@@ -360,7 +361,7 @@ void AddChainMsg(Batch& b, const Chain& chain) {
 
 void FlushChainMsg(Batch& b, const std::string& chain) {
   OwnedRule r(nftnl_rule_alloc());
-  nftnl_rule_set_str(r.p, NFTNL_RULE_TABLE, kTableName);
+  nftnl_rule_set_str(r.p, NFTNL_RULE_TABLE, b.table.c_str());
   nftnl_rule_set_str(r.p, NFTNL_RULE_CHAIN, chain.c_str());
   nftnl_rule_set_u32(r.p, NFTNL_RULE_FAMILY, NFPROTO_INET);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(b.Next(), NFT_MSG_DELRULE, NFPROTO_INET, 0, b.NextSeq());
@@ -370,7 +371,7 @@ void FlushChainMsg(Batch& b, const std::string& chain) {
 
 void AddRuleMsg(Batch& b, const std::string& chain, const Rule& rule) {
   OwnedRule r(nftnl_rule_alloc());
-  nftnl_rule_set_str(r.p, NFTNL_RULE_TABLE, kTableName);
+  nftnl_rule_set_str(r.p, NFTNL_RULE_TABLE, b.table.c_str());
   nftnl_rule_set_str(r.p, NFTNL_RULE_CHAIN, chain.c_str());
   nftnl_rule_set_u32(r.p, NFTNL_RULE_FAMILY, NFPROTO_INET);
   Compiler compiler{r.p};
@@ -390,7 +391,7 @@ void AddRuleMsg(Batch& b, const std::string& chain, const Rule& rule) {
 absl::Status ElementMsgs(Batch& b, const SetSpec& spec, const std::vector<const ElementChange*>& els,
                          bool add) {
   for (size_t i = 0; i < els.size(); i += kElementsPerMessage) {
-    OwnedSet s(NewSet(spec.name));
+    OwnedSet s(NewSet(b.table, spec.name));
     std::string first;
     for (size_t j = i; j < els.size() && j < i + kElementsPerMessage; ++j) {
       const ElementChange& e = *els[j];
@@ -483,12 +484,16 @@ std::string RuleComment(nftnl_rule* r) {
 
 }  // namespace
 
-MnlNftables::MnlNftables(mnl_socket* sock)
-    : sock_(sock), portid_(mnl_socket_get_portid(sock)), seq_(uint32_t(time(nullptr))) {}
+MnlNftables::MnlNftables(mnl_socket* sock, std::string table)
+    : table_(std::move(table)),
+      sock_(sock),
+      portid_(mnl_socket_get_portid(sock)),
+      seq_(uint32_t(time(nullptr))) {}
 
 MnlNftables::~MnlNftables() { mnl_socket_close(sock_); }
 
-absl::StatusOr<std::unique_ptr<MnlNftables>> MnlNftables::Open(const std::string& netns_path) {
+absl::StatusOr<std::unique_ptr<MnlNftables>> MnlNftables::Open(const std::string& netns_path,
+                                                               const std::string& table) {
   mnl_socket* sock = nullptr;
   RETURN_IF_ERROR(InNetns(netns_path, [&]() -> absl::Status {
     sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
@@ -511,7 +516,7 @@ absl::StatusOr<std::unique_ptr<MnlNftables>> MnlNftables::Open(const std::string
   }
   int ext_ack = 1;
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &ext_ack, sizeof(ext_ack));
-  return std::unique_ptr<MnlNftables>(new MnlNftables(sock));
+  return std::unique_ptr<MnlNftables>(new MnlNftables(sock, table));
 }
 
 absl::Status MnlNftables::Apply(const Delta& delta) {
@@ -528,18 +533,18 @@ absl::Status MnlNftables::Apply(const Delta& delta) {
   // A set deleted and re-added in this delta: its elements to delete are gone with it.
   std::set<std::string> deleted(delta.delete_sets.begin(), delta.delete_sets.end());
 
-  Batch b(seq_);
+  Batch b(seq_, table_);
   uint32_t begin_seq = b.NextSeq();
   nlmsghdr* begin = nftnl_batch_begin(b.Next(), begin_seq);
   b.Done(begin, "NFNL_MSG_BATCH_BEGIN");
   if (delta.add_table) {
     OwnedTable t(nftnl_table_alloc());
-    nftnl_table_set_str(t.p, NFTNL_TABLE_NAME, kTableName);
+    nftnl_table_set_str(t.p, NFTNL_TABLE_NAME, table_.c_str());
     nftnl_table_set_u32(t.p, NFTNL_TABLE_FAMILY, NFPROTO_INET);
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(b.Next(), NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE,
                                           b.NextSeq());
     nftnl_table_nlmsg_build_payload(nlh, t.p);
-    b.Done(nlh, absl::StrCat("NFT_MSG_NEWTABLE inet ", kTableName));
+    b.Done(nlh, absl::StrCat("NFT_MSG_NEWTABLE inet ", table_));
   }
   for (const Chain& c : delta.put_chains) AddChainMsg(b, c);
   for (const Chain& c : delta.put_chains) FlushChainMsg(b, c.name);
@@ -554,20 +559,20 @@ absl::Status MnlNftables::Apply(const Delta& delta) {
   }
   for (const std::string& c : delta.delete_chains) FlushChainMsg(b, c);
   for (const std::string& name : delta.delete_chains) {
-    OwnedChain c(NewChain(name));
+    OwnedChain c(NewChain(table_, name));
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(b.Next(), NFT_MSG_DELCHAIN, NFPROTO_INET, 0, b.NextSeq());
     nftnl_chain_nlmsg_build_payload(nlh, c.p);
     b.Done(nlh, absl::StrCat("NFT_MSG_DELCHAIN ", name));
   }
   for (const std::string& name : delta.delete_sets) {
-    OwnedSet s(NewSet(name));
+    OwnedSet s(NewSet(table_, name));
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(b.Next(), NFT_MSG_DELSET, NFPROTO_INET, 0, b.NextSeq());
     nftnl_set_nlmsg_build_payload(nlh, s.p);
     b.Done(nlh, absl::StrCat("NFT_MSG_DELSET ", name));
   }
   uint32_t set_id = 1;
   for (const SetSpec& spec : delta.add_sets) {
-    OwnedSet s(NewSet(spec.name));
+    OwnedSet s(NewSet(table_, spec.name));
     uint32_t flags = 0;
     if (spec.verdict_map || spec.data) flags |= NFT_SET_MAP;
     if (spec.interval) flags |= NFT_SET_INTERVAL;
@@ -682,7 +687,7 @@ absl::StatusOr<SetSpec> MnlNftables::SpecOf(const std::string& set) {
   if (it != specs_.end()) return it->second;
   char req[MNL_SOCKET_BUFFER_SIZE];
   uint32_t seq = seq_++;
-  OwnedSet s(NewSet(set));
+  OwnedSet s(NewSet(table_, set));
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_ACK, seq);
   nftnl_set_nlmsg_build_payload(nlh, s.p);
   std::optional<SetSpec> spec;
@@ -695,7 +700,7 @@ absl::StatusOr<SetSpec> MnlNftables::SpecOf(const std::string& set) {
                        }));
   if (!spec || spec->name.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("set ", set, " in table inet ", kTableName, " has a key type felixd does not use"));
+        absl::StrCat("set ", set, " in table inet ", table_, " has a key type felixd does not use"));
   }
   specs_[set] = *spec;
   return *spec;
@@ -707,7 +712,7 @@ absl::StatusOr<std::optional<TableState>> MnlNftables::Read() {
   {
     uint32_t seq = seq_++;
     OwnedTable t(nftnl_table_alloc());
-    nftnl_table_set_str(t.p, NFTNL_TABLE_NAME, kTableName);
+    nftnl_table_set_str(t.p, NFTNL_TABLE_NAME, table_.c_str());
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
     nftnl_table_nlmsg_build_payload(nlh, t.p);
     absl::Status st = Talk(req, nlh->nlmsg_len, seq, "NFT_MSG_GETTABLE",
@@ -720,14 +725,14 @@ absl::StatusOr<std::optional<TableState>> MnlNftables::Read() {
   {
     uint32_t seq = seq_++;
     OwnedSet filter(nftnl_set_alloc());
-    nftnl_set_set_str(filter.p, NFTNL_SET_TABLE, kTableName);
+    nftnl_set_set_str(filter.p, NFTNL_SET_TABLE, table_.c_str());
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, seq);
     nftnl_set_nlmsg_build_payload(nlh, filter.p);
     std::vector<std::pair<std::string, SetSpec>> sets;
     RETURN_IF_ERROR(Talk(req, nlh->nlmsg_len, seq, "NFT_MSG_GETSET (dump)", [&](const nlmsghdr* m) {
       OwnedSet s(nftnl_set_alloc());
       if (nftnl_set_nlmsg_parse(m, s.p) < 0) return MNL_CB_ERROR;
-      if (std::strcmp(nftnl_set_get_str(s.p, NFTNL_SET_TABLE), kTableName) != 0) return MNL_CB_OK;
+      if (std::strcmp(nftnl_set_get_str(s.p, NFTNL_SET_TABLE), table_.c_str()) != 0) return MNL_CB_OK;
       if (nftnl_set_get_u32(s.p, NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS) return MNL_CB_OK;
       sets.emplace_back(nftnl_set_get_str(s.p, NFTNL_SET_NAME), SpecFromKernel(s.p));
       return MNL_CB_OK;
@@ -739,10 +744,10 @@ absl::StatusOr<std::optional<TableState>> MnlNftables::Read() {
       if (spec.name.empty()) continue;  // not ours to decode
       specs_[name] = spec;
       uint32_t eseq = seq_++;
-      OwnedSet q(NewSet(name));
+      OwnedSet q(NewSet(table_, name));
       nlmsghdr* enlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, eseq);
       nftnl_set_elems_nlmsg_build_payload(enlh, q.p);
-      OwnedSet got(NewSet(name));
+      OwnedSet got(NewSet(table_, name));
       RETURN_IF_ERROR(Talk(req, enlh->nlmsg_len, eseq, absl::StrCat("NFT_MSG_GETSETELEM ", name),
                            [&](const nlmsghdr* m) {
                              return nftnl_set_elems_nlmsg_parse(m, got.p) < 0 ? MNL_CB_ERROR
@@ -786,13 +791,13 @@ absl::StatusOr<std::optional<TableState>> MnlNftables::Read() {
   {
     uint32_t seq = seq_++;
     OwnedChain filter(nftnl_chain_alloc());
-    nftnl_chain_set_str(filter.p, NFTNL_CHAIN_TABLE, kTableName);
+    nftnl_chain_set_str(filter.p, NFTNL_CHAIN_TABLE, table_.c_str());
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, seq);
     nftnl_chain_nlmsg_build_payload(nlh, filter.p);
     RETURN_IF_ERROR(Talk(req, nlh->nlmsg_len, seq, "NFT_MSG_GETCHAIN (dump)", [&](const nlmsghdr* m) {
       OwnedChain c(nftnl_chain_alloc());
       if (nftnl_chain_nlmsg_parse(m, c.p) < 0) return MNL_CB_ERROR;
-      if (std::strcmp(nftnl_chain_get_str(c.p, NFTNL_CHAIN_TABLE), kTableName) != 0 ||
+      if (std::strcmp(nftnl_chain_get_str(c.p, NFTNL_CHAIN_TABLE), table_.c_str()) != 0 ||
           nftnl_chain_get_u32(c.p, NFTNL_CHAIN_FAMILY) != NFPROTO_INET) {
         return MNL_CB_OK;
       }
@@ -804,13 +809,13 @@ absl::StatusOr<std::optional<TableState>> MnlNftables::Read() {
   {
     uint32_t seq = seq_++;
     OwnedRule filter(nftnl_rule_alloc());
-    nftnl_rule_set_str(filter.p, NFTNL_RULE_TABLE, kTableName);
+    nftnl_rule_set_str(filter.p, NFTNL_RULE_TABLE, table_.c_str());
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
     nftnl_rule_nlmsg_build_payload(nlh, filter.p);
     RETURN_IF_ERROR(Talk(req, nlh->nlmsg_len, seq, "NFT_MSG_GETRULE (dump)", [&](const nlmsghdr* m) {
       OwnedRule r(nftnl_rule_alloc());
       if (nftnl_rule_nlmsg_parse(m, r.p) < 0) return MNL_CB_ERROR;
-      if (std::strcmp(nftnl_rule_get_str(r.p, NFTNL_RULE_TABLE), kTableName) != 0 ||
+      if (std::strcmp(nftnl_rule_get_str(r.p, NFTNL_RULE_TABLE), table_.c_str()) != 0 ||
           nftnl_rule_get_u32(r.p, NFTNL_RULE_FAMILY) != NFPROTO_INET) {
         return MNL_CB_OK;
       }

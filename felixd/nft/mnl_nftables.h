@@ -26,7 +26,10 @@ namespace calico::felixd::nft {
 class MnlNftables : public Nftables {
  public:
   // `netns_path`: /run/netns/x or /proc/<pid>/ns/net; empty: the calling thread's namespace.
-  static absl::StatusOr<std::unique_ptr<MnlNftables>> Open(const std::string& netns_path = "");
+  // `table`: the inet table this writer owns (felixd's is kTableName; others for experiments
+  // such as splitting the policy across tables, tests/bench/nft).
+  static absl::StatusOr<std::unique_ptr<MnlNftables>> Open(const std::string& netns_path = "",
+                                                           const std::string& table = kTableName);
   ~MnlNftables() override;
   MnlNftables(const MnlNftables&) = delete;
   MnlNftables& operator=(const MnlNftables&) = delete;
@@ -39,12 +42,13 @@ class MnlNftables : public Nftables {
   size_t last_batch_bytes() const { return last_batch_bytes_; }
 
  private:
-  explicit MnlNftables(mnl_socket* sock);
+  MnlNftables(mnl_socket* sock, std::string table);
   absl::StatusOr<SetSpec> SpecOf(const std::string& set);
   // Sends a request and feeds every answer to `on_msg` until the dump ends or the ack comes.
   absl::Status Talk(const char* request, size_t len, uint32_t seq, std::string_view what,
                     std::function<int(const nlmsghdr*)> on_msg);
 
+  std::string table_;
   mnl_socket* sock_;
   uint32_t portid_;
   uint32_t seq_;

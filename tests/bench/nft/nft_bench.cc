@@ -10,7 +10,9 @@
 //   - a full Read and ComputeDelta (the drift refresh).
 // Every layout option (layout.h), each in fresh namespaces: Dispatch kByInterface (interface →
 // group chain, the default) or kByGroup (interface → group key → group chain), egress policy
-// from forward+input (the default) or from prerouting; `nft -f` loads the default table (nft 1.0 cannot parse kByGroup's chained lookup; the tables hold the same
+// from forward+input (the default) or from prerouting, and kByGroup + prerouting with egress in
+// a table of its own (calico-egress: the kernel then validates only the table a change touched;
+// two writers, two transactions per change); `nft -f` loads the default table (nft 1.0 cannot parse kByGroup's chained lookup; the tables hold the same
 // policies, sets and chains).
 // Prints ratios against the targets: p99 <= 5 ms and <= 0.01x the full rebuild.
 // NFT_BENCH_ENDPOINTS=<n> changes the endpoint count (the kernel's validation of the jump graph
@@ -31,11 +33,13 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/base/status_macros.h"
 #include "felixd/nft/delta.h"
 #include "felixd/nft/layout.h"
 #include "felixd/nft/mnl_nftables.h"
@@ -89,8 +93,97 @@ struct Model {
 struct Layout {
   Dispatch dispatch = Dispatch::kByInterface;
   EgressHook egress = EgressHook::kForwardAndInput;
+  // With kPrerouting: what prerouting reaches goes to table calico-egress, the rest stays in
+  // calico; a set used by both is written to both. Two transactions per change (not atomic
+  // together); the kernel validates only the table(s) a change touched.
+  bool split_tables = false;
   LayoutOptions Options() const { return {EndpointToHost::kDrop, dispatch, egress}; }
 };
+
+constexpr char kEgressTable[] = "calico-egress";
+
+// Which objects live in the egress table (split_tables).
+struct Partition {
+  std::set<std::string> egress_chains, ingress_chains, egress_sets, ingress_sets;
+  // A chain both directions reach (a profile) is in both tables.
+  bool ChainIn(bool egress, const std::string& c) const {
+    bool e = egress_chains.contains(c) || c.rfind("fw-", 0) == 0;  // new egress group chains
+    return egress ? e : (ingress_chains.contains(c) || !e);
+  }
+  bool In(bool egress, const ElementChange& e) const { return SetIn(egress, e.set); }
+  bool SetIn(bool egress, const std::string& set) const {
+    if (egress) return egress_sets.contains(set);
+    return ingress_sets.contains(set) || !egress_sets.contains(set);  // unknown: ingress
+  }
+};
+
+std::set<std::string> Reachable(const DesiredTable& t, const std::string& root) {
+  std::set<std::string> seen;
+  std::vector<std::string> todo{root};
+  auto visit = [&](const std::string& c) {
+    if (seen.insert(c).second) todo.push_back(c);
+  };
+  seen.insert(root);
+  while (!todo.empty()) {
+    std::string c = todo.back();
+    todo.pop_back();
+    auto it = t.chains.find(c);
+    if (it == t.chains.end()) continue;
+    for (const Rule& r : it->second.rules) {
+      for (const Expr& e : r.exprs) {
+        if (const auto* v = std::get_if<Verdict>(&e)) {
+          if (!v->chain.empty()) visit(v->chain);
+        } else if (const auto* m = std::get_if<IfnameVmap>(&e)) {
+          auto map = t.sets.find(m->map);
+          if (map == t.sets.end()) continue;
+          for (const auto& [key, verdict] : map->second.elements) {
+            size_t sp = verdict.find(' ');
+            if (sp != std::string::npos) visit(verdict.substr(sp + 1));
+          }
+        }
+      }
+    }
+  }
+  return seen;
+}
+
+Partition PartitionOf(const DesiredTable& t) {
+  Partition p;
+  p.egress_chains = Reachable(t, "prerouting");
+  p.ingress_chains = Reachable(t, "forward");
+  p.ingress_chains.merge(Reachable(t, "input"));
+  for (const auto& [name, chain] : t.chains) {
+    for (const Rule& r : chain.rules) {
+      for (const std::string& s : ReferencedSets(r)) {
+        if (p.ChainIn(true, name)) p.egress_sets.insert(s);
+        if (p.ChainIn(false, name)) p.ingress_sets.insert(s);
+      }
+    }
+  }
+  return p;
+}
+
+DesiredTable Part(const DesiredTable& t, const Partition& p, bool egress) {
+  DesiredTable out;
+  for (const auto& [name, set] : t.sets) {
+    if (p.SetIn(egress, name)) out.sets[name] = set;
+  }
+  for (const auto& [name, chain] : t.chains) {
+    if (p.ChainIn(egress, name)) out.chains[name] = chain;
+  }
+  return out;
+}
+
+Delta PartOf(const Delta& d, const Partition& p, bool egress) {
+  Delta out;
+  for (const SetSpec& s : d.add_sets) if (p.SetIn(egress, s.name)) out.add_sets.push_back(s);
+  for (const Chain& c : d.put_chains) if (p.ChainIn(egress, c.name)) out.put_chains.push_back(c);
+  for (const ElementChange& e : d.delete_elements) if (p.In(egress, e)) out.delete_elements.push_back(e);
+  for (const ElementChange& e : d.add_elements) if (p.In(egress, e)) out.add_elements.push_back(e);
+  for (const std::string& c : d.delete_chains) if (p.ChainIn(egress, c)) out.delete_chains.push_back(c);
+  for (const std::string& s : d.delete_sets) if (p.SetIn(egress, s)) out.delete_sets.push_back(s);
+  return out;
+}
 
 Model Build(const Layout& layout) {
   std::mt19937 rng(1);
@@ -147,20 +240,24 @@ void Check(const absl::Status& s, std::string_view what) {
   }
 }
 
-// Runs `change(i)` kIterations times, each one transaction; returns its latency distribution.
-Stats Measure(MnlNftables& nft, const std::function<Delta(int)>& change) {
+using Writer = std::function<absl::Status(const Delta&)>;
+
+// Runs `change(i)` kIterations times, each one transaction (per table); returns its latency
+// distribution.
+Stats Measure(const Writer& apply, const std::function<Delta(int)>& change) {
   std::vector<double> ms;
   for (int i = 0; i < kIterations; ++i) {
     Delta d = change(i);
     auto t0 = Clock::now();
-    Check(nft.Apply(d), "single change");
+    Check(apply(d), "single change");
     ms.push_back(Ms(Clock::now() - t0));
   }
   return Percentiles(ms);
 }
 
 std::string LayoutName(const Layout& l) {
-  return absl::StrCat(l.dispatch == Dispatch::kByGroup ? "by group (iifname map @from-wep vmap @from-grp)"
+  return absl::StrCat(l.split_tables ? "[egress in its own table] " : "",
+                      l.dispatch == Dispatch::kByGroup ? "by group (iifname map @from-wep vmap @from-grp)"
                                                        : "by interface (iifname vmap @from-wep)",
                       l.egress == EgressHook::kPrerouting ? ", egress at prerouting"
                                                           : ", egress at forward+input");
@@ -198,20 +295,49 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
   std::vector<double> full;
   node.reset();
   nft.reset();
+  std::unique_ptr<MnlNftables> nft_egress;
+  Partition part;
+  DesiredTable tables[2];  // ingress (calico), egress (calico-egress) when split
+  if (layout.split_tables) {
+    part = PartitionOf(m.table);
+    tables[0] = Part(m.table, part, false);
+    tables[1] = Part(m.table, part, true);
+    // New objects of the changes below: the new policy's set and chain are ingress.
+    part.ingress_sets.insert("sel-new");
+    std::printf("split: egress table %zu chains / %zu sets, ingress table %zu chains / %zu sets\n",
+                tables[1].chains.size(), tables[1].sets.size(), tables[0].chains.size(),
+                tables[0].sets.size());
+  }
   for (int i = 0; i < 3; ++i) {
     auto ns = TestNetns::Create("nftb-node");
     Check(ns.status(), "netns");
     auto w = MnlNftables::Open(ns->path());
     Check(w.status(), "open");
-    Delta d = ComputeDelta(m.table, std::nullopt);
+    auto we = MnlNftables::Open(ns->path(), kEgressTable);
+    Check(we.status(), "open");
     auto s = Clock::now();
-    Check((*w)->Apply(d), "full load");
+    if (layout.split_tables) {
+      Check((*w)->Apply(ComputeDelta(tables[0], std::nullopt)), "full load (ingress)");
+      Check((*we)->Apply(ComputeDelta(tables[1], std::nullopt)), "full load (egress)");
+    } else {
+      Delta d = ComputeDelta(m.table, std::nullopt);
+      s = Clock::now();
+      Check((*w)->Apply(d), "full load");
+    }
     full.push_back(Ms(Clock::now() - s));
     if (i == 2) {
       node.emplace(std::move(*ns));
       nft = std::move(*w);
+      nft_egress = std::move(*we);
     }
   }
+  Writer apply = [&](const Delta& d) -> absl::Status {
+    if (!layout.split_tables) return nft->Apply(d);
+    Delta in = PartOf(d, part, false), out = PartOf(d, part, true);
+    if (!out.empty()) RETURN_IF_ERROR(nft_egress->Apply(out));
+    if (!in.empty()) RETURN_IF_ERROR(nft->Apply(in));
+    return absl::OkStatus();
+  };
   std::sort(full.begin(), full.end());
   std::printf("full load, MnlNftables (one %zu KiB batch): %8.1f ms (median of 3; %.2fx nft -f)\n",
               nft->last_batch_bytes() / 1024, full[1], full[1] / full_ref);
@@ -222,21 +348,27 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
   Check(state.status(), "read");
   double read_ms = Ms(Clock::now() - rs);
   auto ds = Clock::now();
-  Delta none = ComputeDelta(m.table, *state);
+  Delta none = ComputeDelta(layout.split_tables ? tables[0] : m.table, *state);
+  if (layout.split_tables) {
+    auto egress_state = nft_egress->Read();
+    Check(egress_state.status(), "read");
+    Delta more = ComputeDelta(tables[1], *egress_state);
+    if (!more.empty()) none = more;
+  }
   double diff_ms = Ms(Clock::now() - ds);
   std::printf("drift refresh: Read %.1f ms, ComputeDelta %.1f ms, delta %s\n", read_ms, diff_ms,
               none.empty() ? "empty (adopted as is)" : "NOT EMPTY");
 
   std::vector<Row> rows;
   // 1. A pod joins an existing selector's set (and leaves again on odd iterations).
-  rows.push_back({"pod joins a selector set (1 element)", Measure(*nft, [&](int i) {
+  rows.push_back({"pod joins a selector set (1 element)", Measure(apply, [&](int i) {
                     Delta d;
                     ElementChange e{Sel(7), Ip(kEndpoints + 1), ""};
                     (i % 2 ? d.delete_elements : d.add_elements).push_back(e);
                     return d;
                   })});
   // 2. A label change: the pod leaves one selector and joins another.
-  rows.push_back({"label change (1 set out, 1 set in)", Measure(*nft, [&](int i) {
+  rows.push_back({"label change (1 set out, 1 set in)", Measure(apply, [&](int i) {
                     Delta d;
                     int from = i % 2 ? 9 : 8, to = i % 2 ? 8 : 9;
                     d.delete_elements.push_back({Sel(from), Ip(kEndpoints + 2), ""});
@@ -245,7 +377,7 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
                     return d;
                   })});
   // 3. A new pod on the node (and its removal): both maps, anti-spoofing, one selector.
-  rows.push_back({"pod added/removed, existing group (4 elements)", Measure(*nft, [&](int i) {
+  rows.push_back({"pod added/removed, existing group (4 elements)", Measure(apply, [&](int i) {
                     Delta d;
                     int e = kEndpoints + 10;
                     auto& list = i % 2 ? d.delete_elements : d.add_elements;
@@ -262,7 +394,7 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
                   })});
   // 3b. A pod whose policy lists no other endpoint has: its two group chains, their map
   //     entries, the pod's elements (and all of it removed again).
-  rows.push_back({"pod added/removed, new group (+2 chains)", Measure(*nft, [&](int i) {
+  rows.push_back({"pod added/removed, new group (+2 chains)", Measure(apply, [&](int i) {
                     Delta d;
                     int e = kEndpoints + 20;
                     EndpointPolicies in = m.group_in[4], out = m.group_out[4];
@@ -283,7 +415,7 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
                     return d;
                   })});
   // 4. One policy's rules change: its ingress chain replaced (flush + 3 rules).
-  rows.push_back({"policy chain replaced (flush + 3 rules)", Measure(*nft, [&](int i) {
+  rows.push_back({"policy chain replaced (flush + 3 rules)", Measure(apply, [&](int i) {
                     Delta d;
                     d.put_chains.push_back(Chain{PolicyChain(5, true), std::nullopt,
                                                  PolicyRules(5, true, (i % 2) + 1)});
@@ -291,7 +423,7 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
                   })});
   // 5. A new policy: its selector set (20 members), its chain, one group chain refilled to use
   //    it; removed again on odd iterations.
-  rows.push_back({"new policy (set, chain, group chain)", Measure(*nft, [&](int i) {
+  rows.push_back({"new policy (set, chain, group chain)", Measure(apply, [&](int i) {
                     Delta d;
                     std::string set = "sel-new", chain = "po-new-i";
                     EndpointPolicies with = m.group_in[0];
@@ -315,7 +447,7 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
 
   // 6. Batching: ten policies' chains replaced in one transaction (the kernel validates the
   //    jump graph once per commit, so this costs about what one change costs).
-  rows.push_back({"10 policy chains replaced, one transaction", Measure(*nft, [&](int i) {
+  rows.push_back({"10 policy chains replaced, one transaction", Measure(apply, [&](int i) {
                     Delta d;
                     for (int p = 20; p < 30; ++p) {
                       d.put_chains.push_back(Chain{PolicyChain(p, true), std::nullopt,
@@ -362,7 +494,8 @@ int Main() {
   for (Layout l : {Layout{Dispatch::kByInterface, EgressHook::kForwardAndInput},
                    Layout{Dispatch::kByInterface, EgressHook::kPrerouting},
                    Layout{Dispatch::kByGroup, EgressHook::kForwardAndInput},
-                   Layout{Dispatch::kByGroup, EgressHook::kPrerouting}}) {
+                   Layout{Dispatch::kByGroup, EgressHook::kPrerouting},
+                   Layout{Dispatch::kByGroup, EgressHook::kPrerouting, true}}) {
     const char* only = getenv("NFT_BENCH_DISPATCH");  // "group" or "interface": that one only
     if (only && std::string(only) != (l.dispatch == Dispatch::kByGroup ? "group" : "interface")) continue;
     const char* egress = getenv("NFT_BENCH_EGRESS");  // "prerouting" or "forward"
