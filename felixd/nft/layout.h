@@ -8,8 +8,9 @@
 // `goto fw-<hash>` in a verdict map — so a pod joining an existing group adds data elements
 // only, and the kernel's commit-time validation of the jump graph (every transaction adding a
 // jump, a verdict element or a rule) walks each group once, not once per interface. Not the
-// default because nft 1.0.6 (Debian 12) aborts listing a table holding it
-// (netlink_parse_concat_expr: "consumed > 0"); the kernel state and our Read are fine.
+// default because nft 1.0.6 (Debian 12) aborts listing anything once a table holds it (even
+// `nft list tables`: netlink_parse_concat_expr: "consumed > 0"); the kernel state and our Read
+// are fine.
 // Verdicts: a policy chain never accepts. Allow sets kMarkAccept and returns, Pass sets
 // kMarkPass and returns, Deny drops; so a packet between two local workloads runs the source's
 // egress and then the destination's ingress, and `forward` accepts only after both.

@@ -214,6 +214,29 @@ TEST_CASE("MnlNftables: a fresh writer adopts the table without touching a rule"
   CHECK(Sh(env.ns, "nft -a list table inet calico") == handles);
 }
 
+TEST_CASE("MnlNftables: a writer opened on another table leaves inet calico alone",
+          "[integration][nft]") {
+  Env env = Make("nft-other");
+  DesiredTable t = PolicyTable();
+  Converge(*env.nft, t);
+  TableState calico = ReadTable(*env.nft);
+  auto other = OK_OR_FAIL(MnlNftables::Open(env.ns.path(), "calico-egress"));
+  CHECK(!OK_OR_FAIL(other->Read()).has_value());
+  // (kByInterface: nft 1.0.6 aborts even `nft list tables` once a table holds kByGroup's rule.)
+  DesiredTable e = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByInterface,
+                                          EgressHook::kPrerouting});
+  e.chains.erase("forward");
+  e.chains.erase("input");
+  e.chains.erase("to-wep");
+  REQUIRE_OK(Canonicalize(e));
+  REQUIRE_OK(other->Apply(ComputeDelta(e, std::nullopt)));
+  CHECK(ComputeDelta(e, OK_OR_FAIL(other->Read())).empty());
+  CHECK(Sh(env.ns, "nft list tables").find("table inet calico-egress") != std::string::npos);
+  CHECK(ReadTable(*env.nft) == calico);
+  Sh(env.ns, "nft delete table inet calico-egress");
+  CHECK(ReadTable(*env.nft) == calico);
+}
+
 // pod-a (10.65.0.1) -- caliaaaa [node] calibbbb -- pod-b (10.65.0.2), routed by the node.
 TEST_CASE("MnlNftables: a selector set change flips a ping from dropped to allowed",
           "[integration][nft]") {
