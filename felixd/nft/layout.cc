@@ -1,5 +1,7 @@
 #include "felixd/nft/layout.h"
 
+#include <variant>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -153,6 +155,66 @@ Chain GroupChain(bool ingress, const EndpointPolicies& policies) {
   if (policies.profile_chains.empty()) c.rules.push_back(R({Drop()}));
   else c.rules.push_back(R({MarkMatch{kMarkAccept, 0, false}, Drop()}));
   return c;
+}
+
+namespace {
+
+std::set<std::string> Reachable(const DesiredTable& t, std::initializer_list<const char*> roots) {
+  std::set<std::string> seen;
+  std::vector<std::string> todo;
+  auto visit = [&](const std::string& c) {
+    if (t.chains.contains(c) && seen.insert(c).second) todo.push_back(c);
+  };
+  for (const char* r : roots) visit(r);
+  while (!todo.empty()) {
+    std::string c = std::move(todo.back());
+    todo.pop_back();
+    for (const Rule& r : t.chains.at(c).rules) {
+      for (const Expr& e : r.exprs) {
+        if (const auto* v = std::get_if<Verdict>(&e)) {
+          if (!v->chain.empty()) visit(v->chain);
+        } else if (const auto* m = std::get_if<IfnameVmap>(&e)) {
+          auto map = t.sets.find(m->map);
+          if (map == t.sets.end()) continue;
+          for (const auto& [key, verdict] : map->second.elements) {
+            size_t sp = verdict.find(' ');  // "goto c" / "jump c"
+            if (sp != std::string::npos) visit(verdict.substr(sp + 1));
+          }
+        }
+      }
+    }
+  }
+  return seen;
+}
+
+}  // namespace
+
+DirectionSplit SplitByDirection(const DesiredTable& table) {
+  DirectionSplit s;
+  s.egress_chains = Reachable(table, {"prerouting"});
+  s.ingress_chains = Reachable(table, {"forward", "input"});
+  for (const auto& [name, chain] : table.chains) {
+    bool egress = s.egress_chains.contains(name);
+    bool ingress = s.ingress_chains.contains(name) || !egress;
+    if (ingress) s.ingress_chains.insert(name);  // unreachable: stays in kTableName
+    for (const Rule& r : chain.rules) {
+      for (const std::string& set : ReferencedSets(r)) {
+        if (egress) s.egress_sets.insert(set);
+        if (ingress) s.ingress_sets.insert(set);
+      }
+    }
+    if (egress) s.egress.chains[name] = chain;
+    if (ingress) s.ingress.chains[name] = chain;
+  }
+  for (const auto& [name, set] : table.sets) {
+    bool egress = s.egress_sets.contains(name);
+    if (egress) s.egress.sets[name] = set;
+    if (!egress || s.ingress_sets.contains(name)) {
+      s.ingress_sets.insert(name);
+      s.ingress.sets[name] = set;
+    }
+  }
+  return s;
 }
 
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint) {

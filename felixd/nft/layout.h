@@ -17,6 +17,7 @@
 // Fail closed: a cali* interface missing from the map is dropped; so is a source address the
 // interface does not own (anti-spoofing, one concatenated iifname . saddr set).
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -89,5 +90,18 @@ struct Endpoint {
 // Follows the table's dispatch (kByGroup when it has kFromGroupMap): kByGroup adds the group's
 // chain and its from-grp/to-grp element when missing, and the interface's data elements.
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);
+
+// Egress in a table of its own (tests/bench/nft measures it; felixd does not use it yet): the
+// kernel validates only the tables a transaction touched, so an ingress policy change no longer
+// walks the egress groups and vice versa. With EgressHook::kPrerouting: what `prerouting`
+// reaches (by jumps, gotos and verdict-map elements) goes to table kEgressTableName, what
+// `forward`/`input` reach stays in kTableName; a chain both reach (a profile) is in both, and a
+// set is in every table whose chains use it. An object nothing reaches stays in kTableName.
+inline constexpr char kEgressTableName[] = "calico-egress";
+struct DirectionSplit {
+  std::set<std::string> egress_chains, ingress_chains, egress_sets, ingress_sets;
+  DesiredTable egress, ingress;  // the two tables
+};
+DirectionSplit SplitByDirection(const DesiredTable& table);
 
 }  // namespace calico::felixd::nft

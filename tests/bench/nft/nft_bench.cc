@@ -100,9 +100,8 @@ struct Layout {
   LayoutOptions Options() const { return {EndpointToHost::kDrop, dispatch, egress}; }
 };
 
-constexpr char kEgressTable[] = "calico-egress";
-
-// Which objects live in the egress table (split_tables).
+// Which objects of a change go to which table (split_tables): SplitByDirection's answer for the
+// loaded table, plus a guess for objects the change creates.
 struct Partition {
   std::set<std::string> egress_chains, ingress_chains, egress_sets, ingress_sets;
   // A chain both directions reach (a profile) is in both tables.
@@ -116,63 +115,6 @@ struct Partition {
     return ingress_sets.contains(set) || !egress_sets.contains(set);  // unknown: ingress
   }
 };
-
-std::set<std::string> Reachable(const DesiredTable& t, const std::string& root) {
-  std::set<std::string> seen;
-  std::vector<std::string> todo{root};
-  auto visit = [&](const std::string& c) {
-    if (seen.insert(c).second) todo.push_back(c);
-  };
-  seen.insert(root);
-  while (!todo.empty()) {
-    std::string c = todo.back();
-    todo.pop_back();
-    auto it = t.chains.find(c);
-    if (it == t.chains.end()) continue;
-    for (const Rule& r : it->second.rules) {
-      for (const Expr& e : r.exprs) {
-        if (const auto* v = std::get_if<Verdict>(&e)) {
-          if (!v->chain.empty()) visit(v->chain);
-        } else if (const auto* m = std::get_if<IfnameVmap>(&e)) {
-          auto map = t.sets.find(m->map);
-          if (map == t.sets.end()) continue;
-          for (const auto& [key, verdict] : map->second.elements) {
-            size_t sp = verdict.find(' ');
-            if (sp != std::string::npos) visit(verdict.substr(sp + 1));
-          }
-        }
-      }
-    }
-  }
-  return seen;
-}
-
-Partition PartitionOf(const DesiredTable& t) {
-  Partition p;
-  p.egress_chains = Reachable(t, "prerouting");
-  p.ingress_chains = Reachable(t, "forward");
-  p.ingress_chains.merge(Reachable(t, "input"));
-  for (const auto& [name, chain] : t.chains) {
-    for (const Rule& r : chain.rules) {
-      for (const std::string& s : ReferencedSets(r)) {
-        if (p.ChainIn(true, name)) p.egress_sets.insert(s);
-        if (p.ChainIn(false, name)) p.ingress_sets.insert(s);
-      }
-    }
-  }
-  return p;
-}
-
-DesiredTable Part(const DesiredTable& t, const Partition& p, bool egress) {
-  DesiredTable out;
-  for (const auto& [name, set] : t.sets) {
-    if (p.SetIn(egress, name)) out.sets[name] = set;
-  }
-  for (const auto& [name, chain] : t.chains) {
-    if (p.ChainIn(egress, name)) out.chains[name] = chain;
-  }
-  return out;
-}
 
 Delta PartOf(const Delta& d, const Partition& p, bool egress) {
   Delta out;
@@ -299,9 +241,10 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
   Partition part;
   DesiredTable tables[2];  // ingress (calico), egress (calico-egress) when split
   if (layout.split_tables) {
-    part = PartitionOf(m.table);
-    tables[0] = Part(m.table, part, false);
-    tables[1] = Part(m.table, part, true);
+    DirectionSplit split = SplitByDirection(m.table);
+    part = Partition{split.egress_chains, split.ingress_chains, split.egress_sets, split.ingress_sets};
+    tables[0] = std::move(split.ingress);
+    tables[1] = std::move(split.egress);
     // New objects of the changes below: the new policy's set and chain are ingress.
     part.ingress_sets.insert("sel-new");
     std::printf("split: egress table %zu chains / %zu sets, ingress table %zu chains / %zu sets\n",
@@ -313,7 +256,7 @@ std::vector<Row> RunLayout(const Layout& layout, double full_ref, std::optional<
     Check(ns.status(), "netns");
     auto w = MnlNftables::Open(ns->path());
     Check(w.status(), "open");
-    auto we = MnlNftables::Open(ns->path(), kEgressTable);
+    auto we = MnlNftables::Open(ns->path(), kEgressTableName);
     Check(we.status(), "open");
     auto s = Clock::now();
     if (layout.split_tables) {

@@ -203,6 +203,45 @@ TEST_CASE("dispatch by group: interface to group key, group key to group chain",
   CHECK(**upgraded.Read() == ExpectedState(t));
 }
 
+TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and sets in both",
+          "[unit][nft]") {
+  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByGroup,
+                                          EgressHook::kPrerouting});
+  t.sets["sel"] = {SetSpec{"sel", KeyType::kIpv4}, {{"10.0.0.1", ""}}};
+  t.sets["sel-out"] = {SetSpec{"sel-out", KeyType::kIpv4}, {{"10.0.0.2", ""}}};
+  t.sets["unused"] = {SetSpec{"unused", KeyType::kIpv4}, {}};
+  auto allow_from = [](const char* set, Dir dir) {
+    return Rule().Add(AddrSetMatch{4, dir, set, false}).Add(AllowMark()).Add(Return());
+  };
+  t.chains["po-i"] = Chain{"po-i", std::nullopt, {allow_from("sel", Dir::kSource)}};
+  t.chains["po-e"] = Chain{"po-e", std::nullopt,
+                           {allow_from("sel", Dir::kDest), allow_from("sel-out", Dir::kDest)}};
+  t.chains["pro-all"] = Chain{"pro-all", std::nullopt, {Rule().Add(AllowMark()).Add(Return())}};
+  t.chains["stray"] = Chain{"stray", std::nullopt, {}};
+  EndpointPolicies in{{TierChains{{"po-i"}, false}}, {"pro-all"}};
+  EndpointPolicies out{{TierChains{{"po-e"}, false}}, {"pro-all"}};
+  AddEndpoint(t, Endpoint{"cali1", {"10.0.0.1"}, in, out});
+  REQUIRE(Canonicalize(t).ok());
+
+  DirectionSplit s = SplitByDirection(t);
+  CHECK(s.egress_chains == std::set<std::string>{"prerouting", "from-wep", GroupChainName(false, out),
+                                                 "po-e", "pro-all"});
+  CHECK(s.ingress_chains == std::set<std::string>{"forward", "input", "to-wep",
+                                                  GroupChainName(true, in), "po-i", "pro-all",
+                                                  "stray"});
+  CHECK(s.egress_sets == std::set<std::string>{kFromWepMap, kFromGroupMap, kWepSrc4, kWepSrc6,
+                                               "sel", "sel-out"});
+  CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused"});
+  CHECK(s.egress.sets.at("sel") == t.sets.at("sel"));
+  CHECK(s.ingress.sets.at("sel") == t.sets.at("sel"));
+  // Each part is a whole table: every reference resolves.
+  for (const DesiredTable* part : {&s.egress, &s.ingress}) {
+    FakeNftables kernel;
+    REQUIRE(kernel.Apply(ComputeDelta(*part, std::nullopt)).ok());
+    CHECK(**kernel.Read() == ExpectedState(*part));
+  }
+}
+
 DesiredTable Sample() {
   DesiredTable t = Skeleton();
   t.sets["sel"] = {SetSpec{"sel", KeyType::kIpv4, false, false}, {{"10.0.0.1", ""}}};
