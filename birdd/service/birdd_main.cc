@@ -17,8 +17,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -171,19 +169,8 @@ absl::Status Run(const sigset_t& signals) {
 }  // namespace calico::birdd
 
 int main(int argc, char** argv) {
-  const sigset_t signals = calico::BlockShutdownSignals();
-  calico::log::SetComponent("birdd");
-  absl::SetProgramUsageMessage(
-      "Calico BGP daemon: serves calico.bgp.v1 on a unix socket.\n"
-      "Datastore: DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_*_FILE, CALICO_DATASTORE_PATH.");
-  std::vector<std::string> storage;
-  std::vector<char*> args = calico::UndashFlags(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
-  absl::Status status = calico::birdd::Run(signals);
-  if (!status.ok()) {
-    calico::log::Error("startup_failed", {{"error", calico::ToStd(status.message())},
-                                          {"code", absl::StatusCodeToString(status.code())}});
-    return 1;
-  }
-  return 0;
+  return calico::DaemonMain(argc, argv, "birdd",
+                            "Calico BGP daemon: serves calico.bgp.v1 on a unix socket.\n"
+                            "Datastore: DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_*_FILE, CALICO_DATASTORE_PATH.",
+                            calico::birdd::Run);
 }

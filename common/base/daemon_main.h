@@ -5,7 +5,10 @@
 #include <signal.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "absl/status/status.h"
 
 namespace calico {
 
@@ -41,5 +44,11 @@ inline std::vector<char*> UndashFlags(int argc, char** argv, std::vector<std::st
   out.push_back(nullptr);
   return out;
 }
+
+// The whole main() of a daemon: blocks the shutdown signals, names the log component, parses
+// flags (dashed or not), runs `run` and turns its failure into one `startup_failed` line and
+// exit 1 (library calico_daemon_main).
+int DaemonMain(int argc, char** argv, std::string_view component, std::string_view usage,
+               absl::Status (*run)(const sigset_t& signals));
 
 }  // namespace calico

@@ -16,8 +16,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/base/daemon_main.h"
@@ -116,23 +114,10 @@ absl::Status Run(const sigset_t& signals) {
 }  // namespace calico::ipamd
 
 int main(int argc, char** argv) {
-  const sigset_t signals = calico::BlockShutdownSignals();
-
-  calico::log::SetComponent("ipamd");
-  absl::SetProgramUsageMessage(
-      "Calico IPAM daemon: serves calico.ipam.v1 on a unix socket.\n"
-      "Datastore: DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_*_FILE, CALICO_DATASTORE_PATH.\n"
-      "Default pools: CALICO_IPV4POOL_{CIDR,BLOCK_SIZE,IPIP,VXLAN,NAT_OUTGOING,NODE_SELECTOR},\n"
-      "CALICO_IPV6POOL_{CIDR,BLOCK_SIZE,VXLAN,NAT_OUTGOING,NODE_SELECTOR}, NO_DEFAULT_POOLS.");
-  std::vector<std::string> storage;
-  std::vector<char*> args = calico::UndashFlags(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
-
-  absl::Status status = calico::ipamd::Run(signals);
-  if (!status.ok()) {
-    calico::log::Error("startup_failed", {{"error", calico::ToStd(status.message())},
-                                          {"code", absl::StatusCodeToString(status.code())}});
-    return 1;
-  }
-  return 0;
+  return calico::DaemonMain(argc, argv, "ipamd",
+                            "Calico IPAM daemon: serves calico.ipam.v1 on a unix socket.\n"
+                            "Datastore: DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_*_FILE, CALICO_DATASTORE_PATH.\n"
+                            "Default pools: CALICO_IPV4POOL_{CIDR,BLOCK_SIZE,IPIP,VXLAN,NAT_OUTGOING,NODE_SELECTOR},\n"
+                            "CALICO_IPV6POOL_{CIDR,BLOCK_SIZE,VXLAN,NAT_OUTGOING,NODE_SELECTOR}, NO_DEFAULT_POOLS.",
+                            calico::ipamd::Run);
 }
