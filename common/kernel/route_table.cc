@@ -78,6 +78,15 @@ void RouteTable::Recompute(const RouteKey& key) {
   routes_.SetDesired(key, owners_.find(winner)->second.at(key));
 }
 
+bool RouteTable::OwnerInSync(std::string_view owner) const {
+  auto it = owners_.find(owner);
+  if (it == owners_.end()) return true;
+  for (const auto& [key, route] : it->second) {
+    if (routes_.Pending(key)) return false;
+  }
+  return true;
+}
+
 absl::Status RouteTable::Apply() {
   absl::Status first_error;
   int failures = 0;

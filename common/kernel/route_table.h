@@ -42,6 +42,9 @@ class RouteTable {
   absl::Status Resync();
 
   bool InSync() const { return routes_.InSync(); }
+  // Whether every route `owner` wants is in the kernel as wanted (another owner's failures,
+  // still pending, do not count).
+  bool OwnerInSync(std::string_view owner) const;
   size_t PendingCount() const { return routes_.PendingUpdates() + routes_.PendingDeletions(); }
   uint8_t protocol() const { return protocol_; }
   uint32_t table() const { return table_; }

@@ -65,6 +65,7 @@ class DeltaTracker {
   }
 
   bool InSync() const { return pending_updates_.empty() && pending_deletions_.empty(); }
+  bool Pending(const K& key) const { return pending_updates_.count(key) + pending_deletions_.count(key) > 0; }
   size_t PendingUpdates() const { return pending_updates_.size(); }
   size_t PendingDeletions() const { return pending_deletions_.size(); }
   const std::map<K, V>& Desired() const { return desired_; }

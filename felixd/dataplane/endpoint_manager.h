@@ -61,6 +61,8 @@ class EndpointManager {
   // Local affine blocks and the addresses of local endpoints outside every one of them.
   std::set<AdvertisedRoute> Advertised() const;
   bool InSync() const { return routes_.InSync(); }
+  // This endpoint's routes are programmed (whatever else is still pending).
+  bool EndpointInSync(const std::string& name) const { return routes_.OwnerInSync(name); }
   EndpointManagerStats stats() const;
   uint8_t route_protocol() const { return routes_.protocol(); }
 

@@ -428,6 +428,12 @@ absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
     pending_[endpoint.name] = Pending{.endpoint = endpoint};
     manager_.SetEndpoint(endpoint);
     routed = manager_.Apply();
+    // Another endpoint's route failing (its device just went, say) is not this request's
+    // failure: it stays pending and is retried; only this workload's own routes decide.
+    if (!routed.ok() && manager_.EndpointInSync(endpoint.name)) {
+      log::Warn("other_routes_pending", {{"endpoint", endpoint.name}, {"error", ToStd(routed.message())}});
+      routed = absl::OkStatus();
+    }
   }
   if (!routed.ok()) {
     rollback();

@@ -320,5 +320,24 @@ TEST_CASE("an IP-in-IP pool brings tunl0 up, or says the ipip module is missing"
   CHECK(tunl->up);
 }
 
+
+TEST_CASE("a setup succeeds while another endpoint's route keeps failing") {
+  Node n;
+  n.kernel.AddNetns("/run/netns/web1");
+  n.kernel.AddNetns("/run/netns/web2");
+  absl::StatusOr<SetupResult> a = n.felix->Setup(Pod("web1", "10.65.0.3/32"));
+  REQUIRE(a.ok());
+  // web1's host veth vanishes behind felixd's back; its route is due again and now fails
+  // (ENODEV) on every Apply until the endpoint goes.
+  REQUIRE(n.kernel.host.DeleteLink(a->host_ifname).ok());
+  (void)n.felix->SyncOnce();
+  absl::StatusOr<SetupResult> b = n.felix->Setup(Pod("web2", "10.65.0.4/32", "c2"));
+  INFO(b.status().ToString());
+  REQUIRE(b.ok());
+  bool routed = false;
+  for (const kernel::Route& r : n.FelixRoutes()) routed |= r.dst == P("10.65.0.4/32") && r.hop.ifname == b->host_ifname;
+  CHECK(routed);
+}
+
 }  // namespace
 }  // namespace calico::felixd
