@@ -1,6 +1,8 @@
 #include "felixd/policy/index.h"
 
 #include <algorithm>
+#include <limits>
+#include <tuple>
 
 #include "felixd/policy/match.h"
 
@@ -65,14 +67,26 @@ SelectionIndex SelectionIndex::Build(const Model& model) {
   for (const auto& [id, _] : model.endpoints()) idx.endpoints_[id].profiles = model.endpoints().at(id).profiles;
   std::map<std::string, EntitySelector> selectors;
   std::set<std::pair<std::string, int>> named;
+  constexpr double kLast = std::numeric_limits<double>::infinity();
   for (const Tier& tier : model.SortedTiers()) {
     std::vector<const Policy*> policies = model.PoliciesInTier(tier.name);
+    TierEntry& entry = idx.tiers_.emplace_back();
+    entry.name = tier.name;
+    entry.order = tier.order.value_or(kLast);
+    entry.default_action = tier.default_action;
     for (const Policy* p : policies) {
-      std::set<std::string>& keys = idx.policy_sets_[p->Id()];
-      for (const Rule& r : p->ingress_rules) CollectSides(r, selectors, named, keys);
-      for (const Rule& r : p->egress_rules) CollectSides(r, selectors, named, keys);
-      idx.selected_ingress_[p->Id()];
-      idx.selected_egress_[p->Id()];
+      const std::string id = p->Id();
+      std::set<std::string>& keys = idx.policy_sets_[id];
+      std::set<std::pair<std::string, int>> own_named;
+      for (const Rule& r : p->ingress_rules) CollectSides(r, selectors, own_named, keys);
+      for (const Rule& r : p->egress_rules) CollectSides(r, selectors, own_named, keys);
+      std::set<std::string>& named_keys = idx.policy_named_[id];
+      for (const auto& [name, protocol] : own_named) named_keys.insert(NamedPortKey(name, protocol));
+      named.insert(own_named.begin(), own_named.end());
+      idx.selected_ingress_[id];
+      idx.selected_egress_[id];
+      entry.policies.push_back(PolicyKey{p->order.value_or(kLast), id});
+      idx.policy_tier_[id] = {tier.name, entry.policies.back()};
     }
     for (const EntityView& e : endpoints) {
       EndpointPolicies& ep = idx.endpoints_[e.Id()];
@@ -96,8 +110,12 @@ SelectionIndex SelectionIndex::Build(const Model& model) {
       std::optional<Profile> p = model.ProfileNamed(name);
       if (!p) continue;
       std::set<std::string>& keys = idx.policy_sets_["profile:" + name];
-      for (const Rule& r : p->ingress_rules) CollectSides(r, selectors, named, keys);
-      for (const Rule& r : p->egress_rules) CollectSides(r, selectors, named, keys);
+      std::set<std::pair<std::string, int>> own_named;
+      for (const Rule& r : p->ingress_rules) CollectSides(r, selectors, own_named, keys);
+      for (const Rule& r : p->egress_rules) CollectSides(r, selectors, own_named, keys);
+      std::set<std::string>& named_keys = idx.policy_named_["profile:" + name];
+      for (const auto& [n, protocol] : own_named) named_keys.insert(NamedPortKey(n, protocol));
+      named.insert(own_named.begin(), own_named.end());
     }
   }
   for (const auto& [key, sel] : selectors) {
@@ -128,8 +146,214 @@ SelectionIndex SelectionIndex::Build(const Model& model) {
   }
   for (const EntityView& e : all) {
     idx.entities_[EntityKey(e)] = EntityRecord{AddressesOf(e), e.endpoint ? e.endpoint->ports : std::vector<NamedPort>()};
+    idx.views_[EntityKey(e)] = e;
   }
   return idx;
+}
+
+EndpointPolicies SelectionIndex::ComputeLists(const Model& model, const EntityView& view) {
+  EndpointPolicies out;
+  out.profiles = view.endpoint->profiles;
+  std::vector<const Policy*> policies;
+  for (const TierEntry& tier : tiers_) {
+    policies.clear();
+    for (const PolicyKey& k : tier.policies) {
+      auto it = model.policies().find(k.id);
+      // preDNAT and doNotTrack policies apply to host endpoints only.
+      if (it == model.policies().end() || it->second.pre_dnat || it->second.do_not_track) continue;
+      if (Matches(it->second.applies_to, view)) policies.push_back(&it->second);
+    }
+    if (policies.empty()) continue;
+    for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
+      TierPolicies tp{tier.name, tier.default_action, {}};
+      for (const Policy* p : policies) {
+        if (p->Applies(dir)) tp.policies.push_back(p->Id());
+      }
+      if (!tp.policies.empty()) (dir == Direction::kIngress ? out.ingress : out.egress).push_back(std::move(tp));
+    }
+  }
+  return out;
+}
+
+void SelectionIndex::AddSelector(const std::string& key, const EntitySelector& selector) {
+  selectors_.emplace(key, selector);
+  IpSet& members = ip_sets_[key];
+  std::map<net::Prefix, int>& counts = set_counts_[key];
+  for (const auto& [ek, view] : views_) {
+    if (!Matches(selector, view)) continue;
+    entity_sets_[ek].insert(key);
+    for (const net::Prefix& p : AddressesOf(view)) {
+      members.insert(p);
+      ++counts[p];
+    }
+  }
+}
+
+void SelectionIndex::AddNamedPort(const Model& model, const std::string& key, const std::string& name,
+                                  int protocol) {
+  std::set<NamedPortMember>& members = named_ports_[key];
+  for (const auto& [_, e] : model.endpoints()) {
+    for (int port : ResolveNamedPort(e, name, protocol)) {
+      for (const net::Prefix& p : e.ips) {
+        members.insert(NamedPortMember{p, port});
+        ++named_counts_[key][NamedPortMember{p, port}];
+      }
+    }
+  }
+  named_keys_[key] = {name, protocol};
+}
+
+SelectionDelta SelectionIndex::UpdatePolicy(const Model& model, const std::string& id) {
+  constexpr double kLast = std::numeric_limits<double>::infinity();
+  SelectionDelta d;
+  auto found = model.policies().find(id);
+  const Policy* p = found == model.policies().end() ? nullptr : &found->second;
+
+  // Its place in the ordered cache.
+  if (auto t = policy_tier_.find(id); t != policy_tier_.end()) {
+    for (auto it = tiers_.begin(); it != tiers_.end(); ++it) {
+      if (it->name != t->second.first) continue;
+      std::erase_if(it->policies, [&](const PolicyKey& k) { return k.id == id; });
+      // A tier only policies named goes with its last policy; a stored one stays.
+      if (it->policies.empty() && !model.stored_tiers().count(it->name)) tiers_.erase(it);
+      break;
+    }
+  }
+  if (p != nullptr) {
+    auto it = std::find_if(tiers_.begin(), tiers_.end(), [&](const TierEntry& e) { return e.name == p->tier; });
+    if (it == tiers_.end()) {
+      Tier tier = model.TierNamed(p->tier);
+      TierEntry entry{tier.name, tier.order.value_or(kLast), tier.default_action, {}};
+      auto pos = std::find_if(tiers_.begin(), tiers_.end(), [&](const TierEntry& e) {
+        return std::tie(entry.order, entry.name) < std::tie(e.order, e.name);
+      });
+      it = tiers_.insert(pos, std::move(entry));
+    }
+    PolicyKey key{p->order.value_or(kLast), id};
+    it->policies.insert(std::lower_bound(it->policies.begin(), it->policies.end(), key), key);
+  }
+
+  // Which endpoints it selects now.
+  std::set<std::string> now_in, now_eg;
+  if (p != nullptr && !p->pre_dnat && !p->do_not_track) {
+    for (const auto& [ek, view] : views_) {
+      if (view.endpoint == nullptr || !Matches(p->applies_to, view)) continue;
+      const std::string eid = view.endpoint->Id();
+      if (p->ingress) now_in.insert(eid);
+      if (p->egress) now_eg.insert(eid);
+    }
+  }
+  const std::set<std::string> was_in = Selected(id, Direction::kIngress), was_eg = Selected(id, Direction::kEgress);
+  if (p != nullptr) {
+    selected_ingress_[id] = now_in;
+    selected_egress_[id] = now_eg;
+  } else {
+    selected_ingress_.erase(id);
+    selected_egress_.erase(id);
+  }
+  if (now_in != was_in || now_eg != was_eg) d.policies_reselected.push_back(id);
+
+  // The lists of the endpoints it selected before or selects now: patched, not recomputed.
+  std::set<std::string> affected(was_in.begin(), was_in.end());
+  affected.insert(was_eg.begin(), was_eg.end());
+  affected.insert(now_in.begin(), now_in.end());
+  affected.insert(now_eg.begin(), now_eg.end());
+  auto tier_rank = [&](const std::string& name) {
+    for (size_t i = 0; i < tiers_.size(); ++i) {
+      if (tiers_[i].name == name) return i;
+    }
+    return tiers_.size();
+  };
+  // Keys as the cache holds them: a policy removed from the model but not yet from the index
+  // (a batch updates policies one by one) still sorts where it was.
+  auto sort_key = [&](const std::string& pid) {
+    auto t = policy_tier_.find(pid);
+    return t != policy_tier_.end() ? t->second.second : PolicyKey{kLast, pid};
+  };
+  for (const std::string& eid : affected) {
+    auto ep = endpoints_.find(eid);
+    if (ep == endpoints_.end()) continue;
+    EndpointPolicies before = ep->second;
+    for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
+      std::vector<TierPolicies>& lists = dir == Direction::kIngress ? ep->second.ingress : ep->second.egress;
+      for (TierPolicies& tp : lists) std::erase(tp.policies, id);
+      std::erase_if(lists, [](const TierPolicies& tp) { return tp.policies.empty(); });
+      if (!(dir == Direction::kIngress ? now_in : now_eg).count(eid)) continue;
+      auto tp = std::find_if(lists.begin(), lists.end(), [&](const TierPolicies& t) { return t.tier == p->tier; });
+      if (tp == lists.end()) {
+        size_t rank = tier_rank(p->tier);
+        auto pos = std::find_if(lists.begin(), lists.end(), [&](const TierPolicies& t) { return tier_rank(t.tier) > rank; });
+        tp = lists.insert(pos, TierPolicies{p->tier, tiers_[rank].default_action, {}});
+      }
+      PolicyKey key{p->order.value_or(kLast), id};
+      auto pos = std::find_if(tp->policies.begin(), tp->policies.end(),
+                              [&](const std::string& other) { return key < sort_key(other); });
+      tp->policies.insert(pos, id);
+    }
+    if (!(before == ep->second)) d.endpoints_changed.push_back(eid);
+  }
+
+  if (p != nullptr) {
+    policy_tier_[id] = {p->tier, PolicyKey{p->order.value_or(kLast), id}};
+  } else {
+    policy_tier_.erase(id);
+  }
+
+  // Rule sets: new keys get their members; keys nothing uses any more go.
+  std::map<std::string, EntitySelector> selectors;
+  std::set<std::pair<std::string, int>> named;
+  std::set<std::string> now_keys;
+  if (p != nullptr) {
+    for (const Rule& r : p->ingress_rules) CollectSides(r, selectors, named, now_keys);
+    for (const Rule& r : p->egress_rules) CollectSides(r, selectors, named, now_keys);
+  }
+  std::set<std::string> was_keys = policy_sets_.count(id) ? policy_sets_[id] : std::set<std::string>{};
+  std::set<std::string> was_named = policy_named_.count(id) ? policy_named_[id] : std::set<std::string>{};
+  std::set<std::string> now_named;
+  for (const auto& [name, protocol] : named) now_named.insert(NamedPortKey(name, protocol));
+  if (p != nullptr) {
+    policy_sets_[id] = now_keys;
+    policy_named_[id] = now_named;
+  } else {
+    policy_sets_.erase(id);
+    policy_named_.erase(id);
+  }
+  std::set<std::string> added, removed;
+  for (const std::string& key : SetDiff(now_keys, was_keys)) {
+    if (selectors_.count(key)) continue;  // another policy's set already
+    AddSelector(key, selectors.at(key));
+    added.insert(key);
+  }
+  for (const std::string& key : SetDiff(was_keys, now_keys)) {
+    bool used = std::any_of(policy_sets_.begin(), policy_sets_.end(),
+                            [&](const auto& e) { return e.second.count(key) > 0; });
+    if (used) continue;
+    selectors_.erase(key);
+    ip_sets_.erase(key);
+    set_counts_.erase(key);
+    for (auto& [_, keys] : entity_sets_) keys.erase(key);
+    removed.insert(key);
+  }
+  d.sets_added.assign(added.begin(), added.end());
+  d.sets_removed.assign(removed.begin(), removed.end());
+  std::set<std::string> named_changed;
+  for (const auto& [name, protocol] : named) {
+    std::string key = NamedPortKey(name, protocol);
+    if (named_keys_.count(key)) continue;
+    AddNamedPort(model, key, name, protocol);
+    named_changed.insert(key);
+  }
+  for (const std::string& key : SetDiff(was_named, now_named)) {
+    bool used = std::any_of(policy_named_.begin(), policy_named_.end(),
+                            [&](const auto& e) { return e.second.count(key) > 0; });
+    if (used) continue;
+    named_keys_.erase(key);
+    named_ports_.erase(key);
+    named_counts_.erase(key);
+    named_changed.insert(key);
+  }
+  d.named_ports_changed.assign(named_changed.begin(), named_changed.end());
+  return d;
 }
 
 const std::set<std::string>& SelectionIndex::Selected(const std::string& policy_id, Direction d) const {
@@ -228,6 +452,9 @@ SelectionDelta SelectionIndex::UpdateEntity(const Model& model, const std::strin
     std::vector<NamedPort> ports = view->endpoint ? view->endpoint->ports : std::vector<NamedPort>();
     named_members(ports, addrs, +1);
     entities_[ek] = EntityRecord{addrs, ports};
+    views_[ek] = *view;
+  } else {
+    views_.erase(ek);
   }
   // An endpoint's own policy lists.
   if (ek.starts_with("endpoint:")) {
@@ -242,17 +469,11 @@ SelectionDelta SelectionIndex::UpdateEntity(const Model& model, const std::strin
       }
     }
     if (view) {
-      after.profiles = view->endpoint->profiles;
-      for (const Tier& tier : model.SortedTiers()) {
-        std::vector<const Policy*> policies = model.PoliciesInTier(tier.name);
-        for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
-          TierPolicies tp{tier.name, tier.default_action, {}};
-          for (const Policy* p : policies) {
-            if (!p->Applies(dir) || p->pre_dnat || p->do_not_track || !Matches(p->applies_to, *view)) continue;
-            tp.policies.push_back(p->Id());
-            (dir == Direction::kIngress ? selected_ingress_ : selected_egress_)[p->Id()].insert(id);
-          }
-          if (!tp.policies.empty()) (dir == Direction::kIngress ? after.ingress : after.egress).push_back(tp);
+      after = ComputeLists(model, *view);
+      for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
+        auto& selected = dir == Direction::kIngress ? selected_ingress_ : selected_egress_;
+        for (const TierPolicies& tp : after.For(dir)) {
+          for (const std::string& p : tp.policies) selected[p].insert(id);
         }
       }
       endpoints_[id] = after;

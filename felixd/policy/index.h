@@ -84,6 +84,12 @@ class SelectionIndex {
   // labels) and tier changes: Build() again and Diff().
   SelectionDelta UpdateEndpoint(const Model& model, const std::string& endpoint_id);
   SelectionDelta UpdateNetworkSet(const Model& model, const std::string& set_id);
+  // After one policy was added, changed (rules, selector, order, tier) or removed in `model`:
+  // re-selects that policy over the cached entity views (O(entities)), patches the policy into
+  // the lists of the endpoints it selected before or after, adds its new rule sets and drops
+  // those no other policy uses. Same result as Diff(before, Build(model)). Profile and tier
+  // changes still need Build().
+  SelectionDelta UpdatePolicy(const Model& model, const std::string& policy_id);
 
  private:
   struct EntityRecord {
@@ -91,6 +97,28 @@ class SelectionIndex {
     std::vector<NamedPort> ports;
   };
   SelectionDelta UpdateEntity(const Model& model, const std::string& entity_key, const EntityView* view);
+  // An endpoint's tiers of policies from the ordered cache below.
+  EndpointPolicies ComputeLists(const Model& model, const EntityView& view);
+  void AddSelector(const std::string& key, const EntitySelector& selector);
+  void AddNamedPort(const Model& model, const std::string& key, const std::string& name, int protocol);
+
+  // Policies in evaluation order per tier (tiers in order), kept by Build and UpdatePolicy so an
+  // endpoint's lists cost one match per policy, not a sort of every policy.
+  struct PolicyKey {
+    double order;  // +inf when unset
+    std::string id;
+    auto operator<=>(const PolicyKey&) const = default;
+  };
+  struct TierEntry {
+    std::string name;
+    double order;  // +inf when unset
+    TierDefault default_action = TierDefault::kDeny;
+    std::vector<PolicyKey> policies;  // sorted
+  };
+  std::vector<TierEntry> tiers_;                       // sorted by (order, name)
+  std::map<std::string, std::pair<std::string, PolicyKey>> policy_tier_;  // id → (tier, its key)
+  std::map<std::string, EntityView> views_;            // entity key → its view (model's objects)
+  std::map<std::string, std::set<std::string>> policy_named_;  // policy id → named-port keys
 
   // Bookkeeping for UpdateEndpoint/UpdateNetworkSet.
   std::map<std::string, EntitySelector> selectors_;               // key → selector, keys in use

@@ -305,6 +305,128 @@ spec: {nets: [198.51.100.0/24]}
   }, true, "ext2");
 }
 
+TEST_CASE("index update: one policy at a time equals a full rebuild", "[unit][policy][index]") {
+  World w = IndexCluster();
+  SelectionIndex idx = SelectionIndex::Build(w.model);
+  auto step = [&](const std::string& what, auto change, const std::string& id) {
+    INFO(what);
+    SelectionIndex before = SelectionIndex::Build(w.model);
+    change();
+    SelectionIndex want = SelectionIndex::Build(w.model);
+    SelectionDelta got = idx.UpdatePolicy(w.model, id);
+    RequireSame(idx, want, w.model);
+    RequireSameDelta(got, Diff(before, want));
+    return got;
+  };
+  SelectionDelta d = step("new policy with a new selector set", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: client-in, namespace: dev}
+spec:
+  selector: app == 'client'
+  order: 10
+  ingress: [{action: Allow, source: {selector: app == 'web'}}]
+)");
+  }, "dev/client-in");
+  CHECK(d.sets_added.size() == 1);
+  CHECK(d.endpoints_changed == std::vector<std::string>{kDevClient});
+  step("same policy, wider selector and an egress named port", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: client-in, namespace: dev}
+spec:
+  selector: app in {'client', 'web'}
+  order: 10
+  types: [Ingress, Egress]
+  ingress: [{action: Allow, source: {selector: app == 'db', namespaceSelector: all()}}]
+  egress: [{action: Allow, protocol: TCP, destination: {ports: [http, metrics]}}]
+)");
+  }, "dev/client-in");
+  step("a second policy in the same tier, ordered before", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: early, namespace: dev}
+spec:
+  selector: all()
+  order: 5
+  ingress: [{action: Deny, source: {nets: [10.9.0.0/16]}}]
+)");
+  }, "dev/early");
+  step("reordered after the other", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: early, namespace: dev}
+spec:
+  selector: all()
+  order: 50
+  ingress: [{action: Deny, source: {nets: [10.9.0.0/16]}}]
+)");
+  }, "dev/early");
+  step("a policy in another tier", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: sec.early, namespace: dev}
+spec:
+  tier: sec
+  selector: all()
+  order: 50
+  ingress: [{action: Deny, source: {nets: [10.9.0.0/16]}}]
+)");
+  }, "dev/sec.early");
+  step("a policy naming a tier that is not stored", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: nowhere.loose}
+spec:
+  tier: nowhere
+  selector: app == 'web'
+  ingress: [{action: Allow, source: {selector: app == 'client'}}]
+)");
+  }, "nowhere.loose");
+  step("its deletion drops the unstored tier", [&] {
+    w.Delete("projectcalico.org/v3", "GlobalNetworkPolicy", "", "nowhere.loose");
+  }, "nowhere.loose");
+  d = step("a policy whose set another policy still uses is deleted", [&] {
+    w.Delete("projectcalico.org/v3", "NetworkPolicy", "dev", "client-in");
+  }, "dev/client-in");
+  CHECK(std::find(d.named_ports_changed.begin(), d.named_ports_changed.end(), "metrics/6") !=
+        d.named_ports_changed.end());
+  step("a Kubernetes policy changed", [&] {
+    w.Apply(R"(
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: prod}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress, Egress]
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {team: b}}}]
+)");
+  }, "prod/knp.default.web-in");
+  step("a policy selecting nothing", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: none}
+spec:
+  selector: app == 'nothing'
+  ingress: [{action: Allow}]
+)");
+  }, "none");
+  // Endpoint updates after policy updates still match rebuilds.
+  SelectionIndex before = SelectionIndex::Build(w.model);
+  w.Pod("dev", "client", "10.0.2.1", {{"app", "web"}});
+  SelectionIndex want = SelectionIndex::Build(w.model);
+  RequireSameDelta(idx.UpdateEndpoint(w.model, kDevClient), Diff(before, want));
+  RequireSame(idx, want, w.model);
+}
+
 TEST_CASE("model is path independent: the same resources in another order", "[unit][policy][index]") {
   World a = IndexCluster();
   World b;
