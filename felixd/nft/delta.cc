@@ -23,6 +23,8 @@ const char* HookName(Hook hook) {
       return "prerouting";
     case Hook::kOutput:
       return "output";
+    case Hook::kPostrouting:
+      return "postrouting";
     case Hook::kNone:
       break;
   }
@@ -168,7 +170,8 @@ std::string ToNftScript(const DesiredTable& desired) {
   for (const auto& [name, chain] : desired.chains) {
     absl::StrAppend(&out, "add chain", t, name);
     if (chain.base) {
-      absl::StrAppend(&out, " { type filter hook ", HookName(chain.base->hook), " priority ",
+      absl::StrAppend(&out, " { type ", chain.base->type == ChainType::kNat ? "nat" : "filter",
+                      " hook ", HookName(chain.base->hook), " priority ",
                       chain.base->priority, "; policy ",
                       chain.base->policy_accept ? "accept" : "drop", "; }");
     }

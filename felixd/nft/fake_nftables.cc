@@ -65,7 +65,8 @@ absl::Status FakeNftables::ApplyTo(Table& t, const Delta& d) {
       t.chains[c.name] = StoredChain{c.base, {}};
     } else {
       if (it->second.base.has_value() != c.base.has_value() ||
-          (c.base && it->second.base->hook != c.base->hook)) {
+          (c.base && (it->second.base->hook != c.base->hook ||
+                      it->second.base->type != c.base->type))) {
         return chain_err(EOPNOTSUPP, "NFT_MSG_NEWCHAIN", c.name);
       }
       it->second.base = c.base;
@@ -165,6 +166,13 @@ absl::Status FakeNftables::ApplyTo(Table& t, const Delta& d) {
       std::string what = absl::StrCat("NFT_MSG_NEWRULE ", c.name, " ", r.ToString());
       for (const std::string& s : ReferencedSets(r)) {
         if (!t.sets.contains(s)) return ErrnoError(ENOENT, what);
+      }
+      // The kernel validates masquerade against the chain: a nat chain at postrouting.
+      bool masq = false;
+      for (const Expr& e : r.exprs) masq = masq || std::holds_alternative<Masquerade>(e);
+      if (masq && c.base &&
+          (c.base->type != ChainType::kNat || c.base->hook != Hook::kPostrouting)) {
+        return ErrnoError(EOPNOTSUPP, what);
       }
       for (const std::string& target : JumpTargets(r)) {
         auto it = t.chains.find(target);

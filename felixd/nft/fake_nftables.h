@@ -5,7 +5,9 @@
 // rule still uses, fails EBUSY; a rule or map element naming a missing set or chain fails
 // ENOENT, a jump to a base chain EOPNOTSUPP; adding an element that exists is a no-op unless
 // its verdict differs or its interval overlaps another (EEXIST); adding a set that exists with
-// another spec fails EEXIST. Not modelled: packets, expression validation beyond references.
+// another spec fails EEXIST; changing a base chain's hook or type fails EOPNOTSUPP, and so does
+// masquerade in a base chain that is not nat at postrouting. Not modelled: packets, expression
+// validation beyond references.
 
 #include <deque>
 #include <optional>

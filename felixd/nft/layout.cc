@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "felixd/nft/elements.h"
 
 namespace calico::felixd::nft {
 namespace {
@@ -236,6 +237,61 @@ void AddEndpoint(DesiredTable& table, const Endpoint& endpoint) {
     bool v6 = a.find(':') != std::string::npos;
     table.sets[v6 ? kWepSrc6 : kWepSrc4].elements[absl::StrCat(endpoint.ifname, " . ", a)] = "";
   }
+}
+
+namespace {
+
+// The CIDRs as interval-set elements, without those inside another of the list.
+Elements PoolElements(KeyType type, const std::vector<std::string>& cidrs) {
+  struct Pool {
+    std::string key;
+    std::pair<std::string, std::string> range;
+  };
+  std::vector<Pool> pools;
+  Elements out;
+  for (const std::string& cidr : cidrs) {
+    auto key = CanonicalKey(type, true, cidr);
+    auto range = IntervalRange(type, cidr);
+    if (!key.ok() || !range.ok()) {
+      out.emplace(cidr, "");  // Canonicalize names it
+      continue;
+    }
+    pools.push_back({*std::move(key), *std::move(range)});
+  }
+  for (size_t i = 0; i < pools.size(); ++i) {
+    bool covered = false;
+    for (size_t j = 0; j < pools.size() && !covered; ++j) {
+      const auto& a = pools[i].range;
+      const auto& b = pools[j].range;
+      // Prefixes nest or are disjoint; an equal one is the same key (one element).
+      covered = j != i && b.first <= a.first && a.second <= b.second && b != a;
+    }
+    if (!covered) out.emplace(pools[i].key, "");
+  }
+  return out;
+}
+
+}  // namespace
+
+void AddNatOutgoing(DesiredTable& table, const NatOutgoing& pools) {
+  table.sets[kNatPools4] = {SetSpec{kNatPools4, KeyType::kIpv4, true},
+                            PoolElements(KeyType::kIpv4, pools.nat_pools4)};
+  table.sets[kAllPools4] = {SetSpec{kAllPools4, KeyType::kIpv4, true},
+                            PoolElements(KeyType::kIpv4, pools.all_pools4)};
+  table.sets[kNatPools6] = {SetSpec{kNatPools6, KeyType::kIpv6, true},
+                            PoolElements(KeyType::kIpv6, pools.nat_pools6)};
+  table.sets[kAllPools6] = {SetSpec{kAllPools6, KeyType::kIpv6, true},
+                            PoolElements(KeyType::kIpv6, pools.all_pools6)};
+  Chain nat{kNatChain,
+            BaseChain{Hook::kPostrouting, kPrioritySrcnat, true, ChainType::kNat},
+            {}};
+  nat.rules = {
+      R({AddrSetMatch{4, Dir::kSource, kNatPools4, false},
+         AddrSetMatch{4, Dir::kDest, kAllPools4, true}, Masquerade{}}),
+      R({AddrSetMatch{6, Dir::kSource, kNatPools6, false},
+         AddrSetMatch{6, Dir::kDest, kAllPools6, true}, Masquerade{}}),
+  };
+  table.chains[kNatChain] = std::move(nat);
 }
 
 }  // namespace calico::felixd::nft

@@ -91,6 +91,28 @@ struct Endpoint {
 // chain and its from-grp/to-grp element when missing, and the interface's data elements.
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);
 
+// NAT outgoing (upstream Felix's cali-nat-outgoing): traffic from a pool with natOutgoing to
+// an address outside every enabled pool is masqueraded; to any pool address it is not.
+//   sets  nat-pools4/nat-pools6  ipv4/ipv6_addr, interval: CIDRs of the natOutgoing pools
+//         all-pools4/all-pools6  likewise, every enabled pool
+//   chain nat-postrouting (nat, hook postrouting, priority srcnat 100, policy accept)
+//     ip saddr @nat-pools4 ip daddr != @all-pools4 masquerade
+//     ip6 saddr @nat-pools6 ip6 daddr != @all-pools6 masquerade
+// The sets and chain are added even when the lists are empty, so a pool change is an
+// element-only delta. A pool inside another pool of the same list is dropped (the kernel
+// refuses overlapping intervals in one set; the covering pool already matches it). A CIDR that
+// does not parse is kept as given, so Canonicalize reports it.
+inline constexpr char kNatPools4[] = "nat-pools4";
+inline constexpr char kNatPools6[] = "nat-pools6";
+inline constexpr char kAllPools4[] = "all-pools4";
+inline constexpr char kAllPools6[] = "all-pools6";
+inline constexpr char kNatChain[] = "nat-postrouting";
+struct NatOutgoing {
+  std::vector<std::string> nat_pools4, nat_pools6;  // "10.65.0.0/16": natOutgoing pools
+  std::vector<std::string> all_pools4, all_pools6;  // every enabled pool
+};
+void AddNatOutgoing(DesiredTable& table, const NatOutgoing& pools);
+
 // Egress in a table of its own (tests/bench/nft measures it; felixd does not use it yet): the
 // kernel validates only the tables a transaction touched, so an ingress policy change no longer
 // walks the egress groups and vice versa. With EgressHook::kPrerouting: what `prerouting`

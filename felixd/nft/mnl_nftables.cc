@@ -212,6 +212,7 @@ struct Compiler {
     nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, s.prefix.c_str());
   }
   void operator()(const Counter&) { Add("counter"); }
+  void operator()(const Masquerade&) { Add("masq"); }
   void operator()(const Verdict& v) {
     nftnl_expr* e = Add("immediate");
     nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
@@ -338,6 +339,8 @@ uint32_t HookNum(Hook hook) {
       return NF_INET_LOCAL_OUT;
     case Hook::kPrerouting:
       return NF_INET_PRE_ROUTING;
+    case Hook::kPostrouting:
+      return NF_INET_POST_ROUTING;
     case Hook::kForward:
     case Hook::kNone:
       break;
@@ -350,7 +353,8 @@ void AddChainMsg(Batch& b, const Chain& chain) {
   if (chain.base) {
     nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM, HookNum(chain.base->hook));
     nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, chain.base->priority);
-    nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE, "filter");
+    nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE,
+                        chain.base->type == ChainType::kNat ? "nat" : "filter");
     nftnl_chain_set_u32(c.p, NFTNL_CHAIN_POLICY, chain.base->policy_accept ? NF_ACCEPT : NF_DROP);
   }
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(b.Next(), NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE,
@@ -454,12 +458,21 @@ std::optional<BaseChain> ChainBase(nftnl_chain* c) {
     case NF_INET_PRE_ROUTING:
       b.hook = Hook::kPrerouting;
       break;
+    case NF_INET_POST_ROUTING:
+      b.hook = Hook::kPostrouting;
+      break;
     case NF_INET_FORWARD:
       b.hook = Hook::kForward;
       break;
     default:
       b.hook = Hook::kNone;
   }
+  // felixd writes filter and nat chains only; another type (route) reads as hook kNone, so it
+  // equals no desired chain and shows as drift, like an unknown hook.
+  const char* type =
+      nftnl_chain_is_set(c, NFTNL_CHAIN_TYPE) ? nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE) : "filter";
+  if (std::strcmp(type, "nat") == 0) b.type = ChainType::kNat;
+  else if (std::strcmp(type, "filter") != 0) b.hook = Hook::kNone;
   b.priority = nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO);
   b.policy_accept = !nftnl_chain_is_set(c, NFTNL_CHAIN_POLICY) ||
                     nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) == NF_ACCEPT;

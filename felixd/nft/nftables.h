@@ -63,11 +63,21 @@ struct SetSpec {
 // for verdict maps; the data value's text for data maps).
 using Elements = std::map<std::string, std::string>;
 
-enum class Hook { kNone, kForward, kInput, kOutput, kPrerouting };
+enum class Hook { kNone, kForward, kInput, kOutput, kPrerouting, kPostrouting };
+// nft chain types: `filter`, or `nat` (sees the first packet of each connection only; its
+// masquerade/snat verdicts apply to the whole connection through conntrack).
+enum class ChainType { kFilter, kNat };
+inline constexpr int kPrioritySrcnat = 100;  // nft's `srcnat` at postrouting
 struct BaseChain {
+  // Constructors (not an aggregate) so `BaseChain{hook, priority, policy_accept}` stays
+  // warning-free under -Wextra with `type` defaulted.
+  BaseChain() = default;
+  BaseChain(Hook hook, int priority, bool policy_accept, ChainType type = ChainType::kFilter)
+      : hook(hook), priority(priority), policy_accept(policy_accept), type(type) {}
   Hook hook = Hook::kForward;
   int priority = 0;  // filter
   bool policy_accept = true;
+  ChainType type = ChainType::kFilter;
   bool operator==(const BaseChain&) const = default;
 };
 

@@ -76,6 +76,7 @@ struct Printer {
     return absl::StrCat("log prefix \"", s.prefix, "\"");
   }
   std::string operator()(const Counter&) const { return "counter"; }
+  std::string operator()(const Masquerade&) const { return "masquerade"; }
   std::string operator()(const Verdict& v) const { return v.ToString(); }
   std::string operator()(const IfnameVmap& v) const {
     return absl::StrCat(v.input ? "iifname" : "oifname", v.via.empty() ? "" : " map @", v.via,

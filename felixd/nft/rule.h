@@ -104,6 +104,11 @@ struct Log {
 struct Counter {
   bool operator==(const Counter&) const = default;
 };
+// `masquerade`: source NAT to the address of the outgoing interface (a nat chain at
+// postrouting only; the kernel rejects it elsewhere). Ends the rule's evaluation like a verdict.
+struct Masquerade {
+  bool operator==(const Masquerade&) const = default;
+};
 
 // Verdicts.
 enum class VerdictKind { kAccept, kDrop, kReturn, kJump, kGoto };
@@ -129,7 +134,8 @@ struct IfnameVmap {
 
 using Expr = std::variant<IfnameMatch, NfprotoMatch, CtStateMatch, MarkMatch, L4ProtoMatch,
                           AddrSetMatch, PortMatch, PortSetMatch, NamedPortSetMatch,
-                          IfaceAddrSetMatch, IcmpMatch, MarkSet, Log, Counter, Verdict, IfnameVmap>;
+                          IfaceAddrSetMatch, IcmpMatch, MarkSet, Log, Counter, Masquerade, Verdict,
+                          IfnameVmap>;
 
 struct Rule {
   std::vector<Expr> exprs;

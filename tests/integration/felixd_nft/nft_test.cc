@@ -324,5 +324,113 @@ TEST_CASE("MnlNftables: a selector set change flips a ping from dropped to allow
   CHECK(a.Exec(ping).status != 0);
 }
 
+// Packets the `ip t c` counter rule for `saddr` has seen in `ns` (see CountSources).
+int Packets(const TestNetns& ns, const std::string& saddr) {
+  std::string listing = Sh(ns, "nft list chain ip t c");
+  std::string needle = absl::StrCat("ip saddr ", saddr, " counter packets ");
+  size_t at = listing.find(needle);
+  INFO(listing);
+  REQUIRE(at != std::string::npos);
+  return std::stoi(listing.substr(at + needle.size()));
+}
+
+// An input-hook counter per source address in `ns`: what source a packet arrived with.
+void CountSources(const TestNetns& ns, std::initializer_list<const char*> sources) {
+  Sh(ns, "nft add table ip t && nft add chain ip t c '{ type filter hook input priority 0; }'");
+  for (const char* s : sources) Sh(ns, absl::StrCat("nft add rule ip t c ip saddr ", s, " counter"));
+}
+
+TEST_CASE("MnlNftables: NAT outgoing masquerades pool traffic leaving the pools, not within them",
+          "[integration][nft]") {
+  // pod (10.231.0.2, pool 10.231.0.0/24 natOutgoing) -- node (router) -- outside (192.168.231.2,
+  // no route back to the pools) and -- pool2 (10.232.0.2, pool 10.232.0.0/24, no natOutgoing).
+  Env env = Make("nat-node");
+  TestNetns pod = OK_OR_FAIL(TestNetns::Create("nat-pod"));
+  TestNetns outside = OK_OR_FAIL(TestNetns::Create("nat-out"));
+  TestNetns pool2 = OK_OR_FAIL(TestNetns::Create("nat-pool2"));
+  struct Link {
+    const TestNetns* ns;
+    std::string veth, node_ip, ip;
+    bool default_route;
+  };
+  Sh(env.ns, "sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up");
+  for (const Link& l : {Link{&pod, "podveth", "10.231.0.1", "10.231.0.2", true},
+                        Link{&outside, "outveth", "192.168.231.1", "192.168.231.2", false},
+                        Link{&pool2, "p2veth", "10.232.0.1", "10.232.0.2", true}}) {
+    Sh(env.ns, absl::StrCat("ip link add ", l.veth, " type veth peer name eth0 netns ", l.ns->name(),
+                            " && ip addr add ", l.node_ip, "/24 dev ", l.veth, " && ip link set ",
+                            l.veth, " up"));
+    Sh(*l.ns, absl::StrCat("ip link set lo up && ip addr add ", l.ip, "/24 dev eth0 && ip link set ",
+                           "eth0 up", l.default_route ? absl::StrCat(" && ip route add default via ", l.node_ip) : ""));
+  }
+  CountSources(outside, {"192.168.231.1", "10.231.0.2"});
+  CountSources(pool2, {"10.232.0.1", "10.231.0.2"});
+  // Distinct ICMP ids: each ping is a new conntrack entry, NATed (or not) by the table of now.
+  int id = 1000;
+  auto ping = [&](const std::string& dst) {
+    return pod.Exec(absl::StrCat("ping -c 1 -W 1 -e ", ++id, " ", dst, " >/dev/null 2>&1")).status;
+  };
+
+  // Without NAT the outside sees the pod's address and cannot answer.
+  CHECK(ping("192.168.231.2") != 0);
+  CHECK(Packets(outside, "10.231.0.2") == 1);
+  CHECK(Packets(outside, "192.168.231.1") == 0);
+
+  NatOutgoing pools{{"10.231.0.0/24"}, {}, {"10.231.0.0/24", "10.232.0.0/24"}, {}};
+  DesiredTable t;
+  AddNatOutgoing(t, pools);
+  REQUIRE_OK(Canonicalize(t));
+  Converge(*env.nft, t);
+  std::string listing = Sh(env.ns, "nft list chain inet calico nat-postrouting");
+  INFO(listing);
+  CHECK(listing.find("type nat hook postrouting priority srcnat; policy accept;") !=
+        std::string::npos);
+  CHECK(listing.find("ip saddr @nat-pools4 ip daddr != @all-pools4 masquerade") !=
+        std::string::npos);
+
+  // Leaving the pools: masqueraded to the node's address on the way out, and answered.
+  CHECK(ping("192.168.231.2") == 0);
+  CHECK(Packets(outside, "192.168.231.1") == 1);
+  CHECK(Packets(outside, "10.231.0.2") == 1);
+  // To another pool: the pod's own address.
+  CHECK(ping("10.232.0.2") == 0);
+  CHECK(Packets(pool2, "10.231.0.2") == 1);
+  CHECK(Packets(pool2, "10.232.0.1") == 0);
+
+  // The pool loses natOutgoing: an element-only delta, and the outside sees the pod again.
+  pools.nat_pools4.clear();
+  DesiredTable u;
+  AddNatOutgoing(u, pools);
+  REQUIRE_OK(Canonicalize(u));
+  Delta d = ComputeDelta(u, ReadTable(*env.nft));
+  CHECK(d.put_chains.empty());
+  CHECK(d.delete_elements == std::vector<ElementChange>{{kNatPools4, "10.231.0.0/24", ""}});
+  CHECK(d.size() == 1);
+  REQUIRE_OK(env.nft->Apply(d));
+  CHECK(ComputeDelta(u, ReadTable(*env.nft)).empty());
+  CHECK(ping("192.168.231.2") != 0);
+  CHECK(Packets(outside, "10.231.0.2") == 2);
+  CHECK(Packets(outside, "192.168.231.1") == 1);
+
+  // The outside address becomes a pool (natOutgoing back on): traffic to it is not NATed.
+  pools.nat_pools4 = {"10.231.0.0/24"};
+  pools.all_pools4.push_back("192.168.231.0/24");
+  DesiredTable w;
+  AddNatOutgoing(w, pools);
+  REQUIRE_OK(Canonicalize(w));
+  Converge(*env.nft, w);
+  CHECK(ping("192.168.231.2") != 0);
+  CHECK(Packets(outside, "10.231.0.2") == 3);
+  CHECK(Packets(outside, "192.168.231.1") == 1);
+
+  // Next to the skeleton (forward chain and all), a fresh writer adopts it without writes.
+  DesiredTable full = Skeleton();
+  AddNatOutgoing(full, pools);
+  REQUIRE_OK(Canonicalize(full));
+  Converge(*env.nft, full);
+  auto fresh = OK_OR_FAIL(MnlNftables::Open(env.ns.path()));
+  CHECK(ComputeDelta(full, ReadTable(*fresh)).empty());
+}
+
 }  // namespace
 }  // namespace calico::felixd::nft

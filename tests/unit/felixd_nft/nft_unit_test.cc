@@ -361,5 +361,88 @@ TEST_CASE("FakeNftables: drift is restored and a restart adopts with no writes",
   CHECK(!kernel.Read().ok());
 }
 
+TEST_CASE("NAT outgoing: sets, the nat chain and its rules", "[unit][nft]") {
+  CHECK(Rule().Add(Masquerade{}).ToString() == "masquerade");
+  DesiredTable t;
+  AddNatOutgoing(t, NatOutgoing{{"10.231.0.0/24"}, {"fd00:231::/64"},
+                                {"10.231.0.0/24", "10.232.0.0/24"}, {"fd00:231::/64"}});
+  REQUIRE(Canonicalize(t).ok());
+  const Chain& nat = t.chains.at(kNatChain);
+  REQUIRE(nat.base.has_value());
+  CHECK(*nat.base == BaseChain{Hook::kPostrouting, 100, true, ChainType::kNat});
+  REQUIRE(nat.rules.size() == 2);
+  CHECK(nat.rules[0].ToString() == "ip saddr @nat-pools4 ip daddr != @all-pools4 masquerade");
+  CHECK(nat.rules[1].ToString() ==
+        "ip6 saddr @nat-pools6 ip6 daddr != @all-pools6 masquerade");
+  CHECK(t.sets.at(kNatPools4).spec == SetSpec{kNatPools4, KeyType::kIpv4, true});
+  CHECK(t.sets.at(kAllPools6).spec == SetSpec{kAllPools6, KeyType::kIpv6, true});
+  CHECK(t.sets.at(kAllPools4).elements == Elements{{"10.231.0.0/24", ""}, {"10.232.0.0/24", ""}});
+  std::string script = ToNftScript(t);
+  CHECK(script.find("add chain inet calico nat-postrouting { type nat hook postrouting priority "
+                    "100; policy accept; }") != std::string::npos);
+
+  // Empty pool lists still make the sets and the chain, so later pool changes touch elements.
+  DesiredTable empty;
+  AddNatOutgoing(empty, NatOutgoing{});
+  CHECK(empty.sets.size() == 4);
+  CHECK(empty.sets.at(kNatPools4).elements.empty());
+  CHECK(empty.chains.at(kNatChain).rules.size() == 2);
+
+  // A pool inside another is dropped (overlapping intervals fail in the kernel); an equal one
+  // is one element; a bad CIDR is left for Canonicalize to report.
+  DesiredTable nested;
+  AddNatOutgoing(nested, NatOutgoing{{"10.0.0.0/8", "10.1.0.0/16", "10.0.0.0/8", "11.0.0.0/24"},
+                                     {},
+                                     {"10.1.2.0/24", "10.1.0.0/16"},
+                                     {"fd00::/48", "fd00:0:0:1::/64"}});
+  CHECK(nested.sets.at(kNatPools4).elements ==
+        Elements{{"10.0.0.0/8", ""}, {"11.0.0.0/24", ""}});
+  CHECK(nested.sets.at(kAllPools4).elements == Elements{{"10.1.0.0/16", ""}});
+  CHECK(nested.sets.at(kAllPools6).elements == Elements{{"fd00::/48", ""}});
+  DesiredTable bad;
+  AddNatOutgoing(bad, NatOutgoing{{"10.0.0.0/33"}, {}, {}, {}});
+  CHECK(!Canonicalize(bad).ok());
+
+  // FakeNftables takes it, next to the skeleton.
+  FakeNftables kernel;
+  DesiredTable full = Skeleton();
+  AddNatOutgoing(full, NatOutgoing{{"10.231.0.0/24"}, {}, {"10.231.0.0/24", "10.232.0.0/24"}, {}});
+  REQUIRE(Canonicalize(full).ok());
+  REQUIRE(kernel.Apply(ComputeDelta(full, std::nullopt)).ok());
+  auto state = kernel.Read();
+  REQUIRE(state.ok());
+  REQUIRE(state->has_value());
+  CHECK(**state == ExpectedState(full));
+  CHECK(kernel.RulesOf(kNatChain)->size() == 2);
+
+  // A pool change (a new natOutgoing pool, one pool gone) is elements only.
+  DesiredTable next = Skeleton();
+  AddNatOutgoing(next, NatOutgoing{{"10.231.0.0/24", "10.233.0.0/24"},
+                                   {"fd00:233::/64"},
+                                   {"10.231.0.0/24", "10.233.0.0/24"},
+                                   {"fd00:233::/64"}});
+  REQUIRE(Canonicalize(next).ok());
+  Delta d = ComputeDelta(next, **state);
+  CHECK(d.put_chains.empty());
+  CHECK(d.add_sets.empty());
+  CHECK(d.delete_sets.empty());
+  CHECK(d.add_elements == std::vector<ElementChange>{{kAllPools4, "10.233.0.0/24", ""},
+                                                     {kAllPools6, "fd00:233::/64", ""},
+                                                     {kNatPools4, "10.233.0.0/24", ""},
+                                                     {kNatPools6, "fd00:233::/64", ""}});
+  CHECK(d.delete_elements == std::vector<ElementChange>{{kAllPools4, "10.232.0.0/24", ""}});
+  REQUIRE(kernel.Apply(d).ok());
+  CHECK(ComputeDelta(next, *kernel.Read().value()).empty());
+
+  // The kernel's rules for masquerade and chain types.
+  Delta masq_in_filter;
+  masq_in_filter.put_chains.push_back(Chain{"forward", BaseChain{Hook::kForward, 0, true},
+                                            {Rule().Add(Masquerade{})}});
+  CHECK(!kernel.Apply(masq_in_filter).ok());
+  Delta retype;
+  retype.put_chains.push_back(Chain{kNatChain, BaseChain{Hook::kPostrouting, 100, true}, {}});
+  CHECK(!kernel.Apply(retype).ok());
+}
+
 }  // namespace
 }  // namespace calico::felixd::nft

@@ -150,6 +150,8 @@ class Interpreter {
   }
   Step Eval(const nft::Log&, int) { return Step::kNext; }
   Step Eval(const nft::Counter&, int) { return Step::kNext; }
+  // The kernel's masq expression NATs and returns NF_ACCEPT (nat chains only; policy has none).
+  Step Eval(const nft::Masquerade&, int depth) { return Apply("accept", depth); }
   Step Eval(const nft::Verdict& v, int depth) { return Apply(v.ToString(), depth); }
   // IfnameVmap (a template so that it follows felixd/nft's two-level `via` when it has one).
   template <typename Vmap>
