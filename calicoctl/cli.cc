@@ -45,6 +45,7 @@ constexpr const char* kUsage = R"(Usage:
     validate  Check resources in a file or stdin without writing them.
     ipam      IP address management: show, check, release, configure.
     node      Ask this node's daemons: `node status` (BGP peers), `node routes`, `node workloads`.
+    policy    `policy explain`: which policy rule decides a packet (felixd's compiled model).
     version   Show the client version and, if reachable, the cluster's.
 
 Options:
@@ -170,6 +171,10 @@ const std::vector<CommandSpec>& Commands() {
       ipam.options.push_back({o.long_name, o.short_name, o.takes_value});
     all->push_back(std::move(ipam));
     all->push_back({"node", kNodeUsage, {{"felixd-socket", 0, true}, {"birdd-socket", 0, true}, {"family", 0, true}, kHelpOpt, kConfigOpt}});
+    all->push_back({"policy", kPolicyUsage,
+                    {{"source", 0, true}, {"destination", 0, true}, {"protocol", 0, true},
+                     {"port", 0, true}, {"source-port", 0, true}, {"icmp-type", 0, true},
+                     {"icmp-code", 0, true}, {"felixd-socket", 0, true}, kHelpOpt, kConfigOpt}});
     return all;
   }();
   return *specs;
@@ -740,6 +745,7 @@ int Session::Dispatch() {
   const std::string& name = args_.command->name;
   if (name == "ipam") return Ipam();  // its help is per subcommand
   if (name == "node") return RunNode({args_.positional, args_.values, args_.flags}, io_.out, io_.err);
+  if (name == "policy") return RunPolicy({args_.positional, args_.values, args_.flags}, io_.out, io_.err);
   if (args_.Has("help")) {
     io_.out << args_.command->usage;
     if (name == "get" || name == "delete" || name == "label" || name == "patch")

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "calico/bgp/v1/bgp.grpc.pb.h"
@@ -139,6 +140,17 @@ int NodeWorkloads(const NodeArgs& args, std::ostream& out, std::ostream& err) {
       << status.route_protocol() << "), MTU " << status.mtu() << ", " << status.resyncs()
       << " resyncs, " << status.repairs() << " repairs\n";
   for (const std::string& p : status.problems()) out << "problem: " << p << "\n";
+  if (status.has_policy()) {
+    const pb::PolicyStatus& ps = status.policy();
+    out << "policy: " << (ps.ready() ? "programmed" : "NOT PROGRAMMED") << ", " << ps.policies()
+        << " policies, " << ps.endpoints() << " endpoints (" << ps.local_endpoints()
+        << " local), table inet calico " << ps.chains() << " chains " << ps.sets() << " sets, "
+        << ps.transactions() << " transactions, " << ps.failures() << " failures, "
+        << ps.repairs() << " repairs, revision " << ps.revision() << "\n";
+    for (const std::string& p : ps.problems()) out << "policy problem: " << p << "\n";
+  } else {
+    out << "policy: disabled (felixd --policy=false)\n";
+  }
   out << "\n";
 
   grpc::ClientContext ctx;
@@ -166,5 +178,59 @@ int NodeWorkloads(const NodeArgs& args, std::ostream& out, std::ostream& err) {
 }
 
 }  // namespace
+
+int RunPolicy(const NodeArgs& args, std::ostream& out, std::ostream& err) {
+  if (args.flags.count("help")) {
+    out << kPolicyUsage;
+    return 0;
+  }
+  if (args.positional.size() != 1 || args.positional[0] != "explain") {
+    err << kPolicyUsage;
+    return 1;
+  }
+  pb::ExplainPolicyRequest req;
+  std::string src = Value(args, "source", ""), dst = Value(args, "destination", "");
+  if (src.empty() || dst.empty()) {
+    err << "policy explain needs --source and --destination\n" << kPolicyUsage;
+    return 1;
+  }
+  req.set_source(src);
+  req.set_destination(dst);
+  req.set_protocol(Value(args, "protocol", "TCP"));
+  struct IntOpt {
+    const char* name;
+    void (pb::ExplainPolicyRequest::*set)(int32_t);
+  };
+  for (IntOpt o : {IntOpt{"port", &pb::ExplainPolicyRequest::set_destination_port},
+                   IntOpt{"source-port", &pb::ExplainPolicyRequest::set_source_port},
+                   IntOpt{"icmp-type", &pb::ExplainPolicyRequest::set_icmp_type},
+                   IntOpt{"icmp-code", &pb::ExplainPolicyRequest::set_icmp_code}}) {
+    auto it = args.values.find(o.name);
+    if (it == args.values.end()) continue;
+    int v = 0;
+    if (!absl::SimpleAtoi(it->second, &v)) {
+      err << "--" << o.name << "=" << it->second << ": not a number\n";
+      return 1;
+    }
+    (req.*o.set)(v);
+  }
+  std::string socket = Value(args, "felixd-socket", "/var/run/calico/dataplane.sock");
+  auto stub = pb::Dataplane::NewStub(rpc::DialUnix(socket));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  pb::ExplainPolicyResponse resp;
+  grpc::Status st = stub->ExplainPolicy(&ctx, req, &resp);
+  if (!st.ok()) {
+    err << "felixd at " << socket << ": " << st.error_message() << "\n";
+    return 1;
+  }
+  out << resp.packet() << ": " << (resp.allowed() ? "ALLOWED" : "DENIED") << "\n";
+  if (resp.steps_size() == 0) out << "  neither end is a workload endpoint: not policed here\n";
+  for (const pb::ExplainPolicyResponse::Step& step : resp.steps()) {
+    for (const std::string& t : step.trace()) out << "  " << step.direction() << ": " << t << "\n";
+    out << "  " << step.description() << "\n";
+  }
+  return resp.allowed() ? 0 : 3;
+}
 
 }  // namespace calico::calicoctl

@@ -105,6 +105,96 @@ grpc::Status DataplaneService::GetStatus(grpc::ServerContext*, const pb::GetStat
   resp->set_route_protocol(std::to_string(felix_.options().route_protocol));
   resp->set_mtu(s.mtu);
   for (const std::string& p : s.problems) resp->add_problems(p);
+  if (policy_ != nullptr) {
+    PolicyStatus ps = policy_->Status();
+    pb::PolicyStatus* out = resp->mutable_policy();
+    out->set_ready(ps.ready);
+    out->set_endpoints(static_cast<int32_t>(ps.endpoints));
+    out->set_local_endpoints(static_cast<int32_t>(ps.local_endpoints));
+    out->set_policies(static_cast<int32_t>(ps.policies));
+    out->set_chains(static_cast<int32_t>(ps.chains));
+    out->set_sets(static_cast<int32_t>(ps.sets));
+    out->set_transactions(ps.transactions);
+    out->set_failures(ps.failures);
+    out->set_repairs(ps.repairs);
+    out->set_revision(ps.revision);
+    if (ps.last_refresh != absl::InfinitePast()) {
+      out->set_last_refresh_unix_ms(absl::ToUnixMillis(ps.last_refresh));
+    }
+    for (const std::string& p : ps.problems) out->add_problems(p);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status DataplaneService::ExplainPolicy(grpc::ServerContext*, const pb::ExplainPolicyRequest* req,
+                                             pb::ExplainPolicyResponse* resp) {
+  if (policy_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "policy is disabled on this node (--policy=false)");
+  }
+  if (!policy_->Status().ready) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "policy has not been synced from the datastore yet");
+  }
+  policy::Packet packet;
+  std::optional<net::IpAddress> src = net::ParseIp(req->source());
+  std::optional<net::IpAddress> dst = net::ParseIp(req->destination());
+  if (!src || !dst) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("\"", !src ? req->source() : req->destination(),
+                                     "\" is not an IP address"));
+  }
+  if (src->family != dst->family) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "source and destination are of different IP versions");
+  }
+  packet.src = *src;
+  packet.dst = *dst;
+  std::string protocol = req->protocol().empty() ? "TCP" : req->protocol();
+  if (std::optional<int> n = policy::ProtocolNumber(protocol)) {
+    packet.protocol = *n;
+  } else if (!protocol.empty() && protocol.find_first_not_of("0123456789") == std::string::npos &&
+             protocol.size() <= 3 && std::stoi(protocol) <= 255) {
+    packet.protocol = std::stoi(protocol);
+  } else {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("protocol \"", protocol,
+                                     "\": expected TCP, UDP, SCTP, UDPLite, ICMP, ICMPv6 or 0-255"));
+  }
+  for (int port : {req->source_port(), req->destination_port()}) {
+    if (port < 0 || port > 65535) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("port ", port, " is out of range"));
+    }
+  }
+  packet.src_port = req->source_port();
+  packet.dst_port = req->destination_port();
+  if (packet.protocol == policy::kProtoIcmp || packet.protocol == policy::kProtoIcmpV6) {
+    packet.icmp_type = req->has_icmp_type() ? req->icmp_type() : (packet.protocol == policy::kProtoIcmp ? 8 : 128);
+    if (req->has_icmp_code()) packet.icmp_code = req->icmp_code();
+    else packet.icmp_code = 0;
+  }
+  policy::Verdict verdict = policy_->Explain(packet);
+  resp->set_allowed(verdict.allowed);
+  resp->set_packet(packet.ToString());
+  resp->set_description(verdict.Describe());
+  for (const std::optional<policy::DirectionVerdict>* step : {&verdict.egress, &verdict.ingress}) {
+    if (!step->has_value()) continue;
+    const policy::DirectionVerdict& d = **step;
+    pb::ExplainPolicyResponse::Step* out = resp->add_steps();
+    out->set_direction(d.direction == policy::Direction::kIngress ? "ingress" : "egress");
+    out->set_endpoint(d.endpoint);
+    out->set_allowed(d.allowed);
+    switch (d.reason) {
+      case policy::Reason::kRule: out->set_reason("rule"); break;
+      case policy::Reason::kEndOfTier: out->set_reason("end-of-tier"); break;
+      case policy::Reason::kProfileRule: out->set_reason("profile-rule"); break;
+      case policy::Reason::kNoProfileAllowed: out->set_reason("no-profile-allowed"); break;
+    }
+    out->set_tier(d.tier);
+    out->set_policy(d.policy);
+    out->set_rule_index(d.rule_index);
+    out->set_rule_origin(d.rule_origin);
+    out->set_profile(d.profile);
+    for (const std::string& t : d.trace) out->add_trace(t);
+    out->set_description(d.Describe());
+  }
   return grpc::Status::OK;
 }
 

@@ -4,12 +4,15 @@
 
 #include "calico/dataplane/v1/dataplane.grpc.pb.h"
 #include "felixd/service/felix.h"
+#include "felixd/service/policy_manager.h"
 
 namespace calico::felixd {
 
 class DataplaneService final : public calico::dataplane::v1::Dataplane::Service {
  public:
-  explicit DataplaneService(Felix& felix) : felix_(felix) {}
+  // `policy` may be null (policy disabled): ExplainPolicy is then UNAVAILABLE.
+  explicit DataplaneService(Felix& felix, PolicyManager* policy = nullptr)
+      : felix_(felix), policy_(policy) {}
 
   grpc::Status SetupWorkload(grpc::ServerContext*, const dataplane::v1::SetupWorkloadRequest*,
                              dataplane::v1::SetupWorkloadResponse*) override;
@@ -24,9 +27,12 @@ class DataplaneService final : public calico::dataplane::v1::Dataplane::Service 
   grpc::Status WatchAdvertisedRoutes(grpc::ServerContext*,
                                      const dataplane::v1::WatchAdvertisedRoutesRequest*,
                                      grpc::ServerWriter<dataplane::v1::AdvertisedRoutes>*) override;
+  grpc::Status ExplainPolicy(grpc::ServerContext*, const dataplane::v1::ExplainPolicyRequest*,
+                             dataplane::v1::ExplainPolicyResponse*) override;
 
  private:
   Felix& felix_;
+  PolicyManager* policy_;
 };
 
 }  // namespace calico::felixd

@@ -30,7 +30,9 @@
 #include "common/log/log.h"
 #include "common/rpc/unix_server.h"
 #include "felixd/service/dataplane_service.h"
+#include "felixd/nft/mnl_nftables.h"
 #include "felixd/service/felix.h"
+#include "felixd/service/policy_manager.h"
 
 ABSL_FLAG(std::string, socket, "/var/run/calico/dataplane.sock",
           "Unix socket for the calico.dataplane.v1 API (created 0600).");
@@ -43,6 +45,14 @@ ABSL_FLAG(int, mtu, 0, "Workload MTU; 0: the MTU of the host's default-route dev
 ABSL_FLAG(std::string, resync_interval, "10s", "How often the kernel is re-read and repaired.");
 ABSL_FLAG(bool, set_forwarding, true,
           "Set net.ipv4.ip_forward and net.ipv6.conf.all.forwarding to 1 at start.");
+ABSL_FLAG(bool, policy, true,
+          "Program network policy into nftables table inet calico (NAT outgoing included).");
+ABSL_FLAG(std::string, endpoint_to_host_action, "Drop",
+          "Workload traffic to the host itself, after the workload's egress policy: Drop, "
+          "Accept, or Return (leave it to the host's own rules). Upstream's "
+          "DefaultEndpointToHostAction.");
+ABSL_FLAG(std::string, policy_refresh_interval, "10s",
+          "How often table inet calico is read back and drift repaired.");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error");
 
 namespace calico::felixd {
@@ -75,6 +85,25 @@ absl::Status Run(const sigset_t& signals) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--resync_interval=\"", absl::GetFlag(FLAGS_resync_interval), "\": expected e.g. 10s"));
   }
+  PolicyManagerOptions policy_options;
+  policy_options.node = options.node;
+  const std::string to_host = absl::GetFlag(FLAGS_endpoint_to_host_action);
+  if (to_host == "Drop" || to_host == "DROP") {
+    policy_options.layout.endpoint_to_host = nft::EndpointToHost::kDrop;
+  } else if (to_host == "Accept" || to_host == "ACCEPT") {
+    policy_options.layout.endpoint_to_host = nft::EndpointToHost::kAccept;
+  } else if (to_host == "Return" || to_host == "RETURN") {
+    policy_options.layout.endpoint_to_host = nft::EndpointToHost::kReturn;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--endpoint_to_host_action=\"", to_host, "\": expected Drop, Accept or Return"));
+  }
+  if (!absl::ParseDuration(absl::GetFlag(FLAGS_policy_refresh_interval), &policy_options.refresh_interval) ||
+      policy_options.refresh_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--policy_refresh_interval=\"", absl::GetFlag(FLAGS_policy_refresh_interval),
+        "\": expected e.g. 10s"));
+  }
   ASSIGN_OR_RETURN(http::ListenAddress listen,
                    http::ParseListenAddress(absl::GetFlag(FLAGS_http_listen)));
 
@@ -88,7 +117,13 @@ absl::Status Run(const sigset_t& signals) {
   ASSIGN_OR_RETURN(std::unique_ptr<datastore::Datastore> store, datastore::Open(config));
 
   Felix felix(*store, *host, OpenNetlink, options);
-  DataplaneService service(felix);
+  std::unique_ptr<nft::MnlNftables> nft;
+  std::unique_ptr<PolicyManager> policy;
+  if (absl::GetFlag(FLAGS_policy)) {
+    ASSIGN_OR_RETURN(nft, nft::MnlNftables::Open());
+    policy = std::make_unique<PolicyManager>(*store, *nft, policy_options);
+  }
+  DataplaneService service(felix, policy.get());
   http::MetricsRegistry metrics;
   http::MetricFamily& workloads = metrics.Gauge("felixd_workloads", "Local workload endpoints.");
   http::MetricFamily& routes = metrics.Gauge("felixd_routes", "Routes felixd programs.");
@@ -96,6 +131,13 @@ absl::Status Run(const sigset_t& signals) {
   http::MetricFamily& repairs =
       metrics.Gauge("felixd_repairs_total", "Drift repaired since start (sysctls).");
   http::MetricFamily& ready = metrics.Gauge("felixd_ready", "1 once the first full sync is done.");
+  http::MetricFamily& policy_tx = metrics.Gauge(
+      "felixd_policy_transactions_total", "nftables transactions committed for policy.");
+  http::MetricFamily& policy_failures = metrics.Gauge(
+      "felixd_policy_failures_total", "nftables transactions that failed (retried by the refresh).");
+  http::MetricFamily& policy_repairs = metrics.Gauge(
+      "felixd_policy_repairs_total", "Refreshes that found table inet calico differing and repaired it.");
+  http::MetricFamily& policy_chains = metrics.Gauge("felixd_policy_chains", "Chains in table inet calico.");
 
   std::unique_ptr<http::HttpServer> http_server;
   if (listen.port != 0) {
@@ -103,9 +145,12 @@ absl::Status Run(const sigset_t& signals) {
     ho.host = listen.host;
     ho.port = listen.port;
     ho.metrics = &metrics;
-    ho.readiness = [&felix] {
-      return felix.ready() ? absl::OkStatus()
-                           : absl::UnavailableError("first datastore-to-kernel sync not done");
+    ho.readiness = [&felix, &policy] {
+      if (!felix.ready()) return absl::UnavailableError("first datastore-to-kernel sync not done");
+      if (policy != nullptr && !policy->Status().ready) {
+        return absl::UnavailableError("policy not programmed yet");
+      }
+      return absl::OkStatus();
     };
     ASSIGN_OR_RETURN(http_server, http::HttpServer::Start(ho));
   }
@@ -120,8 +165,13 @@ absl::Status Run(const sigset_t& signals) {
   // UNAVAILABLE ("not ready"), which the CNI plugin reports as try-again-later.
   std::atomic<bool> stop{false};
   std::thread starter([&] {
+    bool felix_started = false;
     while (!stop) {
-      absl::Status s = felix.Start();
+      absl::Status s = felix_started ? absl::OkStatus() : felix.Start();
+      felix_started = s.ok();
+      // Policy before serving: a pod set up now finds its table in place (unknown cali*
+      // interfaces are dropped until their endpoint is programmed, never left open).
+      if (s.ok() && policy != nullptr) s = policy->Start();
       if (s.ok()) {
         server->SetServing(true);
         return;
@@ -138,6 +188,13 @@ absl::Status Run(const sigset_t& signals) {
       resyncs.Set(static_cast<double>(s.resyncs));
       repairs.Set(static_cast<double>(s.repairs));
       ready.Set(s.ready ? 1 : 0);
+      if (policy != nullptr) {
+        PolicyStatus ps = policy->Status();
+        policy_tx.Set(static_cast<double>(ps.transactions));
+        policy_failures.Set(static_cast<double>(ps.failures));
+        policy_repairs.Set(static_cast<double>(ps.repairs));
+        policy_chains.Set(static_cast<double>(ps.chains));
+      }
       for (int i = 0; i < 10 && !stop; ++i) absl::SleepFor(absl::Milliseconds(100));
     }
   });
@@ -149,6 +206,7 @@ absl::Status Run(const sigset_t& signals) {
   starter.join();
   gauges.join();
   server->Shutdown(absl::Seconds(2));
+  if (policy != nullptr) policy->Stop();  // the table stays: a restart adopts it
   felix.Stop();
   return absl::OkStatus();
 }

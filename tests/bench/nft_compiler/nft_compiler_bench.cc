@@ -102,6 +102,10 @@ int Main() {
     model.Put(Pod(n, "app1"));  // ns0: in the from-set of policies 0, 200, ...
     return index.UpdateEndpoint(model, Pod(n, "app1").Id());
   });
+  change("another pod joins", [&] {
+    model.Put(Pod(n + 1, "app1"));
+    return index.UpdateEndpoint(model, Pod(n + 1, "app1").Id());
+  });
   change("label change", [&] {
     model.Put(Pod(n, "app0"));  // out of that set, now selected by policies 0, 200, ...
     return index.UpdateEndpoint(model, Pod(n, "app0").Id());
@@ -111,6 +115,21 @@ int Main() {
     model.Remove(*resources::FindKind("projectcalico.org/v3", "WorkloadEndpoint"), e.ns, e.name);
     return index.UpdateEndpoint(model, e.Id());
   });
+  change("new policy", [&] {
+    model.Put(Pol(1000));
+    return index.UpdatePolicy(model, Pol(1000).Id());
+  }, {{Pol(1000).Id()}, {}});
+  change("policy rules changed", [&] {
+    policy::Policy p = Pol(1000);
+    p.egress_rules[0].destination.nets = {*net::ParseCidrOrIp("192.0.2.0/24")};
+    model.Put(p);
+    return index.UpdatePolicy(model, p.Id());
+  }, {{Pol(1000).Id()}, {}});
+  change("policy deleted", [&] {
+    policy::Policy p = Pol(1000);
+    model.Remove(*resources::FindKind("projectcalico.org/v3", "NetworkPolicy"), p.ns, p.name);
+    return index.UpdatePolicy(model, p.Id());
+  }, {{Pol(1000).Id()}, {}});
   change("new policy (index: Build+Diff)", [&] {
     model.Put(Pol(1000));
     policy::SelectionIndex after = policy::SelectionIndex::Build(model);

@@ -190,7 +190,8 @@ Node::Node(Options options) : options_(std::move(options)) {
       std::vector<std::string>{FELIXD_BINARY, "--node=" + options_.node_name,
                                "--socket=" + dir() + "/dataplane.sock",
                                "--http_listen=127.0.0.1:9099",
-                               "--resync_interval=" + options_.resync_interval},
+                               "--resync_interval=" + options_.resync_interval,
+                               "--endpoint_to_host_action=" + options_.endpoint_to_host_action},
       env, dir() + "/felixd.log", ns_->path());
 }
 

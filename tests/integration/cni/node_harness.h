@@ -85,6 +85,8 @@ class Node {
     std::string ipv6_pool = "fd77::/120";  // empty: IPv4 only
     int ipv4_block_size = 26;
     std::string resync_interval = "1s";
+    // As the Helm chart's default (felixd's own default is Drop).
+    std::string endpoint_to_host_action = "Accept";
   };
   Node();
   explicit Node(Options options);

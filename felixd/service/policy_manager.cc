@@ -1,0 +1,369 @@
+#include "felixd/service/policy_manager.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/log/log.h"
+#include "common/resources/resource.h"
+#include "felixd/nft/delta.h"
+
+namespace calico::felixd {
+namespace {
+
+// Every kind lives under this root; one watch sees them all.
+constexpr char kResourceRoot[] = "/calico/resources/v3/";
+
+struct KindRoute {
+  const resources::KindInfo* kind;
+  std::string prefix;
+};
+
+const std::vector<KindRoute>& PolicyKinds() {
+  static const std::vector<KindRoute> kinds = [] {
+    std::vector<KindRoute> out;
+    auto add = [&](const resources::KindInfo* k) {
+      if (k != nullptr) out.push_back({k, resources::KeyPrefix(*k)});
+    };
+    add(resources::FindKind("projectcalico.org/v3", "WorkloadEndpoint"));
+    add(resources::FindKind("projectcalico.org/v3", "NetworkPolicy"));
+    add(resources::FindKind("projectcalico.org/v3", "GlobalNetworkPolicy"));
+    add(resources::FindKind("networking.k8s.io/v1", "NetworkPolicy"));
+    add(resources::FindKind("projectcalico.org/v3", "Tier"));
+    add(resources::FindKind("projectcalico.org/v3", "Profile"));
+    add(resources::FindKind("projectcalico.org/v3", "NetworkSet"));
+    add(resources::FindKind("projectcalico.org/v3", "GlobalNetworkSet"));
+    add(resources::FindKind("projectcalico.org/v3", "IPPool"));
+    return out;
+  }();
+  return kinds;
+}
+
+// The kind and (namespace, name) of a key, or nullptr for a kind policy does not use.
+const resources::KindInfo* RouteKey(std::string_view key, std::string* ns, std::string* name) {
+  for (const KindRoute& r : PolicyKinds()) {
+    if (key.substr(0, r.prefix.size()) != r.prefix) continue;
+    std::string_view rest = key.substr(r.prefix.size());
+    if (r.kind->namespaced) {
+      size_t slash = rest.find('/');
+      if (slash == std::string_view::npos) return nullptr;
+      *ns = std::string(rest.substr(0, slash));
+      *name = std::string(rest.substr(slash + 1));
+    } else {
+      ns->clear();
+      *name = std::string(rest);
+    }
+    return r.kind;
+  }
+  return nullptr;
+}
+
+std::string PolicyIdOf(const resources::KindInfo& kind, const std::string& ns, const std::string& name) {
+  if (kind.api_version == "networking.k8s.io/v1") return absl::StrCat(ns, "/knp.default.", name);
+  return ns.empty() ? name : absl::StrCat(ns, "/", name);
+}
+
+bool IsKind(const resources::KindInfo& kind, std::string_view name) {
+  return kind.api_version == "projectcalico.org/v3" && kind.kind == name;
+}
+
+// IPPools as NAT outgoing sees them: every pool is "inside"; natOutgoing pools masquerade.
+using Pools = std::map<std::string, std::pair<std::string, bool>>;  // name → (cidr, natOutgoing)
+
+nft::NatOutgoing NatFrom(const Pools& pools) {
+  nft::NatOutgoing nat;
+  for (const auto& [name, pool] : pools) {
+    const auto& [cidr, masquerade] = pool;
+    const bool v6 = cidr.find(':') != std::string::npos;
+    (v6 ? nat.all_pools6 : nat.all_pools4).push_back(cidr);
+    if (masquerade) (v6 ? nat.nat_pools6 : nat.nat_pools4).push_back(cidr);
+  }
+  return nat;
+}
+
+// The NAT objects alone, so their changes diff without touching the policy table.
+nft::DesiredTable NatTable(const nft::NatOutgoing& nat) {
+  nft::DesiredTable t;
+  nft::AddNatOutgoing(t, nat);
+  return t;
+}
+
+}  // namespace
+
+struct PolicyManager::Batch {
+  std::set<std::string> endpoints;     // Endpoint::Id()
+  std::set<std::string> network_sets;  // NetworkSet::Id()
+  std::set<std::string> policies;      // Policy::Id()
+  std::vector<std::string> profiles;
+  bool tiers = false;
+  bool pools = false;
+};
+
+PolicyManager::PolicyManager(datastore::Datastore& store, nft::Nftables& nft,
+                             PolicyManagerOptions options)
+    : store_(store),
+      nft_(nft),
+      options_(std::move(options)),
+      compiler_(policy_compiler::Options{options_.layout, options_.node, "calico-packet: "}) {}
+
+PolicyManager::~PolicyManager() { Stop(); }
+
+absl::Status PolicyManager::Start() {
+  RETURN_IF_ERROR(FullSync());
+  worker_ = std::thread([this] { Worker(); });
+  return absl::OkStatus();
+}
+
+void PolicyManager::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  programmed_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+absl::Status PolicyManager::FullSync() {
+  ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(kResourceRoot));
+  policy::Model model;
+  Pools pools;
+  std::vector<std::string> problems;
+  for (const datastore::Entry& entry : list.entries) {
+    std::string ns, name;
+    const resources::KindInfo* kind = RouteKey(entry.key, &ns, &name);
+    if (kind == nullptr) continue;
+    absl::StatusOr<resources::Resource> r = resources::FromStored(entry.value, entry.mod_revision);
+    absl::Status s = r.ok() ? model.Apply(*r) : r.status();
+    if (s.ok() && IsKind(*kind, "IPPool")) {
+      pools[name] = {r->object["spec"].value("cidr", ""), r->object["spec"].value("natOutgoing", false)};
+    }
+    if (!s.ok()) problems.push_back(absl::StrCat(entry.key, ": ", ToStd(s.message())));
+  }
+  for (const std::string& p : problems) log::Warn("policy_object_skipped", {{"problem", p}});
+
+  std::lock_guard<std::mutex> lock(mu_);
+  model_ = std::move(model);
+  pools_ = std::move(pools);
+  nat_ = NatFrom(pools_);
+  index_ = policy::SelectionIndex::Build(model_);
+  compiler_.Build(model_, index_);
+  status_.problems = problems;
+  absl::StatusOr<std::optional<nft::TableState>> actual = nft_.Read();
+  if (!actual.ok()) return actual.status();
+  nft::Delta delta = nft::ComputeDelta(DesiredLocked(), *actual);
+  if (!delta.empty()) {
+    log::Info("policy_table_sync", {{"objects", std::to_string(delta.size())},
+                                    {"table", actual->has_value() ? "adopted" : "created"}});
+  }
+  RETURN_IF_ERROR(Program(delta));
+  status_.revision = list.revision;
+  status_.last_refresh = absl::Now();
+  status_.ready = true;
+  // Watch from the list's revision: nothing between the list and the watch is missed.
+  absl::StatusOr<std::unique_ptr<datastore::Watch>> watch = store_.WatchPrefix(kResourceRoot, list.revision);
+  if (!watch.ok()) return watch.status();
+  watch_ = std::move(*watch);
+  programmed_.notify_all();
+  return absl::OkStatus();
+}
+
+nft::DesiredTable PolicyManager::Desired() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return DesiredLocked();
+}
+
+nft::DesiredTable PolicyManager::DesiredLocked() const {
+  nft::DesiredTable table = compiler_.desired();
+  nft::AddNatOutgoing(table, nat_);
+  return table;
+}
+
+absl::Status PolicyManager::Program(const nft::Delta& delta) {
+  if (delta.empty()) return absl::OkStatus();
+  absl::Status s = nft_.Apply(delta);
+  if (s.ok()) {
+    ++status_.transactions;
+  } else {
+    ++status_.failures;
+    suspect_ = true;
+    NoteProblemLocked("apply", s);
+  }
+  return s;
+}
+
+void PolicyManager::NoteProblemLocked(const std::string& what, const absl::Status& status) {
+  std::string line = absl::StrCat(what, ": ", ToStd(status.message()));
+  log::Warn("policy_problem", {{"problem", line}});
+  status_.problems.push_back(std::move(line));
+  // Bounded: a persistent failure must not grow the list forever.
+  if (status_.problems.size() > 20) status_.problems.erase(status_.problems.begin());
+}
+
+absl::Status PolicyManager::Poll(absl::Duration timeout) {
+  if (watch_ == nullptr) return FullSync();
+  absl::Duration until_refresh;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    until_refresh = status_.last_refresh + options_.refresh_interval - absl::Now();
+    if (suspect_) until_refresh = absl::ZeroDuration();
+  }
+  if (until_refresh <= absl::ZeroDuration()) return Refresh();
+  absl::StatusOr<std::vector<datastore::Event>> events = watch_->Next(std::min(timeout, until_refresh));
+  if (!events.ok()) {
+    // Compacted or cancelled: start over from a fresh list (diffed, so only changes are written).
+    log::Warn("policy_watch_restart", {{"error", ToStd(events.status().message())}});
+    watch_.reset();
+    return events.status();
+  }
+  if (events->empty()) return absl::OkStatus();
+  return ApplyBatch(*events);
+}
+
+absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& events) {
+  Batch batch;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const datastore::Event& e : events) {
+    std::string ns, name;
+    const resources::KindInfo* kind = RouteKey(e.key, &ns, &name);
+    if (kind == nullptr) continue;
+    if (e.type == datastore::EventType::kPut) {
+      absl::StatusOr<resources::Resource> r = resources::FromStored(e.value, e.revision);
+      absl::Status s = r.ok() ? model_.Apply(*r) : r.status();
+      if (!s.ok()) {
+        // The previous version (if any) stays in force; the datastore's validation makes this rare.
+        NoteProblemLocked(e.key, s);
+        continue;
+      }
+      if (IsKind(*kind, "IPPool")) {
+        pools_[name] = {r->object["spec"].value("cidr", ""), r->object["spec"].value("natOutgoing", false)};
+      }
+    } else {
+      model_.Remove(*kind, ns, name);
+      if (IsKind(*kind, "IPPool")) pools_.erase(name);
+    }
+    if (IsKind(*kind, "WorkloadEndpoint")) {
+      batch.endpoints.insert(absl::StrCat(ns, "/", name));
+    } else if (IsKind(*kind, "NetworkSet") || IsKind(*kind, "GlobalNetworkSet")) {
+      batch.network_sets.insert(ns.empty() ? name : absl::StrCat(ns, "/", name));
+    } else if (IsKind(*kind, "IPPool")) {
+      batch.pools = true;
+    } else if (IsKind(*kind, "Profile")) {
+      batch.profiles.push_back(name);
+    } else if (IsKind(*kind, "Tier")) {
+      batch.tiers = true;
+    } else {
+      batch.policies.insert(PolicyIdOf(*kind, ns, name));
+    }
+  }
+  const datastore::Revision revision = events.back().revision;
+
+  absl::Status result = absl::OkStatus();
+  auto program = [&](const nft::Delta& delta) {
+    absl::Status s = Program(delta);
+    if (!s.ok() && result.ok()) result = s;
+  };
+  if (batch.pools) {
+    nft::DesiredTable before = NatTable(nat_);
+    nat_ = NatFrom(pools_);
+    program(nft::ComputeDelta(NatTable(nat_), nft::ExpectedState(before)));
+  }
+  const size_t objects = batch.endpoints.size() + batch.network_sets.size() + batch.policies.size() +
+                         batch.profiles.size();
+  // Profiles (namespace labels) and tiers reorder or relabel much at once: diff whole indexes.
+  const bool structural = !batch.profiles.empty() || batch.tiers;
+  if (objects > options_.incremental_limit) {
+    // One transaction for the whole burst: rebuild in memory, diff against the last table.
+    nft::TableState before = nft::ExpectedState(compiler_.desired());
+    index_ = policy::SelectionIndex::Build(model_);
+    compiler_.Build(model_, index_);
+    program(nft::ComputeDelta(compiler_.desired(), before));
+  } else if (structural) {
+    policy::SelectionIndex after = policy::SelectionIndex::Build(model_);
+    policy::SelectionDelta delta = policy::Diff(index_, after);
+    index_ = std::move(after);
+    policy_compiler::Changed changed{{batch.policies.begin(), batch.policies.end()}, batch.profiles};
+    program(compiler_.Update(model_, index_, delta, changed));
+  } else {
+    // Object by object: a policy is its own chains plus the endpoints it (de)selects, an
+    // endpoint or network set a handful of elements. Deltas are applied in order (merging them
+    // could reorder an add and a delete of the same element). Policies first: an endpoint's
+    // group chain may jump to a policy chain this batch creates.
+    for (const std::string& id : batch.policies) {
+      program(compiler_.Update(model_, index_, index_.UpdatePolicy(model_, id), {{id}, {}}));
+    }
+    for (const std::string& id : batch.endpoints) {
+      program(compiler_.Update(model_, index_, index_.UpdateEndpoint(model_, id)));
+    }
+    for (const std::string& id : batch.network_sets) {
+      program(compiler_.Update(model_, index_, index_.UpdateNetworkSet(model_, id)));
+    }
+  }
+  if (result.ok()) {
+    status_.revision = std::max(status_.revision, revision);
+    programmed_.notify_all();
+  }
+  return result;
+}
+
+absl::Status PolicyManager::Refresh() {
+  std::lock_guard<std::mutex> lock(mu_);
+  status_.last_refresh = absl::Now();
+  suspect_ = false;
+  absl::StatusOr<std::optional<nft::TableState>> actual = nft_.Read();
+  if (!actual.ok()) {
+    NoteProblemLocked("read", actual.status());
+    return actual.status();
+  }
+  nft::Delta delta = nft::ComputeDelta(DesiredLocked(), *actual);
+  if (delta.empty()) return absl::OkStatus();
+  ++status_.repairs;  // drift, or the retry of a failed transaction
+  log::Warn("policy_table_repaired", {{"objects", std::to_string(delta.size())}});
+  absl::Status s = Program(delta);
+  if (s.ok()) programmed_.notify_all();
+  return s;
+}
+
+void PolicyManager::Worker() {
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    absl::Status s = Poll(absl::Milliseconds(200));
+    if (!s.ok()) {
+      log::Warn("policy_sync_failed", {{"error", ToStd(s.message())}});
+      absl::SleepFor(absl::Milliseconds(500));  // a datastore or kernel outage: do not spin
+    }
+  }
+}
+
+policy::Verdict PolicyManager::Explain(const policy::Packet& packet) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return policy::Explain(model_, packet);
+}
+
+PolicyStatus PolicyManager::Status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  PolicyStatus s = status_;
+  s.endpoints = model_.endpoints().size();
+  s.local_endpoints = 0;
+  for (const auto& [id, e] : model_.endpoints()) {
+    if (e.node == options_.node) ++s.local_endpoints;
+  }
+  s.policies = model_.policies().size();
+  s.chains = compiler_.desired().chains.size();
+  s.sets = compiler_.desired().sets.size();
+  return s;
+}
+
+bool PolicyManager::WaitProgrammed(datastore::Revision revision, absl::Duration timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return programmed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] {
+    return stopping_ || (status_.ready && status_.revision >= revision);
+  }) && !stopping_;
+}
+
+}  // namespace calico::felixd
