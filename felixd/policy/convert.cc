@@ -147,6 +147,28 @@ absl::StatusOr<RuleSide> SideFromJson(const Json& entity, const std::string& pol
   return side;
 }
 
+// A rule without ipVersion whose CIDRs leave a list empty for a family does not exist for that
+// family (upstream Felix's FilterRuleToIPVersion): `notNets: [fd00::5/128]` alone is an IPv6
+// rule, not "every IPv4 address". When no family survives, the rule never matches.
+void ImplyIpVersion(Rule& rule) {
+  if (rule.ip_version) return;
+  bool survives[2] = {true, true};  // IPv4, IPv6
+  for (const RuleSide* side : {&rule.source, &rule.destination}) {
+    for (const std::vector<net::Prefix>* list : {&side->nets, &side->not_nets}) {
+      if (list->empty()) continue;
+      for (int f : {4, 6}) {
+        bool any = std::any_of(list->begin(), list->end(),
+                               [&](const net::Prefix& p) { return p.addr.family == f; });
+        if (!any) survives[f == 4 ? 0 : 1] = false;
+      }
+    }
+  }
+  if (survives[0] && survives[1]) return;
+  if (survives[0]) rule.ip_version = 4;
+  else if (survives[1]) rule.ip_version = 6;
+  else rule.unsupported = "nets of both IP versions in one rule (no family keeps them all)";
+}
+
 absl::StatusOr<Rule> RuleFromJson(const Json& r, const std::string& policy_ns, std::string origin) {
   Rule rule;
   rule.origin = std::move(origin);
@@ -176,6 +198,7 @@ absl::StatusOr<Rule> RuleFromJson(const Json& r, const std::string& policy_ns, s
   if ((src && At(*src, "services")) || (dst && At(*dst, "services"))) {
     rule.unsupported = "services match (needs Kubernetes Service endpoints)";
   }
+  ImplyIpVersion(rule);
   return rule;
 }
 

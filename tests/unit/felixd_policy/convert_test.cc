@@ -360,5 +360,28 @@ spec: {selector: all()}
   CHECK(m.policies().size() == 1);
 }
 
+TEST_CASE("a rule whose CIDRs are of one IP version exists only for that version", "[unit][policy][convert]") {
+  Policy p = Convert(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: p, namespace: prod}
+spec:
+  selector: all()
+  ingress:
+  - {action: Allow, source: {notNets: [fd00::5/128]}}
+  - {action: Allow, source: {nets: [10.0.0.0/8]}}
+  - {action: Allow, destination: {notNets: [10.1.0.0/16]}, source: {selector: all()}}
+  - {action: Allow, ipVersion: 6, source: {notNets: [fd00::5/128]}}
+  - {action: Allow, protocol: TCP}
+)");
+  REQUIRE(p.ingress_rules.size() == 5);
+  CHECK(p.ingress_rules[0].ip_version == 6);  // not "every IPv4 address" (upstream)
+  CHECK(p.ingress_rules[1].ip_version == 4);
+  CHECK(p.ingress_rules[2].ip_version == 4);
+  CHECK(p.ingress_rules[3].ip_version == 6);  // explicit: kept
+  CHECK_FALSE(p.ingress_rules[4].ip_version);
+  CHECK(p.ingress_rules[0].unsupported.empty());
+}
+
 }  // namespace
 }  // namespace calico::felixd::policy::testing
