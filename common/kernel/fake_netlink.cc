@@ -313,6 +313,15 @@ absl::Status FakeNetlink::SetLinkMtu(std::string_view name, int mtu) {
   return absl::OkStatus();
 }
 
+absl::Status FakeNetlink::SetLinkGroup(std::string_view name, uint32_t group) {
+  const std::string context = absl::StrCat("RTM_SETLINK ", ToAbsl(name), " group ", group);
+  if (auto e = Begin(NetlinkOp::kLinkSet)) return ErrnoError(*e, context);
+  Link* link = FindLink(name);
+  if (link == nullptr) return ErrnoError(ENODEV, context);
+  link->group = group;
+  return absl::OkStatus();
+}
+
 absl::Status FakeNetlink::SetLinkMac(std::string_view name, const MacAddress& mac) {
   const std::string context = absl::StrCat("RTM_SETLINK ", ToAbsl(name), " address ", FormatMac(mac));
   if (auto e = Begin(NetlinkOp::kLinkSet)) return ErrnoError(*e, context);

@@ -54,6 +54,7 @@ class FakeNetlink : public Netlink {
   absl::Status SetLinkUp(std::string_view name, bool up) override;
   absl::Status SetLinkMtu(std::string_view name, int mtu) override;
   absl::Status SetLinkMac(std::string_view name, const MacAddress& mac) override;
+  absl::Status SetLinkGroup(std::string_view name, uint32_t group) override;
   absl::StatusOr<std::vector<Address>> ListAddresses(int ifindex) override;
   absl::Status ReplaceAddress(const Address& address) override;
   absl::Status DeleteAddress(const Address& address) override;

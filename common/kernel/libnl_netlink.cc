@@ -247,6 +247,7 @@ Link ToLink(rtnl_link* l) {
   link.name = name != nullptr ? name : "";
   link.index = rtnl_link_get_ifindex(l);
   link.mtu = static_cast<int>(rtnl_link_get_mtu(l));
+  link.group = rtnl_link_get_group(l);
   const unsigned flags = rtnl_link_get_flags(l);
   link.up = (flags & IFF_UP) != 0;
   link.kind = KindOf(rtnl_link_get_type(l), flags);
@@ -927,7 +928,8 @@ absl::Status LibnlNetlink::DeleteLink(std::string_view name) {
 
 absl::Status LibnlNetlink::SetLink(std::string_view name, const std::string& context,
                                    unsigned flags, unsigned change,
-                                   std::optional<uint32_t> mtu, const MacAddress* mac) {
+                                   std::optional<uint32_t> mtu, const MacAddress* mac,
+                                   std::optional<uint32_t> group) {
   if (!ValidIfName(name)) return ErrnoError(ENODEV, context);
   MsgPtr msg(nlmsg_alloc_simple(RTM_SETLINK, 0));
   ifinfomsg ifi{};
@@ -938,7 +940,8 @@ absl::Status LibnlNetlink::SetLink(std::string_view name, const std::string& con
   if (msg && (nlmsg_append(msg.get(), &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0 ||
               nla_put_string(msg.get(), IFLA_IFNAME, n.c_str()) < 0 ||
               (mtu && nla_put_u32(msg.get(), IFLA_MTU, *mtu) < 0) ||
-              (mac != nullptr && nla_put(msg.get(), IFLA_ADDRESS, 6, mac->data()) < 0))) {
+              (mac != nullptr && nla_put(msg.get(), IFLA_ADDRESS, 6, mac->data()) < 0) ||
+              (group && nla_put_u32(msg.get(), IFLA_GROUP, *group) < 0))) {
     msg.reset();
   }
   return ToStatus(Request(msg.release()), context);
@@ -953,6 +956,11 @@ absl::Status LibnlNetlink::SetLinkMtu(std::string_view name, int mtu) {
   // The kernel checks the range (after finding the device): a negative MTU is a huge unsigned.
   return SetLink(name, absl::StrCat("RTM_SETLINK ", ToAbsl(name), " mtu ", mtu), 0, 0,
                  static_cast<uint32_t>(mtu), nullptr);
+}
+
+absl::Status LibnlNetlink::SetLinkGroup(std::string_view name, uint32_t group) {
+  return SetLink(name, absl::StrCat("RTM_SETLINK ", ToAbsl(name), " group ", group), 0, 0,
+                 std::nullopt, nullptr, group);
 }
 
 absl::Status LibnlNetlink::SetLinkMac(std::string_view name, const MacAddress& mac) {

@@ -49,6 +49,7 @@ class LibnlNetlink : public Netlink {
   absl::Status SetLinkUp(std::string_view name, bool up) override;
   absl::Status SetLinkMtu(std::string_view name, int mtu) override;
   absl::Status SetLinkMac(std::string_view name, const MacAddress& mac) override;
+  absl::Status SetLinkGroup(std::string_view name, uint32_t group) override;
   absl::StatusOr<std::vector<Address>> ListAddresses(int ifindex) override;
   absl::Status ReplaceAddress(const Address& address) override;
   absl::Status DeleteAddress(const Address& address) override;
@@ -87,7 +88,8 @@ class LibnlNetlink : public Netlink {
   absl::StatusOr<int> ResolveIndex(std::string_view name, std::string_view context);
   // RTM_SETLINK by name: flags under `change`, and the MTU / MAC when given.
   absl::Status SetLink(std::string_view name, const std::string& context, unsigned flags,
-                       unsigned change, std::optional<uint32_t> mtu, const MacAddress* mac);
+                       unsigned change, std::optional<uint32_t> mtu, const MacAddress* mac,
+                       std::optional<uint32_t> group = std::nullopt);
   // Sends `batch` and records each failure in results[item] with `context(item)`; with
   // `deleting`, "no such route" is success as in DeleteRoute. Empties the batch.
   void FlushBatch(Batch& batch, std::vector<absl::Status>& results,

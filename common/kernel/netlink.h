@@ -58,6 +58,7 @@ struct Link {
   int mtu = 1500;
   std::optional<MacAddress> mac;
   bool up = false;
+  uint32_t group = 0;  // IFLA_GROUP (`ip link set dev X group N`); felixd's policy dispatch
   // veth only: the peer's name and the namespace it was created in (as given at creation;
   // empty when the peer lives here too, or when read back from the kernel without that detail).
   std::string peer_name;
@@ -169,6 +170,7 @@ class Netlink {
   virtual absl::Status SetLinkUp(std::string_view name, bool up) = 0;
   virtual absl::Status SetLinkMtu(std::string_view name, int mtu) = 0;
   virtual absl::Status SetLinkMac(std::string_view name, const MacAddress& mac) = 0;
+  virtual absl::Status SetLinkGroup(std::string_view name, uint32_t group) = 0;
 
   // Addresses. Replace semantics: adding an address already present succeeds.
   virtual absl::StatusOr<std::vector<Address>> ListAddresses(int ifindex) = 0;

@@ -85,6 +85,8 @@ std::set<std::string> ReferencedSets(const Rule& rule) {
                         std::is_same_v<T, NamedPortSetMatch> ||
                         std::is_same_v<T, IfaceAddrSetMatch>) {
             out.insert(x.set);
+          } else if constexpr (std::is_same_v<T, GroupVmap>) {
+            out.insert(x.map);
           } else if constexpr (std::is_same_v<T, IfnameVmap>) {
             out.insert(x.map);
             if (!x.via.empty()) out.insert(x.via);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -12,7 +13,7 @@ namespace {
 
 // nft's datatype ids (src/datatype.h) and concatenation width.
 constexpr uint32_t kTypeIpv4 = 7, kTypeIpv6 = 8, kTypeProto = 12, kTypeService = 13,
-                   kTypeIfname = 41;
+                   kTypeDevgroup = 35, kTypeIfname = 41;
 constexpr int kTypeBits = 6;
 
 absl::Status Bad(KeyType type, std::string_view key, std::string_view why) {
@@ -121,6 +122,8 @@ std::string_view KeyTypeName(KeyType type) {
       return "ipv6_addr . inet_proto . inet_service";
     case KeyType::kPort:
       return "inet_service";
+    case KeyType::kDevgroup:
+      return "devgroup";
   }
   return "?";
 }
@@ -143,6 +146,8 @@ int KeyLength(KeyType type) {
       return 24;
     case KeyType::kPort:
       return 2;
+    case KeyType::kDevgroup:
+      return 4;
   }
   return 0;
 }
@@ -170,6 +175,8 @@ uint32_t NftKeyType(KeyType type) {
       return cat({kTypeIpv6, kTypeProto, kTypeService});
     case KeyType::kPort:
       return kTypeService;
+    case KeyType::kDevgroup:
+      return kTypeDevgroup;
   }
   return 0;
 }
@@ -177,7 +184,7 @@ uint32_t NftKeyType(KeyType type) {
 std::optional<KeyType> KeyTypeFromNft(uint32_t nft_type, int length) {
   for (KeyType t : {KeyType::kIpv4, KeyType::kIpv6, KeyType::kIfname, KeyType::kIfnameIpv4,
                     KeyType::kIfnameIpv6, KeyType::kIpv4ProtoPort, KeyType::kIpv6ProtoPort,
-                    KeyType::kPort}) {
+                    KeyType::kPort, KeyType::kDevgroup}) {
     if (NftKeyType(t) == nft_type && KeyLength(t) == length) return t;
   }
   return std::nullopt;
@@ -223,6 +230,12 @@ absl::StatusOr<std::string> EncodeKey(KeyType type, std::string_view key) {
       if (!port) return Bad(type, key, "not a port");
       return Be16(*port);
     }
+    case KeyType::kDevgroup: {
+      auto v = need(1) ? ParseUint(f[0], 0xffffffffu) : std::nullopt;
+      if (!v) return Bad(type, key, "not a 32-bit link group");
+      uint32_t host = *v;  // the kernel compares IFLA_GROUP in host byte order
+      return std::string(reinterpret_cast<const char*>(&host), 4);
+    }
   }
   return Bad(type, key, "unknown key type");
 }
@@ -247,6 +260,11 @@ std::string DecodeKey(KeyType type, std::string_view b) {
     }
     case KeyType::kPort:
       return absl::StrCat(FromBe16(b));
+    case KeyType::kDevgroup: {
+      uint32_t host = 0;
+      std::memcpy(&host, b.data(), 4);
+      return absl::StrCat(host);
+    }
   }
   return "?";
 }

@@ -26,10 +26,17 @@ uint64_t Fnv(std::string_view s, uint64_t h = 0xcbf29ce484222325ull) {
 DesiredTable Skeleton(const LayoutOptions& options) {
   DesiredTable t;
   const bool by_group = options.dispatch == Dispatch::kByGroup;
+  const bool by_link = options.dispatch == Dispatch::kByLinkGroup;
   for (const char* map : {kFromWepMap, kToWepMap}) {
+    if (by_link) break;
     SetSpec spec{map, KeyType::kIfname, false, !by_group};
     if (by_group) spec.data = KeyType::kIfname;
     t.sets[map] = {spec, {}};
+  }
+  if (by_link) {
+    for (const char* map : {kFromGroupMap, kToGroupMap}) {
+      t.sets[map] = {SetSpec{map, KeyType::kDevgroup, false, true}, {}};
+    }
   }
   if (by_group) {
     for (const char* map : {kFromGroupMap, kToGroupMap}) {
@@ -91,15 +98,17 @@ DesiredTable Skeleton(const LayoutOptions& options) {
       R({L4ProtoMatch{4, false}, Drop()}),
       R({L4ProtoMatch{17, false}, PortMatch{Dir::kDest, 4789, 4789, false}, Drop()}),
       R({MarkSet{kMarkMask, 0}}),
-      by_group ? R({IfnameVmap{true, kFromGroupMap, kFromWepMap}})
-               : R({IfnameVmap{true, kFromWepMap}}),
+      by_link    ? R({GroupVmap{true, kFromGroupMap}})
+      : by_group ? R({IfnameVmap{true, kFromGroupMap, kFromWepMap}})
+                 : R({IfnameVmap{true, kFromWepMap}}),
       R({Drop()}),  // an interface felixd does not know: fail closed
   };
   Chain to{"to-wep", std::nullopt, {}};
   to.rules = {
       R({MarkSet{kMarkMask, 0}}),
-      by_group ? R({IfnameVmap{false, kToGroupMap, kToWepMap}})
-               : R({IfnameVmap{false, kToWepMap}}),
+      by_link    ? R({GroupVmap{false, kToGroupMap}})
+      : by_group ? R({IfnameVmap{false, kToGroupMap, kToWepMap}})
+                 : R({IfnameVmap{false, kToWepMap}}),
       R({Drop()}),
   };
   for (Chain* c : {&forward, &input, &from, &to}) t.chains[c->name] = std::move(*c);
@@ -115,6 +124,12 @@ std::string GroupChainName(bool ingress, const EndpointPolicies& policies) {
   h = Fnv("|profiles|", h);
   for (const std::string& p : policies.profile_chains) h = Fnv(absl::StrCat(p, ","), h);
   return absl::StrFormat("%s-%016x", ingress ? "tw" : "fw", h);
+}
+
+uint32_t LinkGroupOf(const EndpointPolicies& ingress, const EndpointPolicies& egress) {
+  uint64_t h = Fnv(absl::StrCat(GroupChainName(true, ingress), "+", GroupChainName(false, egress)));
+  uint32_t g = static_cast<uint32_t>(h ^ (h >> 32));
+  return g < kMinLinkGroup ? g + kMinLinkGroup : g;
 }
 
 std::string GroupKey(bool ingress, const EndpointPolicies& policies) {
@@ -174,8 +189,10 @@ std::set<std::string> Reachable(const DesiredTable& t, std::initializer_list<con
       for (const Expr& e : r.exprs) {
         if (const auto* v = std::get_if<Verdict>(&e)) {
           if (!v->chain.empty()) visit(v->chain);
-        } else if (const auto* m = std::get_if<IfnameVmap>(&e)) {
-          auto map = t.sets.find(m->map);
+        } else if (std::holds_alternative<IfnameVmap>(e) || std::holds_alternative<GroupVmap>(e)) {
+          const std::string& name = std::holds_alternative<IfnameVmap>(e) ? std::get<IfnameVmap>(e).map
+                                                                          : std::get<GroupVmap>(e).map;
+          auto map = t.sets.find(name);
           if (map == t.sets.end()) continue;
           for (const auto& [key, verdict] : map->second.elements) {
             size_t sp = verdict.find(' ');  // "goto c" / "jump c"
@@ -219,11 +236,19 @@ DirectionSplit SplitByDirection(const DesiredTable& table) {
 }
 
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint) {
-  const bool by_group = table.sets.contains(kFromGroupMap);
+  auto grp = table.sets.find(kFromGroupMap);
+  const bool by_link = grp != table.sets.end() && grp->second.spec.key == KeyType::kDevgroup;
+  const bool by_group = grp != table.sets.end() && !by_link;
   for (bool ingress : {true, false}) {
     const EndpointPolicies& p = ingress ? endpoint.ingress : endpoint.egress;
     std::string name = GroupChainName(ingress, p);
     if (!table.chains.contains(name)) table.chains[name] = GroupChain(ingress, p);
+    if (by_link) {
+      // The interface carries the group number; the caller sets it (and keeps it unique).
+      table.sets[ingress ? kToGroupMap : kFromGroupMap].elements[std::to_string(endpoint.link_group)] =
+          absl::StrCat("goto ", name);
+      continue;
+    }
     Elements& by_if = table.sets[ingress ? kToWepMap : kFromWepMap].elements;
     if (by_group) {
       std::string key = name.substr(3, 15);

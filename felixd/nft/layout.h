@@ -40,7 +40,13 @@ inline constexpr char kWepSrc6[] = "wep-src6";
 inline constexpr char kWorkloadPrefix[] = "cali";
 
 enum class EndpointToHost { kDrop, kAccept, kReturn };  // DefaultEndpointToHostAction
-enum class Dispatch { kByInterface, kByGroup };
+// kByLinkGroup (felixd's default): `iifgroup vmap @from-grp` / `oifgroup vmap @to-grp` — the
+// workload's host veth carries a link group number (IFLA_GROUP) naming its (ingress, egress)
+// policy combination, and the maps hold one `goto` per combination. A pod joining an existing
+// combination, or moving between two, changes its link's group (one netlink message) and no
+// nftables element that jumps, so the kernel does not re-validate the table's jump graph; and
+// unlike kByGroup, nft 1.0.6 lists it. The caller owns the numbers: Endpoint::link_group.
+enum class Dispatch { kByInterface, kByGroup, kByLinkGroup };
 
 // Where workload egress policy runs. kForwardAndInput: `forward` and `input` both jump from-wep
 // (the kernel's commit-time validation then walks every egress group twice). kPrerouting: one
@@ -86,7 +92,14 @@ struct Endpoint {
   std::string ifname;
   std::vector<std::string> addresses;  // "10.65.0.3", "fd00::3"
   EndpointPolicies ingress, egress;
+  uint32_t link_group = 0;  // kByLinkGroup: the number its link carries (>= kMinLinkGroup)
 };
+// Link groups below this are left to the system (0 is every link's default; small numbers are
+// what operators use by hand). A cali* link in an unknown group is dropped (fail closed).
+inline constexpr uint32_t kMinLinkGroup = 0x10000;
+// The preferred number for an (ingress, egress) combination: a hash, so a restarted felixd
+// picks the same numbers; the caller probes upwards when two combinations collide.
+uint32_t LinkGroupOf(const EndpointPolicies& ingress, const EndpointPolicies& egress);
 // Follows the table's dispatch (kByGroup when it has kFromGroupMap): kByGroup adds the group's
 // chain and its from-grp/to-grp element when missing, and the interface's data elements.
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);

@@ -234,6 +234,10 @@ struct Compiler {
         break;
     }
   }
+  void operator()(const GroupVmap& v) {
+    MetaLoad(v.input ? NFT_META_IIFGROUP : NFT_META_OIFGROUP, NFT_REG_1);
+    Lookup(v.map, NFT_REG_1, false, true);
+  }
   void operator()(const IfnameVmap& v) {
     MetaLoad(v.input ? NFT_META_IIFNAME : NFT_META_OIFNAME, NFT_REG_1);
     if (!v.via.empty()) Lookup(v.via, NFT_REG_1, false, false, NFT_REG_1);

@@ -39,6 +39,7 @@ enum class KeyType {
   kIpv4ProtoPort,
   kIpv6ProtoPort,
   kPort,
+  kDevgroup,  // a link group number (32 bits, host order): "305419896"
 };
 std::string_view KeyTypeName(KeyType type);  // "ipv4_addr", "ifname . ipv4_addr", ...
 

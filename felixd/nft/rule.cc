@@ -78,6 +78,9 @@ struct Printer {
   std::string operator()(const Counter&) const { return "counter"; }
   std::string operator()(const Masquerade&) const { return "masquerade"; }
   std::string operator()(const Verdict& v) const { return v.ToString(); }
+  std::string operator()(const GroupVmap& v) const {
+    return absl::StrCat(v.input ? "iifgroup" : "oifgroup", " vmap @", v.map);
+  }
   std::string operator()(const IfnameVmap& v) const {
     return absl::StrCat(v.input ? "iifname" : "oifname", v.via.empty() ? "" : " map @", v.via,
                         " vmap @", v.map);

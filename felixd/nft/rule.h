@@ -132,10 +132,20 @@ struct IfnameVmap {
   bool operator==(const IfnameVmap&) const = default;
 };
 
+// iifgroup/oifgroup vmap @map: dispatch by the interface's link group (IFLA_GROUP, `ip link set
+// dev X group N`), a kDevgroup-keyed verdict map; a miss continues with the next rule.
+struct GroupVmap {
+  GroupVmap() = default;
+  GroupVmap(bool input, std::string map) : input(input), map(std::move(map)) {}
+  bool input = true;
+  std::string map;
+  bool operator==(const GroupVmap&) const = default;
+};
+
 using Expr = std::variant<IfnameMatch, NfprotoMatch, CtStateMatch, MarkMatch, L4ProtoMatch,
                           AddrSetMatch, PortMatch, PortSetMatch, NamedPortSetMatch,
                           IfaceAddrSetMatch, IcmpMatch, MarkSet, Log, Counter, Masquerade, Verdict,
-                          IfnameVmap>;
+                          IfnameVmap, GroupVmap>;
 
 struct Rule {
   std::vector<Expr> exprs;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "felixd/policy/match.h"
 
 namespace calico::felixd::policy {
@@ -233,15 +234,29 @@ SelectionDelta SelectionIndex::UpdatePolicy(const Model& model, const std::strin
     it->policies.insert(std::lower_bound(it->policies.begin(), it->policies.end(), key), key);
   }
 
-  // Which endpoints it selects now.
+  // Which endpoints it selects now. A change that kept the selector and types (new rules, a
+  // new order) keeps the selection: no need to match every entity again.
   std::set<std::string> now_in, now_eg;
-  if (p != nullptr && !p->pre_dnat && !p->do_not_track) {
+  std::string selection_key;
+  if (p != nullptr) {
+    selection_key = absl::StrCat(p->applies_to.Key(), "|", p->ingress, p->egress, p->pre_dnat, p->do_not_track);
+  }
+  auto cached = selection_keys_.find(id);
+  if (p != nullptr && cached != selection_keys_.end() && cached->second == selection_key) {
+    now_in = Selected(id, Direction::kIngress);
+    now_eg = Selected(id, Direction::kEgress);
+  } else if (p != nullptr && !p->pre_dnat && !p->do_not_track) {
     for (const auto& [ek, view] : views_) {
       if (view.endpoint == nullptr || !Matches(p->applies_to, view)) continue;
       const std::string eid = view.endpoint->Id();
       if (p->ingress) now_in.insert(eid);
       if (p->egress) now_eg.insert(eid);
     }
+  }
+  if (p != nullptr) {
+    selection_keys_[id] = selection_key;
+  } else {
+    selection_keys_.erase(id);
   }
   const std::set<std::string> was_in = Selected(id, Direction::kIngress), was_eg = Selected(id, Direction::kEgress);
   if (p != nullptr) {

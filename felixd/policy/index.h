@@ -119,6 +119,9 @@ class SelectionIndex {
   std::map<std::string, std::pair<std::string, PolicyKey>> policy_tier_;  // id → (tier, its key)
   std::map<std::string, EntityView> views_;            // entity key → its view (model's objects)
   std::map<std::string, std::set<std::string>> policy_named_;  // policy id → named-port keys
+  // policy id → what its selection depends on (selector key, types, preDNAT, doNotTrack), as of
+  // its last UpdatePolicy; absent after Build (the first update then matches every entity).
+  std::map<std::string, std::string> selection_keys_;
 
   // Bookkeeping for UpdateEndpoint/UpdateNetworkSet.
   std::map<std::string, EntitySelector> selectors_;               // key → selector, keys in use

@@ -92,6 +92,11 @@ std::vector<const Policy*> Model::PoliciesInTier(const std::string& tier) const 
   return out;
 }
 
+bool Model::HasProfile(const std::string& name) const {
+  return profiles_.contains(name) || name.starts_with(kNamespaceProfilePrefix) ||
+         name.starts_with(kServiceAccountProfilePrefix);
+}
+
 std::optional<Profile> Model::ProfileNamed(const std::string& name) const {
   if (auto it = profiles_.find(name); it != profiles_.end()) return it->second;
   if (name.starts_with(kNamespaceProfilePrefix)) {

@@ -229,6 +229,8 @@ class Model {
   // upstream's controllers write them (kns: allow all both ways; ksa: no rules). nullopt for
   // another missing profile.
   std::optional<Profile> ProfileNamed(const std::string& name) const;
+  // Whether ProfileNamed would find one (without building it).
+  bool HasProfile(const std::string& name) const;
   // Labels of a namespace: kns.<ns>'s labelsToApply `pcns.*` without the prefix, plus
   // projectcalico.org/name and kubernetes.io/metadata.name = <ns>.
   Labels NamespaceLabels(const std::string& ns) const;

@@ -349,6 +349,9 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
                                           const policy::SelectionIndex& index) {
   table_ = nft::Skeleton(options_.layout);
   endpoints_.clear();
+  combos_.clear();
+  group_owner_.clear();
+  link_groups_.clear();
   group_refs_.clear();
   profile_refs_.clear();
   set_refs_.clear();
@@ -467,21 +470,24 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
         ep.tiers.push_back(std::move(tc));
       }
       for (const std::string& profile : next->profiles) {
-        if (model.ProfileNamed(profile)) ep.profile_chains.push_back(ProfileChainName(profile, d));
+        if (model.HasProfile(profile)) ep.profile_chains.push_back(ProfileChainName(profile, d));
       }
       (d == Direction::kIngress ? ep_in : ep_out) = std::move(ep);
     }
     // The layout decides the dispatch elements and group chains (felixd/nft may change it):
     // AddEndpoint on an empty copy of the skeleton's sets says what this endpoint contributes.
     nft::DesiredTable scratch;
-    for (const auto& [name, set] : table_.sets) {
-      if (skeleton_sets_.contains(name)) scratch.sets[name].spec = set.spec;
-    }
+    for (const std::string& name : skeleton_sets_) scratch.sets[name].spec = table_.sets.at(name).spec;
     nft::Endpoint ne;
     ne.ifname = e->interface;
     for (const net::Prefix& ip : e->ips) ne.addresses.push_back(net::FormatIp(ip.addr));
     ne.ingress = ep_in;
     ne.egress = ep_out;
+    if (options_.layout.dispatch == nft::Dispatch::kByLinkGroup) {
+      next->combo = nft::GroupChainName(true, ep_in) + "+" + nft::GroupChainName(false, ep_out);
+      next->ifname = e->interface;
+      ne.link_group = AcquireGroup(next->combo, nft::LinkGroupOf(ep_in, ep_out));
+    }
     nft::AddEndpoint(scratch, ne);
     for (auto& [name, chain] : scratch.chains) {
       next->chains.push_back(name);
@@ -522,9 +528,35 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
         RenderProfile(model, index, profile, delta);  // deletes its chains
       }
     }
+    if (!old->second.combo.empty()) {
+      ReleaseGroup(old->second.combo);
+      link_groups_.erase(old->second.ifname);
+    }
     endpoints_.erase(old);
   }
-  if (next) endpoints_[id] = std::move(*next);
+  if (next) {
+    if (!next->combo.empty()) link_groups_[next->ifname] = combos_.at(next->combo).first;
+    endpoints_[id] = std::move(*next);
+  }
+}
+
+uint32_t Compiler::AcquireGroup(const std::string& combo, uint32_t preferred) {
+  auto [it, fresh] = combos_.try_emplace(combo, 0, 0);
+  if (fresh) {
+    uint32_t g = preferred;
+    while (group_owner_.contains(g)) g = g == UINT32_MAX ? nft::kMinLinkGroup : g + 1;
+    it->second.first = g;
+    group_owner_[g] = combo;
+  }
+  ++it->second.second;
+  return it->second.first;
+}
+
+void Compiler::ReleaseGroup(const std::string& combo) {
+  auto it = combos_.find(combo);
+  if (it == combos_.end() || --it->second.second > 0) return;
+  group_owner_.erase(it->second.first);
+  combos_.erase(it);
 }
 
 void Compiler::RefSets(const nft::Chain& chain, int by) {

@@ -70,12 +70,17 @@ class Compiler {
                     const policy::SelectionDelta& delta, const Changed& changed = {});
 
   const nft::DesiredTable& desired() const { return table_; }
+  // Dispatch::kByLinkGroup: the link group each local endpoint's host interface must carry
+  // (interface name → group); empty under the other dispatch layouts.
+  const std::map<std::string, uint32_t>& link_groups() const { return link_groups_; }
 
  private:
   struct EndpointState {
     std::vector<nft::ElementChange> elements;  // dispatch and anti-spoofing elements
     std::vector<std::string> chains;           // group chains it uses
     std::vector<std::string> profiles;         // profile names (their chains)
+    std::string combo;                         // kByLinkGroup: its (ingress, egress) chains
+    std::string ifname;
   };
   struct ElementRef {  // endpoints may share an element (a group's map entry)
     std::string value;
@@ -106,6 +111,10 @@ class Compiler {
                          nft::Delta& delta);
   nft::Elements DynamicElements(DynamicSet& set, const policy::SelectionIndex& index) const;
   void CollectGarbage(nft::Delta& delta);
+  // Link group numbers: one per (ingress, egress) combination in use, the hash's preferred
+  // number unless another combination holds it (then the next free one).
+  uint32_t AcquireGroup(const std::string& combo, uint32_t preferred);
+  void ReleaseGroup(const std::string& combo);
 
   Options options_;
   nft::DesiredTable table_;
@@ -116,6 +125,9 @@ class Compiler {
   std::map<std::string, int> set_refs_;      // set → rules referencing it
   std::map<std::string, DynamicSet> dynamic_sets_;  // by set name
   std::set<std::string> skeleton_sets_;
+  std::map<std::string, std::pair<uint32_t, int>> combos_;  // combo → (group, endpoints)
+  std::map<uint32_t, std::string> group_owner_;
+  std::map<std::string, uint32_t> link_groups_;             // ifname → group
 };
 
 }  // namespace calico::felixd::policy_compiler

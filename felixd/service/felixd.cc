@@ -51,6 +51,10 @@ ABSL_FLAG(std::string, endpoint_to_host_action, "Drop",
           "Workload traffic to the host itself, after the workload's egress policy: Drop, "
           "Accept, or Return (leave it to the host's own rules). Upstream's "
           "DefaultEndpointToHostAction.");
+ABSL_FLAG(std::string, policy_dispatch, "linkgroup",
+          "How table inet calico finds a workload's policy: linkgroup (its host veth carries a "
+          "link group naming its policy combination: a pod joining one costs no jump-graph "
+          "validation) or interface (one verdict-map element per interface).");
 ABSL_FLAG(std::string, policy_refresh_interval, "10s",
           "How often table inet calico is read back and drift repaired.");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error");
@@ -98,6 +102,15 @@ absl::Status Run(const sigset_t& signals) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--endpoint_to_host_action=\"", to_host, "\": expected Drop, Accept or Return"));
   }
+  const std::string dispatch = absl::GetFlag(FLAGS_policy_dispatch);
+  if (dispatch == "linkgroup") {
+    policy_options.layout.dispatch = nft::Dispatch::kByLinkGroup;
+  } else if (dispatch == "interface") {
+    policy_options.layout.dispatch = nft::Dispatch::kByInterface;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--policy_dispatch=\"", dispatch, "\": expected linkgroup or interface"));
+  }
   if (!absl::ParseDuration(absl::GetFlag(FLAGS_policy_refresh_interval), &policy_options.refresh_interval) ||
       policy_options.refresh_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -118,10 +131,12 @@ absl::Status Run(const sigset_t& signals) {
 
   Felix felix(*store, *host, OpenNetlink, options);
   std::unique_ptr<nft::MnlNftables> nft;
+  std::unique_ptr<kernel::Netlink> policy_links;  // the policy thread's own socket
   std::unique_ptr<PolicyManager> policy;
   if (absl::GetFlag(FLAGS_policy)) {
     ASSIGN_OR_RETURN(nft, nft::MnlNftables::Open());
-    policy = std::make_unique<PolicyManager>(*store, *nft, policy_options);
+    ASSIGN_OR_RETURN(policy_links, OpenNetlink({}));
+    policy = std::make_unique<PolicyManager>(*store, *nft, policy_options, policy_links.get());
   }
   DataplaneService service(felix, policy.get());
   http::MetricsRegistry metrics;

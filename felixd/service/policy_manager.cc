@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
 #include "common/log/log.h"
 #include "common/resources/resource.h"
@@ -103,10 +105,11 @@ struct PolicyManager::Batch {
 };
 
 PolicyManager::PolicyManager(datastore::Datastore& store, nft::Nftables& nft,
-                             PolicyManagerOptions options)
+                             PolicyManagerOptions options, kernel::Netlink* links)
     : store_(store),
       nft_(nft),
       options_(std::move(options)),
+      links_(links),
       compiler_(policy_compiler::Options{options_.layout, options_.node, "calico-packet: "}) {}
 
 PolicyManager::~PolicyManager() { Stop(); }
@@ -127,6 +130,9 @@ void PolicyManager::Stop() {
 }
 
 absl::Status PolicyManager::FullSync() {
+  if (by_link_group() && links_ == nullptr) {
+    return absl::FailedPreconditionError("link-group dispatch needs the host's netlink");
+  }
   ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(kResourceRoot));
   policy::Model model;
   Pools pools;
@@ -159,6 +165,8 @@ absl::Status PolicyManager::FullSync() {
                                     {"table", actual->has_value() ? "adopted" : "created"}});
   }
   RETURN_IF_ERROR(Program(delta));
+  applied_groups_.clear();
+  SyncLinkGroups({}, {}, /*all=*/true);
   status_.revision = list.revision;
   status_.last_refresh = absl::Now();
   status_.ready = true;
@@ -183,7 +191,29 @@ nft::DesiredTable PolicyManager::DesiredLocked() const {
 
 absl::Status PolicyManager::Program(const nft::Delta& delta) {
   if (delta.empty()) return absl::OkStatus();
+  const absl::Time start = absl::Now();
   absl::Status s = nft_.Apply(delta);
+  if (log::Enabled(log::Level::kDebug)) {
+    // What a transaction touched, for "why did that take so long" (a few names, not thousands).
+    auto some = [](const std::vector<std::string>& names) {
+      std::string out = absl::StrJoin(names.begin(), names.begin() + std::min<size_t>(names.size(), 8), ",");
+      if (names.size() > 8) absl::StrAppend(&out, ",+", names.size() - 8);
+      return out;
+    };
+    std::set<std::string> set_names;
+    for (const auto* list : {&delta.add_elements, &delta.delete_elements}) {
+      for (const nft::ElementChange& e : *list) set_names.insert(e.set);
+    }
+    std::vector<std::string> chains;
+    for (const nft::Chain& c : delta.put_chains) chains.push_back(c.name);
+    log::Debug("policy_transaction",
+               {{"objects", std::to_string(delta.size())},
+                {"apply_ms", absl::StrFormat("%.2f", absl::ToDoubleMilliseconds(absl::Now() - start))},
+                {"chains", some(chains)},
+                {"element_sets", some({set_names.begin(), set_names.end()})},
+                {"new_sets", std::to_string(delta.add_sets.size())},
+                {"deleted_chains", std::to_string(delta.delete_chains.size())}});
+  }
   if (s.ok()) {
     ++status_.transactions;
   } else {
@@ -265,6 +295,14 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     absl::Status s = Program(delta);
     if (!s.ok() && result.ok()) result = s;
   };
+  // Endpoints whose link group may have changed: every event's (a re-created veth starts in
+  // group 0) and every endpoint a delta re-rendered.
+  std::set<std::string> moved;
+  bool all_links = false;
+  auto note = [&](const policy::SelectionDelta& d) {
+    moved.insert(d.endpoints_changed.begin(), d.endpoints_changed.end());
+    return d;
+  };
   if (batch.pools) {
     nft::DesiredTable before = NatTable(nat_);
     nat_ = NatFrom(pools_);
@@ -280,9 +318,10 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     index_ = policy::SelectionIndex::Build(model_);
     compiler_.Build(model_, index_);
     program(nft::ComputeDelta(compiler_.desired(), before));
+    all_links = true;
   } else if (structural) {
     policy::SelectionIndex after = policy::SelectionIndex::Build(model_);
-    policy::SelectionDelta delta = policy::Diff(index_, after);
+    policy::SelectionDelta delta = note(policy::Diff(index_, after));
     index_ = std::move(after);
     policy_compiler::Changed changed{{batch.policies.begin(), batch.policies.end()}, batch.profiles};
     program(compiler_.Update(model_, index_, delta, changed));
@@ -292,15 +331,16 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     // could reorder an add and a delete of the same element). Policies first: an endpoint's
     // group chain may jump to a policy chain this batch creates.
     for (const std::string& id : batch.policies) {
-      program(compiler_.Update(model_, index_, index_.UpdatePolicy(model_, id), {{id}, {}}));
+      program(compiler_.Update(model_, index_, note(index_.UpdatePolicy(model_, id)), {{id}, {}}));
     }
     for (const std::string& id : batch.endpoints) {
-      program(compiler_.Update(model_, index_, index_.UpdateEndpoint(model_, id)));
+      program(compiler_.Update(model_, index_, note(index_.UpdateEndpoint(model_, id))));
     }
     for (const std::string& id : batch.network_sets) {
-      program(compiler_.Update(model_, index_, index_.UpdateNetworkSet(model_, id)));
+      program(compiler_.Update(model_, index_, note(index_.UpdateNetworkSet(model_, id))));
     }
   }
+  if (result.ok()) SyncLinkGroups(batch.endpoints, moved, all_links);
   if (result.ok()) {
     status_.revision = std::max(status_.revision, revision);
     programmed_.notify_all();
@@ -318,11 +358,19 @@ absl::Status PolicyManager::Refresh() {
     return actual.status();
   }
   nft::Delta delta = nft::ComputeDelta(DesiredLocked(), *actual);
-  if (delta.empty()) return absl::OkStatus();
-  ++status_.repairs;  // drift, or the retry of a failed transaction
-  log::Warn("policy_table_repaired", {{"objects", std::to_string(delta.size())}});
-  absl::Status s = Program(delta);
-  if (s.ok()) programmed_.notify_all();
+  absl::Status s = absl::OkStatus();
+  if (!delta.empty()) {
+    ++status_.repairs;  // drift, or the retry of a failed transaction
+    log::Warn("policy_table_repaired", {{"objects", std::to_string(delta.size())}});
+    s = Program(delta);
+  }
+  if (s.ok()) {
+    const int64_t writes = status_.link_group_writes;
+    applied_groups_.clear();  // read every link back
+    SyncLinkGroups({}, {}, /*all=*/true);
+    if (status_.link_group_writes != writes && delta.empty()) ++status_.repairs;
+    programmed_.notify_all();
+  }
   return s;
 }
 
@@ -336,6 +384,48 @@ void PolicyManager::Worker() {
     if (!s.ok()) {
       log::Warn("policy_sync_failed", {{"error", ToStd(s.message())}});
       absl::SleepFor(absl::Milliseconds(500));  // a datastore or kernel outage: do not spin
+    }
+  }
+}
+
+void PolicyManager::SyncLinkGroups(const std::set<std::string>& forced,
+                                   const std::set<std::string>& changed, bool all) {
+  if (!by_link_group() || links_ == nullptr) return;
+  const std::map<std::string, uint32_t>& want = compiler_.link_groups();
+  auto write = [&](const std::string& ifname, uint32_t group) {
+    absl::Status s = links_->SetLinkGroup(ifname, group);
+    if (s.ok()) {
+      ++status_.link_group_writes;
+      applied_groups_[ifname] = group;
+    } else if (!absl::IsNotFound(s)) {  // a veth that is gone (or not made yet) needs nothing
+      NoteProblemLocked(absl::StrCat("link group of ", ifname), s);
+    }
+  };
+  if (all) {
+    // Every cali* link: its group as compiled, or 0 (unknown interface: dispatch misses, drop).
+    absl::StatusOr<std::vector<kernel::Link>> links = links_->ListLinks();
+    if (!links.ok()) {
+      NoteProblemLocked("list links", links.status());
+      return;
+    }
+    for (const kernel::Link& link : *links) {
+      if (link.name.rfind(nft::kWorkloadPrefix, 0) != 0) continue;
+      auto it = want.find(link.name);
+      uint32_t group = it == want.end() ? 0 : it->second;
+      applied_groups_[link.name] = link.group;
+      if (link.group != group) write(link.name, group);
+    }
+    return;
+  }
+  for (const std::set<std::string>* ids : {&forced, &changed}) {
+    for (const std::string& id : *ids) {
+      auto e = model_.endpoints().find(id);
+      if (e == model_.endpoints().end() || e->second.interface.empty()) continue;
+      auto it = want.find(e->second.interface);
+      if (it == want.end()) continue;  // not local, or gone: nothing to point anywhere
+      auto applied = applied_groups_.find(it->first);
+      if (ids == &changed && applied != applied_groups_.end() && applied->second == it->second) continue;
+      write(it->first, it->second);
     }
   }
 }

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/datastore/datastore.h"
+#include "common/kernel/netlink.h"
 #include "felixd/nft/layout.h"
 #include "felixd/nft/nftables.h"
 #include "felixd/policy/explain.h"
@@ -63,7 +65,8 @@ struct PolicyStatus {
   size_t sets = 0;
   int64_t transactions = 0;     // successful Apply calls
   int64_t failures = 0;         // failed Apply calls (retried by the next refresh)
-  int64_t repairs = 0;          // refreshes that found the kernel table differing
+  int64_t repairs = 0;          // refreshes that found the kernel table (or a link group) differing
+  int64_t link_group_writes = 0;  // RTM_SETLINK group writes (kByLinkGroup dispatch)
   datastore::Revision revision = 0;  // the datastore revision the kernel now reflects
   absl::Time last_refresh = absl::InfinitePast();
   std::vector<std::string> problems;  // objects that could not be converted, the last failure
@@ -71,8 +74,11 @@ struct PolicyStatus {
 
 class PolicyManager {
  public:
-  // `store` and `nft` must outlive it; `nft` is used from the worker thread only (after Start).
-  PolicyManager(datastore::Datastore& store, nft::Nftables& nft, PolicyManagerOptions options);
+  // `store`, `nft` and `links` must outlive it; both kernel handles are used from the worker
+  // thread only (after Start). `links` (the host's netlink) sets the link group of each local
+  // workload interface under Dispatch::kByLinkGroup; it may be null under the other layouts.
+  PolicyManager(datastore::Datastore& store, nft::Nftables& nft, PolicyManagerOptions options,
+                kernel::Netlink* links = nullptr);
   ~PolicyManager();  // Stop()
   PolicyManager(const PolicyManager&) = delete;
   PolicyManager& operator=(const PolicyManager&) = delete;
@@ -104,11 +110,19 @@ class PolicyManager {
   absl::Status ApplyBatch(const std::vector<datastore::Event>& events);
   absl::Status Program(const nft::Delta& delta);  // under mu_
   nft::DesiredTable DesiredLocked() const;
+  // kByLinkGroup: gives the interfaces of these endpoints (all local ones with `all`) the group
+  // the compiler assigned; after the nftables transaction that created the group's elements.
+  // `forced` are written even when we believe they are right (their veth may be new).
+  void SyncLinkGroups(const std::set<std::string>& forced, const std::set<std::string>& changed,
+                      bool all);  // under mu_
+  bool by_link_group() const { return options_.layout.dispatch == nft::Dispatch::kByLinkGroup; }
   void NoteProblemLocked(const std::string& what, const absl::Status& status);
 
   datastore::Datastore& store_;
   nft::Nftables& nft_;
   PolicyManagerOptions options_;
+  kernel::Netlink* links_;
+  std::map<std::string, uint32_t> applied_groups_;  // interface → group last written or read
 
   mutable std::mutex mu_;
   mutable std::condition_variable programmed_;

@@ -316,10 +316,13 @@ void LinkSettings(Harness& harness) {
   REQUIRE_OK(netlink.SetLinkUp("ct1", true));
   REQUIRE_OK(netlink.SetLinkMtu("ct1", 9000));
   REQUIRE_OK(netlink.SetLinkMac("ct1", Mac("ee:ee:ee:ee:ee:ee")));
+  CHECK(GetLink(netlink, "ct1").group == 0);  // every link's default
+  REQUIRE_OK(netlink.SetLinkGroup("ct1", 0x9abcdef0));
   Link link = GetLink(netlink, "ct1");
   CHECK(link.up);
   CHECK(link.mtu == 9000);
   CHECK(link.mac == Mac("ee:ee:ee:ee:ee:ee"));
+  CHECK(link.group == 0x9abcdef0);
   REQUIRE_OK(netlink.SetLinkUp("ct1", true));  // idempotent
   REQUIRE_OK(netlink.SetLinkUp("ct1", false));
   CHECK_FALSE(GetLink(netlink, "ct1").up);
@@ -332,6 +335,7 @@ void LinkSettings(Harness& harness) {
   REQUIRE_ERRNO(netlink.SetLinkUp("nope", true), kNotFound, "ENODEV");
   REQUIRE_ERRNO(netlink.SetLinkMtu("nope", 1400), kNotFound, "ENODEV");
   REQUIRE_ERRNO(netlink.SetLinkMac("nope", Mac("ee:ee:ee:ee:ee:ee")), kNotFound, "ENODEV");
+  REQUIRE_ERRNO(netlink.SetLinkGroup("nope", 7), kNotFound, "ENODEV");
   REQUIRE_ERRNO(netlink.GetLink("nope").status(), kNotFound, "ENODEV");
   REQUIRE_ERRNO(netlink.GetLink("a-name-far-too-long").status(), kNotFound, "ENODEV");
   REQUIRE_OK(netlink.DeleteLink("nope"));

@@ -28,6 +28,7 @@ class NamespaceHandle : public kernel::Netlink {
   absl::Status SetLinkMac(std::string_view n, const kernel::MacAddress& m) override {
     return ns_.SetLinkMac(n, m);
   }
+  absl::Status SetLinkGroup(std::string_view n, uint32_t g) override { return ns_.SetLinkGroup(n, g); }
   absl::StatusOr<std::vector<kernel::Address>> ListAddresses(int i) override {
     return ns_.ListAddresses(i);
   }

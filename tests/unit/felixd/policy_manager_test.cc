@@ -11,6 +11,7 @@
 #include "common/resources/client/client.h"
 #include "common/resources/resource.h"
 #include "felixd/nft/delta.h"
+#include "common/kernel/fake_netlink.h"
 #include "felixd/nft/fake_nftables.h"
 #include "tests/support/datastore/conformance.h"
 
@@ -21,6 +22,8 @@ struct Env {
   datastore::testing::TempDir dir;
   std::unique_ptr<datastore::Datastore> store;
   nft::FakeNftables nft;
+  kernel::FakeNetlink links;
+  nft::Dispatch dispatch = nft::Dispatch::kByInterface;
   std::unique_ptr<PolicyManager> manager;
 
   Env() {
@@ -33,12 +36,20 @@ struct Env {
     o.node = "node1";
     o.refresh_interval = absl::Hours(1);  // tests call Refresh themselves
     o.incremental_limit = 4;
+    o.layout.dispatch = dispatch;
     return o;
   }
   void Start() {
-    manager = std::make_unique<PolicyManager>(*store, nft, Options());
+    manager = std::make_unique<PolicyManager>(*store, nft, Options(), &links);
     REQUIRE(manager->FullSync().ok());
   }
+  void AddLink(const std::string& name) {
+    kernel::Link l;
+    l.name = name;
+    l.kind = kernel::LinkKind::kVeth;
+    links.AddLinkByHand(l);
+  }
+  uint32_t GroupOf(const std::string& name) { return links.GetLink(name)->group; }
   // Writes YAML documents through the validating client; returns the last revision.
   datastore::Revision Put(const std::string& yaml) {
     absl::StatusOr<std::vector<resources::ParsedDocument>> docs = resources::ParseDocuments(yaml);
@@ -72,7 +83,8 @@ struct Env {
   // What a manager built from scratch over the same datastore would program.
   nft::TableState FreshState() {
     nft::FakeNftables fresh;
-    PolicyManager other(*store, fresh, Options());
+    kernel::FakeNetlink fresh_links;
+    PolicyManager other(*store, fresh, Options(), &fresh_links);
     REQUIRE(other.FullSync().ok());
     return **fresh.Read();
   }
@@ -282,6 +294,58 @@ spec: {cidr: 10.66.0.0/16}
   CHECK(env.nft.ElementsOf("nat-pools4")->empty());
   CHECK(env.nft.ElementsOf("all-pools4")->size() == 1);
   CHECK(env.State() == env.FreshState());
+}
+
+TEST_CASE("policy manager: link-group dispatch — the veth carries its policy combination's group",
+          "[unit][felixd][policy_manager]") {
+  Env env;
+  env.dispatch = nft::Dispatch::kByLinkGroup;
+  env.AddLink("cali0000000web");
+  env.AddLink("cali0000000cli");
+  env.AddLink("cali00000000db");
+  env.AddLink("calistray00000");
+  REQUIRE(env.links.SetLinkGroup("calistray00000", 0x12345).ok());  // a leftover: reset to 0
+  env.Start();
+  CHECK(env.GroupOf("calistray00000") == 0);
+  env.Drain(env.Put(Wep("node1", "web", "prod", "10.65.0.2", "cali0000000web", "app: web") + "---\n" +
+                    Wep("node1", "cli", "prod", "10.65.0.3", "cali0000000cli", "app: cli") + "---\n" +
+                    Wep("node1", "db", "prod", "10.65.0.4", "cali00000000db", "app: db")));
+  const uint32_t same = env.GroupOf("cali0000000web");
+  CHECK(same >= nft::kMinLinkGroup);
+  CHECK(env.GroupOf("cali0000000cli") == same);  // same policies (none, profile kns.prod)
+  CHECK(env.nft.ElementsOf("from-grp")->count(std::to_string(same)) == 1);
+  CHECK_FALSE(env.nft.ElementsOf("from-wep").has_value());  // no per-interface verdicts
+
+  // A policy selecting web moves it to a new combination; cli stays. One transaction.
+  int before = env.nft.applies();
+  env.Drain(env.Put(kDenyIngress));
+  CHECK(env.nft.applies() == before + 1);
+  const uint32_t web = env.GroupOf("cali0000000web");
+  CHECK(web != same);
+  CHECK(env.GroupOf("cali0000000cli") == same);
+  CHECK(env.nft.ElementsOf("to-grp")->count(std::to_string(web)) == 1);
+  CHECK(env.State() == env.FreshState());
+
+  // cli relabelled into web's combination (db keeps the old one in use): link group only, no
+  // nftables transaction.
+  before = env.nft.applies();
+  env.Drain(env.Put(Wep("node1", "cli", "prod", "10.65.0.3", "cali0000000cli", "app: web")));
+  CHECK(env.GroupOf("cali0000000cli") == web);
+  CHECK(env.nft.applies() == before);
+
+  // A veth re-made for the same endpoint starts in group 0: the endpoint's next event fixes it,
+  // and so does the refresh.
+  REQUIRE(env.links.SetLinkGroup("cali0000000cli", 0).ok());
+  REQUIRE(env.manager->Refresh().ok());
+  CHECK(env.GroupOf("cali0000000cli") == web);
+  CHECK(env.manager->Status().repairs == 1);
+  // A restart reads the groups and writes none.
+  env.manager.reset();
+  int applies = env.nft.applies();
+  env.Start();
+  CHECK(env.nft.applies() == applies);
+  CHECK(env.manager->Status().link_group_writes == 0);
+  CHECK(env.GroupOf("cali0000000web") == web);
 }
 
 }  // namespace

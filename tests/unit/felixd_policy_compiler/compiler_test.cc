@@ -176,9 +176,10 @@ Probe ToProbe(const policy::Model& model, const Packet& p) {
 }
 
 // Every probe: compiled verdict == Explain's. Returns the number of probes.
-int CheckOracle(const policy::Model& model, const nft::DesiredTable& table) {
+int CheckOracle(const policy::Model& model, const nft::DesiredTable& table,
+                const std::map<std::string, uint32_t>* link_groups = nullptr) {
   static const std::vector<Packet> probes = Probes();
-  Interpreter interp(table);
+  Interpreter interp(table, link_groups);
   int mismatches = 0;
   for (const Packet& p : probes) {
     policy::Verdict want = policy::Explain(model, p);
@@ -211,14 +212,15 @@ void RunScenario(const Scenario& sc, int& probes) {
     INFO("step " << i);
     w.Apply(sc.steps[i]);
     SelectionIndex index = SelectionIndex::Build(w.model);
-    for (nft::Dispatch dispatch : {nft::Dispatch::kByInterface, nft::Dispatch::kByGroup}) {
+    for (nft::Dispatch dispatch :
+         {nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup}) {
       INFO("dispatch " << int(dispatch));
       Options options;
       options.layout.dispatch = dispatch;
       Compiler compiler(options);
       const nft::DesiredTable& table = compiler.Build(w.model, index);
       CheckLoads(table);
-      probes += CheckOracle(w.model, table);
+      probes += CheckOracle(w.model, table, &compiler.link_groups());
     }
   }
 }
@@ -308,14 +310,16 @@ struct Driver {
     CHECK(compiler.desired() == want);
     CHECK(*kernel.Read() == nft::ExpectedState(want));
     CHECK(nft::ComputeDelta(want, *kernel.Read()).empty());
-    CheckOracle(w.model, compiler.desired());
+    CHECK(compiler.link_groups() == fresh.link_groups());
+    CheckOracle(w.model, compiler.desired(), &compiler.link_groups());
   }
 };
 
 std::string PodId(const std::string& ns, const std::string& name) { return ns + "/node1-k8s-" + name + "-eth0"; }
 
 TEST_CASE("incremental: one change at a time ends in the full rebuild's table", "[unit][policy_compiler][incremental]") {
-  nft::Dispatch dispatch = GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup);
+  nft::Dispatch dispatch =
+      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
   Driver d(dispatch);
   for (const Scenario& sc : kExtraScenarios) {
     for (const char* y : sc.steps) d.w.Apply(y);

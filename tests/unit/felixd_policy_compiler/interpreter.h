@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <string>
 
 #include "absl/strings/str_split.h"
@@ -26,7 +27,10 @@ struct Probe {
 
 class Interpreter {
  public:
-  explicit Interpreter(const nft::DesiredTable& table) : t_(table) {}
+  // `link_groups`: each interface's link group (Dispatch::kByLinkGroup), as the compiler says.
+  explicit Interpreter(const nft::DesiredTable& table,
+                       const std::map<std::string, uint32_t>* link_groups = nullptr)
+      : t_(table), groups_(link_groups) {}
 
   // true: accepted by the base chain `forward`.
   bool Forward(const Probe& probe) {
@@ -153,6 +157,19 @@ class Interpreter {
   // The kernel's masq expression NATs and returns NF_ACCEPT (nat chains only; policy has none).
   Step Eval(const nft::Masquerade&, int depth) { return Apply("accept", depth); }
   Step Eval(const nft::Verdict& v, int depth) { return Apply(v.ToString(), depth); }
+  // iifgroup/oifgroup: the interface's link group is the key; no group (0) misses.
+  Step Eval(const nft::GroupVmap& m, int depth) {
+    const std::string& ifname = m.input ? p_->iif : p_->oif;
+    uint32_t group = 0;
+    if (groups_ != nullptr) {
+      auto g = groups_->find(ifname);
+      if (g != groups_->end()) group = g->second;
+    }
+    const nft::Elements& map = SetNamed(m.map).elements;
+    auto it = map.find(std::to_string(group));
+    if (it == map.end()) return Step::kNextRule;
+    return Apply(it->second, depth);
+  }
   // IfnameVmap (a template so that it follows felixd/nft's two-level `via` when it has one).
   template <typename Vmap>
   Step Eval(const Vmap& m, int depth) {
@@ -172,6 +189,7 @@ class Interpreter {
   }
 
   const nft::DesiredTable& t_;
+  const std::map<std::string, uint32_t>* groups_ = nullptr;
   const Probe* p_ = nullptr;
   uint32_t mark_ = 0;
 };
