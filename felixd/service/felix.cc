@@ -455,6 +455,14 @@ absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
     pending_[endpoint.name].revision = rev.ok() && *rev ? **rev : 1;
     PublishAdvertisedLocked();
   }
+  absl::Time t_record = absl::Now();
+  if (options_.wait_policy && rev.ok() && *rev &&
+      options_.policy_setup_timeout > absl::ZeroDuration() &&
+      !options_.wait_policy(**rev, options_.policy_setup_timeout)) {
+    log::Warn("policy_not_programmed_in_time",
+              {{"endpoint", names.endpoint_name},
+               {"timeout", absl::FormatDuration(options_.policy_setup_timeout)}});
+  }
   absl::Time t_end = absl::Now();
   auto ms = [](absl::Duration d) { return absl::StrCat(absl::ToDoubleMilliseconds(d)); };
   log::Info("workload_set_up", {{"endpoint", names.endpoint_name},
@@ -463,7 +471,8 @@ absl::StatusOr<SetupResult> Felix::Setup(const WorkloadRequest& request) {
                                 {"lookup_ms", ms(t_get - t0)},
                                 {"kernel_ms", ms(t_plumb - t_get)},
                                 {"route_ms", ms(t_route - t_plumb)},
-                                {"record_ms", ms(t_end - t_route)}});
+                                {"record_ms", ms(t_record - t_route)},
+                                {"policy_ms", ms(t_end - t_record)}});
   return result;
 }
 

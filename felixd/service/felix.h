@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,12 @@ struct FelixOptions {
   uint8_t route_protocol = kDefaultRouteProtocol;
   int mtu = 0;  // 0: the MTU of the device holding the default route, else 1500
   absl::Duration resync_interval = absl::Seconds(10);
+  // Set when felixd programs policy: Setup waits (up to policy_setup_timeout) until the policy
+  // for the endpoint it just wrote is in the kernel, so a pod whose ADD returned is reachable
+  // (its interface is dropped until then). Returns false on timeout; Setup then succeeds anyway
+  // with a warning, as upstream's policy_setup_timeout_seconds does.
+  std::function<bool(datastore::Revision, absl::Duration)> wait_policy;
+  absl::Duration policy_setup_timeout = absl::Seconds(2);
 };
 
 struct WorkloadRequest {

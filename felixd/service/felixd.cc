@@ -55,6 +55,9 @@ ABSL_FLAG(std::string, policy_dispatch, "linkgroup",
           "How table inet calico finds a workload's policy: linkgroup (its host veth carries a "
           "link group naming its policy combination: a pod joining one costs no jump-graph "
           "validation) or interface (one verdict-map element per interface).");
+ABSL_FLAG(std::string, policy_setup_timeout, "2s",
+          "How long a workload setup (CNI ADD) waits for its policy to be in the kernel before "
+          "returning anyway (with a warning); 0s: do not wait.");
 ABSL_FLAG(std::string, policy_refresh_interval, "10s",
           "How often table inet calico is read back and drift repaired.");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error");
@@ -117,6 +120,11 @@ absl::Status Run(const sigset_t& signals) {
         "--policy_refresh_interval=\"", absl::GetFlag(FLAGS_policy_refresh_interval),
         "\": expected e.g. 10s"));
   }
+  if (!absl::ParseDuration(absl::GetFlag(FLAGS_policy_setup_timeout), &options.policy_setup_timeout) ||
+      options.policy_setup_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--policy_setup_timeout=\"", absl::GetFlag(FLAGS_policy_setup_timeout), "\": expected e.g. 2s"));
+  }
   ASSIGN_OR_RETURN(http::ListenAddress listen,
                    http::ParseListenAddress(absl::GetFlag(FLAGS_http_listen)));
 
@@ -129,7 +137,6 @@ absl::Status Run(const sigset_t& signals) {
   ASSIGN_OR_RETURN(datastore::Config config, datastore::ConfigFromEnvironment());
   ASSIGN_OR_RETURN(std::unique_ptr<datastore::Datastore> store, datastore::Open(config));
 
-  Felix felix(*store, *host, OpenNetlink, options);
   std::unique_ptr<nft::MnlNftables> nft;
   std::unique_ptr<kernel::Netlink> policy_links;  // the policy thread's own socket
   std::unique_ptr<PolicyManager> policy;
@@ -137,7 +144,12 @@ absl::Status Run(const sigset_t& signals) {
     ASSIGN_OR_RETURN(nft, nft::MnlNftables::Open());
     ASSIGN_OR_RETURN(policy_links, OpenNetlink({}));
     policy = std::make_unique<PolicyManager>(*store, *nft, policy_options, policy_links.get());
+    PolicyManager* p = policy.get();
+    options.wait_policy = [p](datastore::Revision rev, absl::Duration timeout) {
+      return p->WaitProgrammed(rev, timeout);
+    };
   }
+  Felix felix(*store, *host, OpenNetlink, options);
   DataplaneService service(felix, policy.get());
   http::MetricsRegistry metrics;
   http::MetricFamily& workloads = metrics.Gauge("felixd_workloads", "Local workload endpoints.");

@@ -39,9 +39,11 @@ struct Node {
     kernel.host.PutRouteByHand(def);
     StartFelix();
   }
+  std::function<bool(datastore::Revision, absl::Duration)> wait_policy;
   void StartFelix() {
     felix.reset();
     FelixOptions o;
+    o.wait_policy = wait_policy;
     o.node = "node1";
     o.resync_interval = absl::Hours(1);  // tests drive SyncOnce themselves
     felix = std::make_unique<Felix>(*store, host, kernel.Opener(), o);
@@ -100,6 +102,28 @@ TEST_CASE("setup wires the pod, routes it with felixd's protocol and records its
   CHECK(wep->object["metadata"]["labels"]["app"] == "web");
   CHECK(wep->object["metadata"]["labels"]["projectcalico.org/namespace"] == "default");
   CHECK(n.felix->Check(Pod("web1", "10.65.0.3/32")).ok());
+}
+
+TEST_CASE("setup waits for the endpoint's policy (the revision it wrote) and succeeds on a timeout") {
+  Node n;
+  std::vector<datastore::Revision> asked;
+  bool programmed = true;
+  n.wait_policy = [&](datastore::Revision rev, absl::Duration timeout) {
+    asked.push_back(rev);
+    CHECK(timeout == absl::Seconds(2));
+    return programmed;
+  };
+  n.StartFelix();
+  n.kernel.AddNetns("/run/netns/web1");
+  n.kernel.AddNetns("/run/netns/web2");
+  REQUIRE(n.felix->Setup(Pod("web1", "10.65.0.3/32")).ok());
+  absl::StatusOr<resources::Resource> wep = GetWep(n, "node1-k8s-web1-eth0");
+  REQUIRE(wep.ok());
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0] == std::stoll(wep->object["metadata"]["resourceVersion"].get<std::string>()));
+  programmed = false;  // policy never arrives: the pod is still set up (a warning is logged)
+  CHECK(n.felix->Setup(Pod("web2", "10.65.0.4/32", "c2")).ok());
+  CHECK(asked.size() == 2);
 }
 
 TEST_CASE("setup again for the same container returns the same result without kernel writes") {
