@@ -73,7 +73,8 @@ int FakeNetlink::Writes() const {
   int total = 0;
   for (NetlinkOp op : {NetlinkOp::kLinkCreate, NetlinkOp::kLinkDelete, NetlinkOp::kLinkSet,
                        NetlinkOp::kAddrReplace, NetlinkOp::kAddrDelete, NetlinkOp::kRouteReplace,
-                       NetlinkOp::kRouteDelete, NetlinkOp::kSysctlWrite}) {
+                       NetlinkOp::kRouteDelete, NetlinkOp::kSysctlWrite, NetlinkOp::kNeighReplace,
+                       NetlinkOp::kNeighDelete, NetlinkOp::kFdbAdd, NetlinkOp::kFdbDelete}) {
     total += Calls(op);
   }
   return total;
@@ -165,6 +166,10 @@ void FakeNetlink::RemoveLink(int index) {
   // The kernel drops whatever depended on the device.
   std::erase_if(routes_, [index](const auto& entry) { return UsesLink(entry.second, index); });
   std::erase_if(addresses_, [index](const Address& a) { return a.ifindex == index; });
+  std::erase_if(neighbors_, [index](const Neighbor& n) { return n.ifindex == index; });
+  std::erase_if(fdb_, [index](const FdbEntry& f) { return f.ifindex == index; });
+  // Another vxlan's underlay going away leaves it without one (the kernel keeps the index; we
+  // never delete a parent under a vxlan, so this is not modelled further).
   for (const std::string& prefix : {"net/ipv4/conf/" + name + "/", "net/ipv6/conf/" + name + "/",
                                    "net/ipv4/neigh/" + name + "/"}) {
     std::erase_if(sysctls_, [&prefix](const auto& entry) { return entry.first.starts_with(prefix); });
@@ -275,6 +280,45 @@ absl::Status FakeNetlink::CreateVeth(const VethSpec& spec) {
   return absl::OkStatus();
 }
 
+absl::Status FakeNetlink::CreateVxlan(const VxlanSpec& spec) {
+  const std::string context = absl::StrCat("RTM_NEWLINK vxlan ", spec.name);
+  if (auto e = Begin(NetlinkOp::kLinkCreate)) return ErrnoError(*e, context);
+  if (!ValidIfName(spec.name)) return ErrnoError(EINVAL, context);
+  if (spec.vni >= (1u << 24)) return ErrnoError(ERANGE, context);
+  if (spec.mtu != 0 && (spec.mtu < 68 || spec.mtu > 65535)) return ErrnoError(EINVAL, context);
+  if (spec.mac && (*spec.mac)[0] & 1) return ErrnoError(EADDRNOTAVAIL, context);
+  if (FindLink(spec.name) != nullptr) return ErrnoError(EEXIST, context);
+  const Link* parent = nullptr;
+  if (!spec.parent.empty() && (parent = FindLink(spec.parent)) == nullptr) {
+    return ErrnoError(ENODEV, context);
+  }
+  // One device per (VNI, port, local address): "A VXLAN device with the specified VNI already
+  // exists".
+  for (const auto& [index, l] : links_) {
+    if (l.vxlan && l.vxlan->vni == spec.vni && l.vxlan->port == spec.port &&
+        l.vxlan->local == spec.local) {
+      return ErrnoError(EEXIST, context);
+    }
+  }
+  Link l;
+  l.name = spec.name;
+  l.index = NextIndex();
+  l.kind = LinkKind::kVxlan;
+  // Without an explicit MTU: 1500, or the parent's less the outer headers (50 / 70 for IPv6).
+  const int headroom = spec.local && spec.local->family == 6 ? 70 : 50;
+  l.mtu = spec.mtu != 0 ? spec.mtu : parent != nullptr ? parent->mtu - headroom : 1500;
+  l.mac = spec.mac ? *spec.mac
+                   : MacAddress{0x02, 0, 0, 0, static_cast<uint8_t>(l.index >> 8),
+                                static_cast<uint8_t>(l.index)};
+  l.vxlan = VxlanInfo{.vni = spec.vni,
+                      .port = spec.port,
+                      .local = spec.local,
+                      .parent_index = parent != nullptr ? parent->index : 0,
+                      .learning = spec.learning};
+  AddLinkByHand(l);
+  return absl::OkStatus();
+}
+
 absl::Status FakeNetlink::DeleteLink(std::string_view name) {
   const std::string context = absl::StrCat("RTM_DELLINK ", ToAbsl(name));
   if (auto e = Begin(NetlinkOp::kLinkDelete)) return ErrnoError(*e, context);
@@ -299,6 +343,8 @@ absl::Status FakeNetlink::SetLinkUp(std::string_view name, bool up) {
     // Both families flush the routes through a device that goes down.
     const int index = link->index;
     std::erase_if(routes_, [index](const auto& entry) { return UsesLink(entry.second, index); });
+    // Neighbours go too, permanent ones included (neigh_ifdown); FDB entries stay.
+    std::erase_if(neighbors_, [index](const Neighbor& n) { return n.ifindex == index; });
   }
   return absl::OkStatus();
 }
@@ -368,6 +414,131 @@ absl::Status FakeNetlink::DeleteAddress(const Address& address) {
   // Both families delete only the address with this prefix length (another one is "absent").
   std::erase_if(addresses_, [&address](const Address& a) {
     return a.ifindex == address.ifindex && a.prefix == address.prefix;
+  });
+  return absl::OkStatus();
+}
+
+// ---- Neighbours ----
+
+Link* FakeNetlink::FindDevice(int ifindex, std::string_view ifname) {
+  return ifindex != 0 ? FindLink(ifindex) : FindLink(ifname);
+}
+
+namespace {
+
+bool IsZeroOrMulticast(const MacAddress& mac) {
+  return (mac[0] & 1) || mac == MacAddress{};
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Neighbor>> FakeNetlink::ListNeighbors(int ifindex) {
+  if (auto e = Begin(NetlinkOp::kNeighList)) return ErrnoError(*e, "RTM_GETNEIGH dump");
+  std::vector<Neighbor> out;
+  for (const Neighbor& n : neighbors_) {
+    if (ifindex == 0 || n.ifindex == ifindex) out.push_back(n);
+  }
+  return out;
+}
+
+absl::Status FakeNetlink::ReplaceNeighbor(const Neighbor& neighbor) {
+  const std::string context = absl::StrCat("RTM_NEWNEIGH ", neighbor.ToString());
+  if (auto e = Begin(NetlinkOp::kNeighReplace)) return ErrnoError(*e, context);
+  Link* link = FindDevice(neighbor.ifindex, neighbor.ifname);
+  if (link == nullptr) return ErrnoError(ENODEV, context);
+  Neighbor stored = neighbor;
+  stored.ifindex = link->index;
+  stored.ifname = link->name;
+  for (Neighbor& n : neighbors_) {
+    if (n.ifindex == stored.ifindex && n.ip == stored.ip) {
+      n = stored;
+      return absl::OkStatus();
+    }
+  }
+  neighbors_.push_back(stored);
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::DeleteNeighbor(const Neighbor& neighbor) {
+  const std::string context = absl::StrCat("RTM_DELNEIGH ", neighbor.ToString());
+  if (auto e = Begin(NetlinkOp::kNeighDelete)) return ErrnoError(*e, context);
+  Link* link = FindDevice(neighbor.ifindex, neighbor.ifname);
+  if (link == nullptr) return absl::OkStatus();  // its device is gone, and it with it
+  const int index = link->index;
+  std::erase_if(neighbors_,
+                [&](const Neighbor& n) { return n.ifindex == index && n.ip == neighbor.ip; });
+  return absl::OkStatus();
+}
+
+// ---- FDB ----
+
+absl::StatusOr<std::vector<FdbEntry>> FakeNetlink::ListFdb(int ifindex) {
+  if (auto e = Begin(NetlinkOp::kFdbList)) return ErrnoError(*e, "RTM_GETNEIGH bridge dump");
+  std::vector<FdbEntry> out;
+  for (const FdbEntry& f : fdb_) {
+    if (ifindex == 0 || f.ifindex == ifindex) out.push_back(f);
+  }
+  return out;
+}
+
+absl::Status FakeNetlink::AppendFdb(const FdbEntry& entry) {
+  const std::string context = absl::StrCat("RTM_NEWNEIGH bridge append ", entry.ToString());
+  if (auto e = Begin(NetlinkOp::kFdbAdd)) return ErrnoError(*e, context);
+  if (int err = AddFdb(entry, /*replace=*/false); err != 0) return ErrnoError(err, context);
+  return absl::OkStatus();
+}
+
+absl::Status FakeNetlink::ReplaceFdb(const FdbEntry& entry) {
+  const std::string context = absl::StrCat("RTM_NEWNEIGH bridge replace ", entry.ToString());
+  if (auto e = Begin(NetlinkOp::kFdbAdd)) return ErrnoError(*e, context);
+  if (int err = AddFdb(entry, /*replace=*/true); err != 0) return ErrnoError(err, context);
+  return absl::OkStatus();
+}
+
+int FakeNetlink::AddFdb(const FdbEntry& entry, bool replace) {
+  if (!entry.dst) return EINVAL;  // refused before asking, as LibnlNetlink does
+  Link* link = FindDevice(entry.ifindex, entry.ifname);
+  if (link == nullptr) return ENODEV;
+  FdbEntry stored = entry;
+  stored.ifindex = link->index;
+  stored.ifname = link->name;
+  auto same_mac = [&](const FdbEntry& f) { return f.ifindex == stored.ifindex && f.mac == stored.mac; };
+  if (!link->vxlan) {
+    // Without an FDB of its own a device adds the MAC to its address list; the dst is ignored.
+    stored.dst.reset();
+    if (std::none_of(fdb_.begin(), fdb_.end(), same_mac)) fdb_.push_back(stored);
+    return 0;
+  }
+  const int device_family = link->vxlan->local ? link->vxlan->local->family : 4;
+  if (stored.dst->family != device_family) return EAFNOSUPPORT;
+  auto existing = std::find_if(fdb_.begin(), fdb_.end(), same_mac);
+  if (existing == fdb_.end()) {
+    fdb_.push_back(stored);
+    return 0;
+  }
+  if (replace) {
+    if (IsZeroOrMulticast(stored.mac)) return EOPNOTSUPP;
+    existing->dst = stored.dst;  // a unicast MAC has exactly one dst
+    return 0;
+  }
+  // Append adds a dst only to the all-zero and multicast MACs; a unicast MAC keeps its own.
+  if (IsZeroOrMulticast(stored.mac) &&
+      std::none_of(fdb_.begin(), fdb_.end(),
+                   [&](const FdbEntry& f) { return same_mac(f) && f.dst == stored.dst; })) {
+    fdb_.push_back(stored);
+  }
+  return 0;
+}
+
+absl::Status FakeNetlink::DeleteFdb(const FdbEntry& entry) {
+  const std::string context = absl::StrCat("RTM_DELNEIGH bridge ", entry.ToString());
+  if (auto e = Begin(NetlinkOp::kFdbDelete)) return ErrnoError(*e, context);
+  Link* link = FindDevice(entry.ifindex, entry.ifname);
+  if (link == nullptr) return absl::OkStatus();
+  const int index = link->index;
+  // With a dst only that dst goes (a dst the entry lacks: nothing, and no error); without, all.
+  std::erase_if(fdb_, [&](const FdbEntry& f) {
+    return f.ifindex == index && f.mac == entry.mac && (!entry.dst || !link->vxlan || f.dst == entry.dst);
   });
   return absl::OkStatus();
 }

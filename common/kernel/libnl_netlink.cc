@@ -4,6 +4,7 @@
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netlink/addr.h>
@@ -18,6 +19,7 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -266,14 +268,42 @@ void CollectLink(nl_object* obj, void* arg) {
   static_cast<std::vector<Link>*>(arg)->push_back(ToLink(reinterpret_cast<rtnl_link*>(obj)));
 }
 
+// IFLA_LINKINFO → IFLA_INFO_DATA of a vxlan link message, as VxlanInfo.
+std::optional<VxlanInfo> ParseVxlanInfo(nlmsghdr* hdr) {
+  nlattr* linkinfo = nlmsg_find_attr(hdr, sizeof(ifinfomsg), IFLA_LINKINFO);
+  if (linkinfo == nullptr) return std::nullopt;
+  nlattr* info[IFLA_INFO_MAX + 1];
+  if (nla_parse_nested(info, IFLA_INFO_MAX, linkinfo, nullptr) < 0 ||
+      info[IFLA_INFO_DATA] == nullptr) {
+    return std::nullopt;
+  }
+  nlattr* vx[IFLA_VXLAN_MAX + 1];
+  if (nla_parse_nested(vx, IFLA_VXLAN_MAX, info[IFLA_INFO_DATA], nullptr) < 0) return std::nullopt;
+  VxlanInfo vxlan;
+  if (vx[IFLA_VXLAN_ID] != nullptr) vxlan.vni = nla_get_u32(vx[IFLA_VXLAN_ID]);
+  if (vx[IFLA_VXLAN_PORT] != nullptr) vxlan.port = ntohs(nla_get_u16(vx[IFLA_VXLAN_PORT]));
+  // Sent only when set (vxlan_fill_info skips the any address).
+  if (vx[IFLA_VXLAN_LOCAL] != nullptr) vxlan.local = IpFromAttr(vx[IFLA_VXLAN_LOCAL], 4);
+  if (vx[IFLA_VXLAN_LOCAL6] != nullptr) vxlan.local = IpFromAttr(vx[IFLA_VXLAN_LOCAL6], 6);
+  if (vx[IFLA_VXLAN_LINK] != nullptr) {
+    vxlan.parent_index = static_cast<int>(nla_get_u32(vx[IFLA_VXLAN_LINK]));
+  }
+  if (vx[IFLA_VXLAN_LEARNING] != nullptr) vxlan.learning = nla_get_u8(vx[IFLA_VXLAN_LEARNING]) != 0;
+  return vxlan;
+}
+
 // Links of RTM_NEWLINK messages, counting those libnl could not parse (rather than dropping a
 // link silently: a driver would take it for absent).
 struct LinkCollector {
   std::vector<Link> links;
   int unparsed = 0;
   void operator()(nl_msg* msg) {
-    if (nlmsg_hdr(msg)->nlmsg_type == RTM_NEWLINK && nl_msg_parse(msg, CollectLink, &links) < 0) {
+    if (nlmsg_hdr(msg)->nlmsg_type != RTM_NEWLINK) return;
+    const size_t before = links.size();
+    if (nl_msg_parse(msg, CollectLink, &links) < 0) {
       ++unparsed;
+    } else if (links.size() == before + 1 && links.back().kind == LinkKind::kVxlan) {
+      links.back().vxlan = ParseVxlanInfo(nlmsg_hdr(msg));
     }
   }
   void Reset() {
@@ -666,6 +696,81 @@ std::optional<Address> ParseAddress(nl_msg* msg) {
   return address;
 }
 
+// ---- Neighbours and FDB ----
+
+// RTM_NEWNEIGH / RTM_DELNEIGH for (family, device): NDA_DST and NDA_LLADDR when given.
+MsgPtr BuildNeighMsg(int type, int flags, uint8_t family, int ifindex, uint16_t state,
+                     uint8_t ntf_flags, const std::optional<net::IpAddress>& dst,
+                     const MacAddress* mac) {
+  MsgPtr msg(nlmsg_alloc_simple(type, flags));
+  if (!msg) return nullptr;
+  ndmsg ndm{};
+  ndm.ndm_family = family;
+  ndm.ndm_ifindex = ifindex;
+  ndm.ndm_state = state;
+  ndm.ndm_flags = ntf_flags;
+  if (nlmsg_append(msg.get(), &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0 ||
+      (dst && PutIp(msg.get(), NDA_DST, *dst) < 0) ||
+      (mac != nullptr && nla_put(msg.get(), NDA_LLADDR, 6, mac->data()) < 0)) {
+    return nullptr;
+  }
+  return msg;
+}
+
+// The header and attributes of an RTM_NEWNEIGH of `family` (AF_UNSPEC: IPv4 or IPv6).
+const ndmsg* NeighHeader(nl_msg* msg, int family, nlattr* (&tb)[NDA_MAX + 1]) {
+  nlmsghdr* hdr = nlmsg_hdr(msg);
+  if (hdr->nlmsg_type != RTM_NEWNEIGH || hdr->nlmsg_len < NLMSG_LENGTH(sizeof(ndmsg))) {
+    return nullptr;
+  }
+  const auto* ndm = static_cast<const ndmsg*>(nlmsg_data(hdr));
+  if (family == AF_UNSPEC ? ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6
+                          : ndm->ndm_family != family) {
+    return nullptr;
+  }
+  if (nlmsg_parse(hdr, sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0) return nullptr;
+  return ndm;
+}
+
+std::optional<MacAddress> MacFromAttr(const nlattr* attr) {
+  if (attr == nullptr || nla_len(attr) != 6) return std::nullopt;
+  MacAddress mac;
+  std::memcpy(mac.data(), nla_data(attr), mac.size());
+  return mac;
+}
+
+// One ARP/NDP entry; nullopt for other families and entries without a MAC (incomplete).
+std::optional<Neighbor> ParseNeighbor(nl_msg* msg) {
+  nlattr* tb[NDA_MAX + 1];
+  const ndmsg* ndm = NeighHeader(msg, AF_UNSPEC, tb);
+  if (ndm == nullptr) return std::nullopt;
+  const int family = ndm->ndm_family == AF_INET ? 4 : 6;
+  std::optional<net::IpAddress> ip = IpFromAttr(tb[NDA_DST], family);
+  std::optional<MacAddress> mac = MacFromAttr(tb[NDA_LLADDR]);
+  if (!ip || !mac) return std::nullopt;
+  Neighbor neighbor;
+  neighbor.ifindex = ndm->ndm_ifindex;
+  neighbor.ip = *ip;
+  neighbor.mac = *mac;
+  neighbor.permanent = (ndm->ndm_state & NUD_PERMANENT) != 0;
+  return neighbor;
+}
+
+std::optional<FdbEntry> ParseFdb(nl_msg* msg) {
+  nlattr* tb[NDA_MAX + 1];
+  const ndmsg* ndm = NeighHeader(msg, AF_BRIDGE, tb);
+  if (ndm == nullptr) return std::nullopt;
+  std::optional<MacAddress> mac = MacFromAttr(tb[NDA_LLADDR]);
+  if (!mac) return std::nullopt;
+  FdbEntry entry;
+  entry.ifindex = ndm->ndm_ifindex;
+  entry.mac = *mac;
+  if (tb[NDA_DST] != nullptr) {
+    entry.dst = IpFromAttr(tb[NDA_DST], nla_len(tb[NDA_DST]) == 16 ? 6 : 4);
+  }
+  return entry;
+}
+
 // ---- Sysctls ----
 
 // A path under /proc/sys: relative, no "..", no empty components.
@@ -910,6 +1015,37 @@ absl::Status LibnlNetlink::CreateIpipTunnel(std::string_view name) {
   return ToStatus(outcome, context);
 }
 
+absl::Status LibnlNetlink::CreateVxlan(const VxlanSpec& spec) {
+  const std::string context = absl::StrCat("RTM_NEWLINK vxlan ", spec.name);
+  if (!ValidIfName(spec.name)) return ErrnoError(EINVAL, context);
+  // IFLA_VXLAN_ID's policy: "VXLAN ID must be lower than 16777216" (ERANGE).
+  if (spec.vni >= (1u << 24)) return ErrnoError(ERANGE, context);
+  int parent = 0;
+  if (!spec.parent.empty()) {
+    ASSIGN_OR_RETURN(parent, ResolveIndex(spec.parent, context));
+  }
+  MsgPtr msg(nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL));
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  bool ok = msg && nlmsg_append(msg.get(), &ifi, sizeof(ifi), NLMSG_ALIGNTO) == 0 &&
+            nla_put_string(msg.get(), IFLA_IFNAME, spec.name.c_str()) == 0 &&
+            (spec.mtu == 0 || nla_put_u32(msg.get(), IFLA_MTU, static_cast<uint32_t>(spec.mtu)) == 0) &&
+            (!spec.mac || nla_put(msg.get(), IFLA_ADDRESS, 6, spec.mac->data()) == 0);
+  nlattr* linkinfo = ok ? nla_nest_start(msg.get(), IFLA_LINKINFO) : nullptr;
+  ok = linkinfo != nullptr && nla_put_string(msg.get(), IFLA_INFO_KIND, "vxlan") == 0;
+  nlattr* data = ok ? nla_nest_start(msg.get(), IFLA_INFO_DATA) : nullptr;
+  ok = data != nullptr && nla_put_u32(msg.get(), IFLA_VXLAN_ID, spec.vni) == 0 &&
+       nla_put_u16(msg.get(), IFLA_VXLAN_PORT, htons(spec.port)) == 0 &&
+       nla_put_u8(msg.get(), IFLA_VXLAN_LEARNING, spec.learning ? 1 : 0) == 0 &&
+       (!spec.local || PutIp(msg.get(), spec.local->family == 6 ? IFLA_VXLAN_LOCAL6
+                                                                : IFLA_VXLAN_LOCAL,
+                             *spec.local) == 0) &&
+       (parent == 0 || nla_put_u32(msg.get(), IFLA_VXLAN_LINK, static_cast<uint32_t>(parent)) == 0) &&
+       nla_nest_end(msg.get(), data) == 0 && nla_nest_end(msg.get(), linkinfo) == 0;
+  if (!ok) msg.reset();
+  return ToStatus(Request(msg.release()), context);
+}
+
 absl::Status LibnlNetlink::DeleteLink(std::string_view name) {
   const std::string context = absl::StrCat("RTM_DELLINK ", ToAbsl(name));
   if (!ValidIfName(name)) return absl::OkStatus();  // no such device can exist
@@ -1017,6 +1153,126 @@ absl::Status LibnlNetlink::DeleteAddress(const Address& address) {
   Outcome outcome = Request(BuildAddressMsg(RTM_DELADDR, 0, address).release());
   // Not there, or its device is gone: already deleted.
   if (outcome.error == EADDRNOTAVAIL || outcome.error == ENODEV) return absl::OkStatus();
+  return ToStatus(outcome, context);
+}
+
+// ---- Neighbours and FDB ----
+
+absl::StatusOr<std::map<int, std::string>> LibnlNetlink::LinkNamesByIndex() {
+  std::map<int, std::string> names;
+  Outcome outcome = Dump([] { return BuildLinkDump().release(); },
+                         [&names](nl_msg* msg) {
+                           if (auto link = IndexAndName(msg)) names[link->first] = link->second;
+                         },
+                         [&names] { names.clear(); });
+  RETURN_IF_ERROR(ToStatus(outcome, "RTM_GETLINK dump"));
+  return names;
+}
+
+absl::StatusOr<int> LibnlNetlink::DeviceIndex(int ifindex, std::string_view ifname,
+                                              std::string_view context) {
+  if (ifindex != 0) return ifindex;
+  return ResolveIndex(ifname, context);
+}
+
+absl::StatusOr<std::vector<Neighbor>> LibnlNetlink::ListNeighbors(int ifindex) {
+  std::vector<Neighbor> neighbors;
+  Outcome outcome = Dump(
+      [ifindex] {
+        // Strict checking wants the device as NDA_IFINDEX (ndm_ifindex must be 0). AF_UNSPEC
+        // dumps every family's table (the bridge FDB too: ParseNeighbor skips it).
+        MsgPtr msg = BuildNeighMsg(RTM_GETNEIGH, 0, AF_UNSPEC, 0, 0, 0, std::nullopt, nullptr);
+        if (msg && ifindex != 0 &&
+            nla_put_u32(msg.get(), NDA_IFINDEX, static_cast<uint32_t>(ifindex)) < 0) {
+          msg.reset();
+        }
+        return msg.release();
+      },
+      [&neighbors, ifindex](nl_msg* msg) {
+        std::optional<Neighbor> n = ParseNeighbor(msg);
+        if (n && (ifindex == 0 || n->ifindex == ifindex)) neighbors.push_back(*n);
+      },
+      [&neighbors] { neighbors.clear(); });
+  if (ifindex != 0 && outcome.error == ENODEV) return std::vector<Neighbor>{};
+  RETURN_IF_ERROR(ToStatus(outcome, "RTM_GETNEIGH dump"));
+  if (!neighbors.empty()) {
+    ASSIGN_OR_RETURN(auto names, LinkNamesByIndex());
+    for (Neighbor& n : neighbors) n.ifname = names[n.ifindex];
+  }
+  return neighbors;
+}
+
+absl::Status LibnlNetlink::ReplaceNeighbor(const Neighbor& neighbor) {
+  const std::string context = absl::StrCat("RTM_NEWNEIGH ", neighbor.ToString());
+  ASSIGN_OR_RETURN(int index, DeviceIndex(neighbor.ifindex, neighbor.ifname, context));
+  MsgPtr msg = BuildNeighMsg(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE,
+                             static_cast<uint8_t>(AfOf(neighbor.ip.family)), index,
+                             neighbor.permanent ? NUD_PERMANENT : NUD_REACHABLE, 0, neighbor.ip,
+                             &neighbor.mac);
+  return ToStatus(Request(msg.release()), context);
+}
+
+absl::Status LibnlNetlink::DeleteNeighbor(const Neighbor& neighbor) {
+  const std::string context = absl::StrCat("RTM_DELNEIGH ", neighbor.ToString());
+  absl::StatusOr<int> index = DeviceIndex(neighbor.ifindex, neighbor.ifname, context);
+  if (absl::IsNotFound(index.status())) return absl::OkStatus();  // gone with its device
+  RETURN_IF_ERROR(index.status());
+  MsgPtr msg = BuildNeighMsg(RTM_DELNEIGH, 0, static_cast<uint8_t>(AfOf(neighbor.ip.family)),
+                             *index, 0, 0, neighbor.ip, nullptr);
+  Outcome outcome = Request(msg.release());
+  if (outcome.error == ENOENT || outcome.error == ENODEV) return absl::OkStatus();
+  return ToStatus(outcome, context);
+}
+
+absl::StatusOr<std::vector<FdbEntry>> LibnlNetlink::ListFdb(int ifindex) {
+  std::vector<FdbEntry> entries;
+  Outcome outcome = Dump(
+      [ifindex] {
+        // rtnl_fdb_dump takes the device from ndm_ifindex ("brport").
+        return BuildNeighMsg(RTM_GETNEIGH, 0, AF_BRIDGE, ifindex, 0, 0, std::nullopt, nullptr)
+            .release();
+      },
+      [&entries, ifindex](nl_msg* msg) {
+        std::optional<FdbEntry> f = ParseFdb(msg);
+        if (f && (ifindex == 0 || f->ifindex == ifindex)) entries.push_back(*f);
+      },
+      [&entries] { entries.clear(); });
+  if (ifindex != 0 && outcome.error == ENODEV) return std::vector<FdbEntry>{};
+  RETURN_IF_ERROR(ToStatus(outcome, "RTM_GETNEIGH bridge dump"));
+  if (!entries.empty()) {
+    ASSIGN_OR_RETURN(auto names, LinkNamesByIndex());
+    for (FdbEntry& f : entries) f.ifname = names[f.ifindex];
+  }
+  return entries;
+}
+
+absl::Status LibnlNetlink::AddFdb(const FdbEntry& entry, int flags, const std::string& context) {
+  if (!entry.dst) return ErrnoError(EINVAL, context);
+  ASSIGN_OR_RETURN(int index, DeviceIndex(entry.ifindex, entry.ifname, context));
+  MsgPtr msg = BuildNeighMsg(RTM_NEWNEIGH, NLM_F_CREATE | flags, AF_BRIDGE, index, NUD_PERMANENT,
+                             NTF_SELF, entry.dst, &entry.mac);
+  return ToStatus(Request(msg.release()), context);
+}
+
+absl::Status LibnlNetlink::AppendFdb(const FdbEntry& entry) {
+  return AddFdb(entry, NLM_F_APPEND,
+                absl::StrCat("RTM_NEWNEIGH bridge append ", entry.ToString()));
+}
+
+absl::Status LibnlNetlink::ReplaceFdb(const FdbEntry& entry) {
+  return AddFdb(entry, NLM_F_REPLACE,
+                absl::StrCat("RTM_NEWNEIGH bridge replace ", entry.ToString()));
+}
+
+absl::Status LibnlNetlink::DeleteFdb(const FdbEntry& entry) {
+  const std::string context = absl::StrCat("RTM_DELNEIGH bridge ", entry.ToString());
+  absl::StatusOr<int> index = DeviceIndex(entry.ifindex, entry.ifname, context);
+  if (absl::IsNotFound(index.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(index.status());
+  MsgPtr msg = BuildNeighMsg(RTM_DELNEIGH, 0, AF_BRIDGE, *index, 0, NTF_SELF, entry.dst,
+                             &entry.mac);
+  Outcome outcome = Request(msg.release());
+  if (outcome.error == ENOENT || outcome.error == ENODEV) return absl::OkStatus();
   return ToStatus(outcome, context);
 }
 

@@ -14,6 +14,7 @@
 // cloned routes and types we cannot express (local, broadcast, multicast, ...) are skipped.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -45,6 +46,7 @@ class LibnlNetlink : public Netlink {
   absl::StatusOr<Link> GetLink(std::string_view name) override;
   absl::Status CreateVeth(const VethSpec& spec) override;
   absl::Status CreateIpipTunnel(std::string_view name) override;
+  absl::Status CreateVxlan(const VxlanSpec& spec) override;
   absl::Status DeleteLink(std::string_view name) override;
   absl::Status SetLinkUp(std::string_view name, bool up) override;
   absl::Status SetLinkMtu(std::string_view name, int mtu) override;
@@ -53,6 +55,15 @@ class LibnlNetlink : public Netlink {
   absl::StatusOr<std::vector<Address>> ListAddresses(int ifindex) override;
   absl::Status ReplaceAddress(const Address& address) override;
   absl::Status DeleteAddress(const Address& address) override;
+  // ListNeighbors and ListFdb are one dump each, plus one link dump for the names when
+  // anything was listed; the others one request (and one RTM_GETLINK for a device by name).
+  absl::StatusOr<std::vector<Neighbor>> ListNeighbors(int ifindex) override;
+  absl::Status ReplaceNeighbor(const Neighbor& neighbor) override;
+  absl::Status DeleteNeighbor(const Neighbor& neighbor) override;
+  absl::StatusOr<std::vector<FdbEntry>> ListFdb(int ifindex) override;
+  absl::Status AppendFdb(const FdbEntry& entry) override;
+  absl::Status ReplaceFdb(const FdbEntry& entry) override;
+  absl::Status DeleteFdb(const FdbEntry& entry) override;
   absl::StatusOr<std::vector<Route>> ListRoutes(const RouteFilter& filter) override;
   absl::Status ReplaceRoute(const Route& route) override;
   absl::Status DeleteRoute(const RouteKey& key, uint8_t protocol) override;
@@ -86,6 +97,12 @@ class LibnlNetlink : public Netlink {
   absl::Status ToStatus(const Outcome& outcome, std::string_view context) const;
   // Index of the device called `name` (one RTM_GETLINK); ENODEV when there is none.
   absl::StatusOr<int> ResolveIndex(std::string_view name, std::string_view context);
+  // Every link's name by index (one link dump).
+  absl::StatusOr<std::map<int, std::string>> LinkNamesByIndex();
+  // `ifindex`, or the index of `ifname` when it is 0 (one RTM_GETLINK).
+  absl::StatusOr<int> DeviceIndex(int ifindex, std::string_view ifname, std::string_view context);
+  // RTM_NEWNEIGH AF_BRIDGE NTF_SELF with `flags` (NLM_F_APPEND or NLM_F_REPLACE, + CREATE).
+  absl::Status AddFdb(const FdbEntry& entry, int flags, const std::string& context);
   // RTM_SETLINK by name: flags under `change`, and the MTU / MAC when given.
   absl::Status SetLink(std::string_view name, const std::string& context, unsigned flags,
                        unsigned change, std::optional<uint32_t> mtu, const MacAddress* mac,

@@ -51,6 +51,17 @@ int HexDigit(char c) {
 
 }  // namespace
 
+std::string Neighbor::ToString() const {
+  return absl::StrCat(net::FormatIp(ip), " lladdr ", FormatMac(mac), " dev ",
+                      ifname.empty() ? absl::StrCat("#", ifindex) : ifname,
+                      permanent ? "" : " nud reachable");
+}
+
+std::string FdbEntry::ToString() const {
+  return absl::StrCat(FormatMac(mac), " dev ", ifname.empty() ? absl::StrCat("#", ifindex) : ifname,
+                      dst ? absl::StrCat(" dst ", net::FormatIp(*dst)) : "");
+}
+
 std::string FormatMac(const MacAddress& mac) {
   return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
                          mac[5]);

@@ -51,6 +51,17 @@ struct NetnsRef {
   bool operator==(const NetnsRef&) const = default;
 };
 
+// What a vxlan device was created with (IFLA_VXLAN_*), read back by ListLinks/GetLink.
+struct VxlanInfo {
+  uint32_t vni = 0;                     // IFLA_VXLAN_ID
+  uint16_t port = 0;                    // IFLA_VXLAN_PORT: UDP destination port
+  std::optional<net::IpAddress> local;  // IFLA_VXLAN_LOCAL / LOCAL6: source of the outer header
+  int parent_index = 0;                 // IFLA_VXLAN_LINK: underlay device; 0: none
+  bool learning = true;                 // IFLA_VXLAN_LEARNING (the kernel's default is on)
+
+  bool operator==(const VxlanInfo&) const = default;
+};
+
 struct Link {
   std::string name;
   int index = 0;
@@ -63,6 +74,9 @@ struct Link {
   // empty when the peer lives here too, or when read back from the kernel without that detail).
   std::string peer_name;
   NetnsRef peer_netns;
+  // vxlan only (kind kVxlan): the device's configuration as the kernel holds it, so a
+  // reconciler can tell a wrongly configured vxlan.calico from a right one.
+  std::optional<VxlanInfo> vxlan;
 
   bool operator==(const Link&) const = default;
 };
@@ -80,6 +94,19 @@ struct VethSpec {
   int peer_index = 0;
 };
 
+// A VXLAN device (kind "vxlan"), e.g. Felix's vxlan.calico: VNI 4096, UDP 4789, learning off,
+// no remote/group (so no default all-zero FDB entry: every remote VTEP is one FdbEntry).
+struct VxlanSpec {
+  std::string name;                     // ≤ 15 bytes, else InvalidArgument
+  uint32_t vni = 0;                     // < 2^24, else ERANGE (Internal), as the kernel says
+  uint16_t port = 4789;                 // IANA VXLAN port (the kernel's own default is 8472)
+  std::optional<net::IpAddress> local;  // source address of the outer header; none: routing picks
+  std::string parent;                   // underlay device (IFLA_VXLAN_LINK); empty: none
+  int mtu = 0;                          // 0: kernel default (1500 without a parent)
+  std::optional<MacAddress> mac;        // none: random
+  bool learning = false;                // learn remote MACs from received packets (Felix: off)
+};
+
 // ---- Addresses -----------------------------------------------------------------------------
 
 struct Address {
@@ -88,6 +115,36 @@ struct Address {
   bool nodad = false;     // IFA_F_NODAD: IPv6 usable at once (DAD costs ~1.7 s per ADD)
 
   bool operator==(const Address&) const = default;
+};
+
+// ---- Neighbours and FDB ----------------------------------------------------------------------
+
+// An ARP (IPv4) or NDP (IPv6) entry: `ip neigh replace <ip> lladdr <mac> dev <ifname> nud
+// permanent`. Felix's VXLAN mode puts one per remote VTEP on vxlan.calico (tunnel IP → VTEP
+// MAC): the device has no remote, so ARP could never resolve it.
+struct Neighbor {
+  int ifindex = 0;       // requests: ifindex, or ifname when 0 (one RTM_GETLINK); read-backs: both
+  std::string ifname;
+  net::IpAddress ip;
+  MacAddress mac{};
+  bool permanent = true;  // NUD_PERMANENT; false: NUD_REACHABLE (ages to stale, may be replaced)
+
+  std::string ToString() const;  // "10.65.1.0 lladdr 66:00:00:00:00:01 dev vxlan.calico"
+  bool operator==(const Neighbor&) const = default;
+};
+
+// A bridge forwarding entry on a device itself (AF_BRIDGE, NTF_SELF, NUD_PERMANENT): for a vxlan
+// device, "frames for `mac` go to the VTEP at `dst`" (`bridge fdb append <mac> dev <ifname> dst
+// <dst>`). `dst` is optional because the kernel lists entries without one on other devices (a
+// veth's own multicast addresses); requests to a vxlan device carry one.
+struct FdbEntry {
+  int ifindex = 0;  // as in Neighbor
+  std::string ifname;
+  MacAddress mac{};
+  std::optional<net::IpAddress> dst;  // NDA_DST: the remote node's underlay IP
+
+  std::string ToString() const;  // "66:00:00:00:00:01 dev vxlan.calico dst 192.168.0.2"
+  bool operator==(const FdbEntry&) const = default;
 };
 
 // ---- Routes --------------------------------------------------------------------------------
@@ -172,10 +229,53 @@ class Netlink {
   virtual absl::Status SetLinkMac(std::string_view name, const MacAddress& mac) = 0;
   virtual absl::Status SetLinkGroup(std::string_view name, uint32_t group) = 0;
 
+  // A vxlan device, created down (RTM_NEWLINK, NLM_F_EXCL). AlreadyExists (EEXIST) if the name
+  // is taken, and also if another vxlan device here already has this VNI and port (the kernel
+  // allows one per VNI, port and local address); InvalidArgument for a bad name;
+  // NotFound (ENODEV) when `parent` does not exist. Not idempotent: compare GetLink().vxlan with
+  // the spec, and delete + create a wrongly configured device.
+  virtual absl::Status CreateVxlan(const VxlanSpec& spec) = 0;
+
   // Addresses. Replace semantics: adding an address already present succeeds.
   virtual absl::StatusOr<std::vector<Address>> ListAddresses(int ifindex) = 0;
   virtual absl::Status ReplaceAddress(const Address& address) = 0;
   virtual absl::Status DeleteAddress(const Address& address) = 0;  // already gone = success
+
+  // Neighbours (ARP and NDP together). ListNeighbors returns the device's entries of both
+  // families as the kernel has them (0: every device), permanent or not, including those it
+  // makes itself (on an up vxlan or veth: NUD_NOARP ff02::… → 33:33:… entries, permanent =
+  // false); entries without a link-layer address (incomplete, failed) are skipped. A device
+  // that does not exist has none. Setting a device down flushes all its neighbours, permanent
+  // ones too (both families): re-apply after bringing it up.
+  virtual absl::StatusOr<std::vector<Neighbor>> ListNeighbors(int ifindex) = 0;
+  // RTM_NEWNEIGH NLM_F_CREATE|NLM_F_REPLACE: idempotent, and a new MAC for the IP replaces the
+  // old one. NotFound (ENODEV) when the device does not exist; works on a down device.
+  virtual absl::Status ReplaceNeighbor(const Neighbor& neighbor) = 0;
+  // RTM_DELNEIGH of (device, ip), whatever its MAC. Already gone (ENOENT) or the device gone
+  // (ENODEV) = success.
+  virtual absl::Status DeleteNeighbor(const Neighbor& neighbor) = 0;
+
+  // FDB. ListFdb returns the device's AF_BRIDGE entries as the kernel has them (0: every
+  // device): a vxlan device without remote/group (VxlanSpec never sets one) starts with none; a
+  // vxlan with a remote has 00:00:00:00:00:00 → remote; a device without an FDB of its own
+  // (veth) lists its unicast and multicast addresses (33:33:00:00:00:01, 01:00:5e:00:00:01)
+  // without dst. Entries survive the device going down (permanent ones).
+  virtual absl::StatusOr<std::vector<FdbEntry>> ListFdb(int ifindex) = 0;
+  // RTM_NEWNEIGH AF_BRIDGE NTF_SELF NUD_PERMANENT NLM_F_CREATE|NLM_F_APPEND, NDA_DST = dst:
+  // `bridge fdb append`. Idempotent for the same entry. Kernel trap: for a unicast MAC that
+  // already has an entry, append with another dst succeeds and changes nothing (only the
+  // all-zero and multicast MACs take several dsts) — use ReplaceFdb to move a MAC to a new
+  // node IP. NotFound (ENODEV) for a missing device; InvalidArgument without a dst;
+  // EAFNOSUPPORT (Internal) for a dst of the other family than the vxlan device's. On a device
+  // without an FDB of its own (veth) the kernel adds the MAC to its address list, without dst.
+  virtual absl::Status AppendFdb(const FdbEntry& entry) = 0;
+  // As AppendFdb with NLM_F_CREATE|NLM_F_REPLACE (`bridge fdb replace`): a unicast MAC's single
+  // dst becomes `dst`. The all-zero and multicast MACs cannot be replaced (EOPNOTSUPP).
+  virtual absl::Status ReplaceFdb(const FdbEntry& entry) = 0;
+  // RTM_DELNEIGH AF_BRIDGE NTF_SELF of (mac, dst): removes that dst of the MAC (the entry with
+  // its last one). No entry for the MAC (ENOENT), a dst the entry does not have (the kernel
+  // answers 0 and keeps it), or the device gone (ENODEV) = success.
+  virtual absl::Status DeleteFdb(const FdbEntry& entry) = 0;
 
   // Routes.
   virtual absl::StatusOr<std::vector<Route>> ListRoutes(const RouteFilter& filter) = 0;

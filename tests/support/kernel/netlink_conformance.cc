@@ -29,15 +29,27 @@ std::string Describe(const Route& r) {
 }
 
 std::string Describe(const Link& l) {
+  std::string vxlan;
+  if (l.vxlan) {
+    vxlan = absl::StrCat(" vni ", l.vxlan->vni, " port ", l.vxlan->port, " local ",
+                         l.vxlan->local ? net::FormatIp(*l.vxlan->local) : "none", " parent #",
+                         l.vxlan->parent_index, l.vxlan->learning ? " learning" : " nolearning");
+  }
   return absl::StrCat("{", l.name, " #", l.index, " ", ToAbsl(LinkKindName(l.kind)), " mtu ", l.mtu,
                       " mac ", l.mac ? FormatMac(*l.mac) : "none", l.up ? " up" : " down",
-                      " peer ", l.peer_name, "}");
+                      " peer ", l.peer_name, vxlan, "}");
 }
 
 std::string Describe(const Address& a) {
   return absl::StrCat("{", net::FormatCidr(a.prefix), " #", a.ifindex, a.nodad ? " nodad" : "",
                       "}");
 }
+
+std::string Describe(const Neighbor& n) {
+  return absl::StrCat("{", n.ToString(), " #", n.ifindex, n.permanent ? " permanent" : "", "}");
+}
+
+std::string Describe(const FdbEntry& f) { return absl::StrCat("{", f.ToString(), " #", f.ifindex, "}"); }
 
 namespace {
 
@@ -845,6 +857,229 @@ void IpipTunnel(Harness& harness) {
     CHECK(absl::IsNotFound(nl.GetLink("cct-ipip0").status()));
   }
   CHECK(absl::IsInvalidArgument(nl.CreateIpipTunnel("a-name-longer-than-15")));
+}
+
+namespace {
+
+net::IpAddress Ip(std::string_view text) {
+  std::optional<net::IpAddress> ip = net::ParseIp(text);
+  REQUIRE(ip.has_value());
+  return *ip;
+}
+
+// Felix's vxlan.calico.
+VxlanSpec CalicoVxlan() {
+  VxlanSpec spec;
+  spec.name = "vxlan.calico";
+  spec.vni = 4096;
+  spec.mtu = 1410;
+  spec.mac = Mac("66:aa:bb:cc:dd:01");
+  return spec;
+}
+
+// The permanent entries of `ifindex`: those we put there, not the NOARP multicast ones the
+// kernel adds on an up device. Sorted by IP.
+std::vector<Neighbor> PermanentNeighbors(Netlink& netlink, int ifindex) {
+  std::vector<Neighbor> out;
+  for (const Neighbor& n : ValueOrFail(netlink.ListNeighbors(ifindex), "ListNeighbors")) {
+    if (n.permanent) out.push_back(n);
+  }
+  std::sort(out.begin(), out.end(), [](const Neighbor& a, const Neighbor& b) { return a.ip < b.ip; });
+  return out;
+}
+
+std::vector<FdbEntry> FdbOf(Netlink& netlink, int ifindex) {
+  std::vector<FdbEntry> out = ValueOrFail(netlink.ListFdb(ifindex), "ListFdb");
+  std::sort(out.begin(), out.end(), [](const FdbEntry& a, const FdbEntry& b) {
+    return std::tie(a.ifindex, a.mac, a.dst) < std::tie(b.ifindex, b.mac, b.dst);
+  });
+  return out;
+}
+
+}  // namespace
+
+void VxlanDevice(Harness& harness) {
+  Netlink& netlink = harness.netlink();
+  const VxlanSpec spec = CalicoVxlan();
+  REQUIRE_OK(netlink.CreateVxlan(spec));
+  Link link = GetLink(netlink, "vxlan.calico");
+  CHECK(link.kind == LinkKind::kVxlan);
+  CHECK(link.mtu == 1410);
+  CHECK(link.mac == spec.mac);
+  CHECK_FALSE(link.up);
+  REQUIRE(link.vxlan.has_value());
+  CHECK(*link.vxlan == VxlanInfo{.vni = 4096, .port = 4789, .local = std::nullopt,
+                                 .parent_index = 0, .learning = false});
+  // ListLinks reads back the same.
+  std::vector<Link> links = ValueOrFail(netlink.ListLinks(), "ListLinks");
+  auto listed = std::find_if(links.begin(), links.end(),
+                             [](const Link& l) { return l.name == "vxlan.calico"; });
+  REQUIRE(listed != links.end());
+  CHECK(listed->vxlan == link.vxlan);
+  CHECK_FALSE(GetLink(netlink, "lo").vxlan.has_value());
+  // Without remote or group the kernel makes no default (all-zero) FDB entry.
+  CHECK(FdbOf(netlink, link.index).empty());
+
+  REQUIRE_ERRNO(netlink.CreateVxlan(spec), kAlreadyExists, "EEXIST");
+  // One device per VNI and port, whatever its name.
+  VxlanSpec same_vni = spec;
+  same_vni.name = "vx-other";
+  REQUIRE_ERRNO(netlink.CreateVxlan(same_vni), kAlreadyExists, "EEXIST");
+  VxlanSpec bad = spec;
+  bad.name = "a-name-longer-than-15";
+  REQUIRE_ERRNO(netlink.CreateVxlan(bad), kInvalidArgument, "EINVAL");
+  bad = spec;
+  bad.name = "vx-bad";
+  bad.vni = 1u << 24;
+  REQUIRE_ERRNO(netlink.CreateVxlan(bad), kInternal, "ERANGE");
+  bad.vni = 7;
+  bad.parent = "nope";
+  REQUIRE_ERRNO(netlink.CreateVxlan(bad), kNotFound, "ENODEV");
+  CHECK(LinkNames(netlink) == std::vector<std::string>{"lo", "vxlan.calico"});
+
+  // On an underlay device, with a local address and learning: the MTU defaults to the
+  // parent's less the outer headers (50 for IPv4).
+  const int parent = AddVeth(harness, "ct1", /*up=*/true);
+  VxlanSpec underlay;
+  underlay.name = "vx2";
+  underlay.vni = 4097;
+  underlay.port = 8472;
+  underlay.local = Ip("10.0.0.1");
+  underlay.parent = "ct1";
+  underlay.learning = true;
+  REQUIRE_OK(netlink.CreateVxlan(underlay));
+  Link vx2 = GetLink(netlink, "vx2");
+  CHECK(vx2.mtu == 1450);
+  REQUIRE(vx2.vxlan.has_value());
+  CHECK(*vx2.vxlan == VxlanInfo{.vni = 4097, .port = 8472, .local = Ip("10.0.0.1"),
+                                .parent_index = parent, .learning = true});
+
+  REQUIRE_OK(netlink.DeleteLink("vxlan.calico"));
+  REQUIRE_OK(netlink.DeleteLink("vx2"));
+  // Its VNI is free again.
+  REQUIRE_OK(netlink.CreateVxlan(same_vni));
+}
+
+void Neighbors(Harness& harness) {
+  Netlink& netlink = harness.netlink();
+  REQUIRE_OK(netlink.CreateVxlan(CalicoVxlan()));
+  const int index = IndexOf(netlink, "vxlan.calico");
+  // A device that is still down takes entries.
+  Neighbor v4{.ifname = "vxlan.calico", .ip = Ip("10.65.1.0"), .mac = Mac("66:00:00:00:00:01")};
+  Neighbor v6{.ifindex = index, .ifname = "", .ip = Ip("fd00:65::1"), .mac = Mac("66:00:00:00:00:02")};
+  REQUIRE_OK(netlink.ReplaceNeighbor(v4));
+  REQUIRE_OK(netlink.ReplaceNeighbor(v6));
+  REQUIRE_OK(netlink.ReplaceNeighbor(v4));  // idempotent
+  Neighbor v4_stored = v4;
+  v4_stored.ifindex = index;
+  Neighbor v6_stored = v6;
+  v6_stored.ifname = "vxlan.calico";
+  CHECK(PermanentNeighbors(netlink, index) == std::vector<Neighbor>{v4_stored, v6_stored});
+  CHECK(PermanentNeighbors(netlink, 0) == std::vector<Neighbor>{v4_stored, v6_stored});
+
+  // Up: still there (the kernel adds NOARP multicast entries of its own, not permanent).
+  REQUIRE_OK(netlink.SetLinkUp("vxlan.calico", true));
+  // A new MAC for the IP replaces the old one.
+  v4.mac = v4_stored.mac = Mac("66:00:00:00:00:03");
+  REQUIRE_OK(netlink.ReplaceNeighbor(v4));
+  CHECK(PermanentNeighbors(netlink, index) == std::vector<Neighbor>{v4_stored, v6_stored});
+
+  // Delete matches (device, IP), not the MAC.
+  Neighbor other_mac = v4;
+  other_mac.mac = Mac("66:00:00:00:00:09");
+  REQUIRE_OK(netlink.DeleteNeighbor(other_mac));
+  CHECK(PermanentNeighbors(netlink, index) == std::vector<Neighbor>{v6_stored});
+  REQUIRE_OK(netlink.DeleteNeighbor(v4));  // already gone = success
+
+  // Down flushes every neighbour of the device, permanent ones too.
+  REQUIRE_OK(netlink.ReplaceNeighbor(v4));
+  REQUIRE_OK(netlink.SetLinkUp("vxlan.calico", false));
+  CHECK(ValueOrFail(netlink.ListNeighbors(index), "ListNeighbors").empty());
+
+  // Missing devices.
+  Neighbor missing = v4;
+  missing.ifname = "nope";
+  REQUIRE_ERRNO(netlink.ReplaceNeighbor(missing), kNotFound, "ENODEV");
+  missing.ifname.clear();
+  missing.ifindex = 999;
+  REQUIRE_ERRNO(netlink.ReplaceNeighbor(missing), kNotFound, "ENODEV");
+  REQUIRE_OK(netlink.DeleteNeighbor(missing));
+  CHECK(ValueOrFail(netlink.ListNeighbors(999), "ListNeighbors 999").empty());
+
+  // Deleting the device takes its entries.
+  REQUIRE_OK(netlink.ReplaceNeighbor(v4));
+  REQUIRE_OK(netlink.DeleteLink("vxlan.calico"));
+  CHECK(PermanentNeighbors(netlink, 0).empty());
+}
+
+void Fdb(Harness& harness) {
+  Netlink& netlink = harness.netlink();
+  REQUIRE_OK(netlink.CreateVxlan(CalicoVxlan()));
+  const int index = IndexOf(netlink, "vxlan.calico");
+  FdbEntry entry{.ifname = "vxlan.calico", .mac = Mac("66:00:00:00:00:01"), .dst = Ip("192.168.0.2")};
+  FdbEntry stored = entry;
+  stored.ifindex = index;
+  REQUIRE_OK(netlink.AppendFdb(entry));
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{stored});
+  REQUIRE_OK(netlink.AppendFdb(entry));  // the same entry: no duplicate
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{stored});
+  CHECK(FdbOf(netlink, 0) == std::vector<FdbEntry>{stored});
+
+  // A unicast MAC keeps its dst on append (no error), and moves only with replace.
+  FdbEntry moved = entry;
+  moved.dst = Ip("192.168.0.3");
+  REQUIRE_OK(netlink.AppendFdb(moved));
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{stored});
+  REQUIRE_OK(netlink.ReplaceFdb(moved));
+  stored.dst = moved.dst;
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{stored});
+  REQUIRE_OK(netlink.ReplaceFdb(moved));  // idempotent
+
+  // Entries survive the device going up and down.
+  REQUIRE_OK(netlink.SetLinkUp("vxlan.calico", true));
+  REQUIRE_OK(netlink.SetLinkUp("vxlan.calico", false));
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{stored});
+
+  // Delete names (mac, dst): a dst the entry lacks deletes nothing and is no error.
+  REQUIRE_OK(netlink.DeleteFdb(entry));
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{stored});
+  REQUIRE_OK(netlink.DeleteFdb(moved));
+  CHECK(FdbOf(netlink, index).empty());
+  REQUIRE_OK(netlink.DeleteFdb(moved));  // already gone = success
+
+  // The all-zero MAC (flooding) takes several dsts; it cannot be replaced.
+  FdbEntry flood1{.ifindex = index, .ifname = "", .mac = MacAddress{}, .dst = Ip("192.168.0.9")};
+  FdbEntry flood2{.ifindex = index, .ifname = "", .mac = MacAddress{}, .dst = Ip("192.168.0.10")};
+  REQUIRE_OK(netlink.AppendFdb(flood1));
+  REQUIRE_OK(netlink.AppendFdb(flood2));
+  REQUIRE_OK(netlink.AppendFdb(flood2));
+  flood1.ifname = flood2.ifname = "vxlan.calico";
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{flood1, flood2});
+  REQUIRE_ERRNO(netlink.ReplaceFdb(flood1), kInternal, "EOPNOTSUPP");
+  REQUIRE_OK(netlink.DeleteFdb(flood1));
+  CHECK(FdbOf(netlink, index) == std::vector<FdbEntry>{flood2});
+
+  // Errors.
+  FdbEntry v6 = entry;
+  v6.dst = Ip("fd00::9");
+  REQUIRE_ERRNO(netlink.AppendFdb(v6), kInternal, "EAFNOSUPPORT");
+  FdbEntry no_dst = entry;
+  no_dst.dst.reset();
+  REQUIRE_ERRNO(netlink.AppendFdb(no_dst), kInvalidArgument, "EINVAL");
+  FdbEntry missing = entry;
+  missing.ifname = "nope";
+  REQUIRE_ERRNO(netlink.AppendFdb(missing), kNotFound, "ENODEV");
+  REQUIRE_ERRNO(netlink.ReplaceFdb(missing), kNotFound, "ENODEV");
+  REQUIRE_OK(netlink.DeleteFdb(missing));
+  missing.ifname.clear();
+  missing.ifindex = 999;
+  REQUIRE_ERRNO(netlink.AppendFdb(missing), kNotFound, "ENODEV");
+  REQUIRE_OK(netlink.DeleteFdb(missing));
+  CHECK(ValueOrFail(netlink.ListFdb(999), "ListFdb 999").empty());
+
+  // Deleting the device takes its entries.
+  REQUIRE_OK(netlink.DeleteLink("vxlan.calico"));
+  CHECK(ValueOrFail(netlink.ListFdb(index), "ListFdb").empty());
 }
 
 }  // namespace cases

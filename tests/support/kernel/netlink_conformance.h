@@ -61,12 +61,17 @@ void Sysctls(Harness& harness);
 void IpipTunnel(Harness& harness);
 void BatchedRoutes(Harness& harness);
 void BatchedRoutesAtScale(Harness& harness);
+void VxlanDevice(Harness& harness);
+void Neighbors(Harness& harness);
+void Fdb(Harness& harness);
 }  // namespace cases
 
 // Readable text for failure output (every field, unlike Route::ToString).
 std::string Describe(const Route& route);
 std::string Describe(const Link& link);
 std::string Describe(const Address& address);
+std::string Describe(const Neighbor& neighbor);
+std::string Describe(const FdbEntry& entry);
 
 }  // namespace calico::kernel::testing
 
@@ -87,6 +92,18 @@ template <>
 struct StringMaker<calico::kernel::Address> {
   static std::string convert(const calico::kernel::Address& a) {
     return calico::kernel::testing::Describe(a);
+  }
+};
+template <>
+struct StringMaker<calico::kernel::Neighbor> {
+  static std::string convert(const calico::kernel::Neighbor& n) {
+    return calico::kernel::testing::Describe(n);
+  }
+};
+template <>
+struct StringMaker<calico::kernel::FdbEntry> {
+  static std::string convert(const calico::kernel::FdbEntry& f) {
+    return calico::kernel::testing::Describe(f);
   }
 };
 }  // namespace Catch
@@ -157,4 +174,12 @@ struct StringMaker<calico::kernel::Address> {
                                    BatchedRoutes)                                                \
   CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
                                    "batches of thousands, failures spread over sendmsgs",        \
-                                   BatchedRoutesAtScale)
+                                   BatchedRoutesAtScale)                                         \
+  CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
+                                   "vxlan device: read back, AlreadyExists, errors",             \
+                                   VxlanDevice)                                                  \
+  CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
+                                   "neighbours: replace, list, delete, flushed on down",         \
+                                   Neighbors)                                                    \
+  CALICO_NETLINK_CONFORMANCE_CASE_(prefix, tags, make_harness_expr,                              \
+                                   "vxlan FDB: append, replace, delete, errors", Fdb)

@@ -22,6 +22,7 @@ class NamespaceHandle : public kernel::Netlink {
   absl::StatusOr<kernel::Link> GetLink(std::string_view n) override { return ns_.GetLink(n); }
   absl::Status CreateVeth(const kernel::VethSpec& spec) override;
   absl::Status CreateIpipTunnel(std::string_view name) override { return ns_.CreateIpipTunnel(name); }
+  absl::Status CreateVxlan(const kernel::VxlanSpec& spec) override { return ns_.CreateVxlan(spec); }
   absl::Status DeleteLink(std::string_view name) override;
   absl::Status SetLinkUp(std::string_view n, bool up) override { return ns_.SetLinkUp(n, up); }
   absl::Status SetLinkMtu(std::string_view n, int mtu) override { return ns_.SetLinkMtu(n, mtu); }
@@ -34,6 +35,15 @@ class NamespaceHandle : public kernel::Netlink {
   }
   absl::Status ReplaceAddress(const kernel::Address& a) override { return ns_.ReplaceAddress(a); }
   absl::Status DeleteAddress(const kernel::Address& a) override { return ns_.DeleteAddress(a); }
+  absl::StatusOr<std::vector<kernel::Neighbor>> ListNeighbors(int i) override {
+    return ns_.ListNeighbors(i);
+  }
+  absl::Status ReplaceNeighbor(const kernel::Neighbor& n) override { return ns_.ReplaceNeighbor(n); }
+  absl::Status DeleteNeighbor(const kernel::Neighbor& n) override { return ns_.DeleteNeighbor(n); }
+  absl::StatusOr<std::vector<kernel::FdbEntry>> ListFdb(int i) override { return ns_.ListFdb(i); }
+  absl::Status AppendFdb(const kernel::FdbEntry& f) override { return ns_.AppendFdb(f); }
+  absl::Status ReplaceFdb(const kernel::FdbEntry& f) override { return ns_.ReplaceFdb(f); }
+  absl::Status DeleteFdb(const kernel::FdbEntry& f) override { return ns_.DeleteFdb(f); }
   absl::StatusOr<std::vector<kernel::Route>> ListRoutes(const kernel::RouteFilter& f) override {
     return ns_.ListRoutes(f);
   }
