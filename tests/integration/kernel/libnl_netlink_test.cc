@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -236,6 +237,117 @@ TEST_CASE("LibnlNetlink: errors carry the kernel's errno and its reason", "[inte
   REQUIRE_OK(netlink->SetLinkUp("ct1", true));
   REQUIRE_OK(netlink->ReplaceRoute(Route::Local("10.65.0.3/32", "ct1")));
   CHECK(OK_OR_FAIL(netlink->ListRoutes({.protocol = kProtoBoot})).size() == 1);
+}
+
+net::IpAddress Ip(std::string_view text) {
+  std::optional<net::IpAddress> ip = net::ParseIp(text);
+  REQUIRE(ip.has_value());
+  return *ip;
+}
+
+// One node of Felix's VXLAN mode, programmed only through the seam: underlay `eth0` with
+// `node_ip`/24, vxlan.calico (VNI 4096, port 4789, learning off) with `tunnel_ip`/32, and the
+// remote node's block via its tunnel IP onlink, its neighbour entry and its FDB entry.
+void ProgramVxlanNode(Netlink& nl, std::string_view node_ip, std::string_view tunnel_ip,
+                      std::string_view mac, std::string_view remote_node_ip,
+                      std::string_view remote_tunnel_ip, std::string_view remote_mac,
+                      std::string_view remote_block) {
+  REQUIRE_OK(nl.SetLinkUp("lo", true));
+  REQUIRE_OK(nl.SetLinkUp("eth0", true));
+  const int eth0 = OK_OR_FAIL(nl.GetLink("eth0")).index;
+  REQUIRE_OK(nl.ReplaceAddress({.prefix = {Ip(node_ip), 24}, .ifindex = eth0}));
+  VxlanSpec spec;
+  spec.name = "vxlan.calico";
+  spec.vni = 4096;
+  spec.local = Ip(node_ip);
+  spec.parent = "eth0";
+  spec.mac = Mac(mac);
+  REQUIRE_OK(nl.CreateVxlan(spec));
+  REQUIRE_OK(nl.SetLinkUp("vxlan.calico", true));
+  const int vxlan = OK_OR_FAIL(nl.GetLink("vxlan.calico")).index;
+  REQUIRE_OK(nl.ReplaceAddress({.prefix = {Ip(tunnel_ip), 32}, .ifindex = vxlan}));
+  REQUIRE_OK(nl.ReplaceNeighbor(
+      {.ifindex = vxlan, .ifname = "", .ip = Ip(remote_tunnel_ip), .mac = Mac(remote_mac)}));
+  REQUIRE_OK(nl.AppendFdb({.ifindex = vxlan, .ifname = "", .mac = Mac(remote_mac),
+                           .dst = Ip(remote_node_ip)}));
+  REQUIRE_OK(nl.ReplaceRoute(
+      Route::Via(remote_block, remote_tunnel_ip, "vxlan.calico", /*onlink=*/true)));
+}
+
+TEST_CASE("LibnlNetlink: Felix's VXLAN mode programmed through the seam carries a ping",
+          "[integration][kernel]") {
+  TestNetns a = OK_OR_FAIL(TestNetns::Create("vxlan-a"));
+  TestNetns b = OK_OR_FAIL(TestNetns::Create("vxlan-b"));
+  std::unique_ptr<LibnlNetlink> nl_a = OpenIn(a);
+  std::unique_ptr<LibnlNetlink> nl_b = OpenIn(b);
+  REQUIRE_OK(nl_a->CreateVeth(Pair("eth0", "eth0", ByPath(b.path()))));
+  ProgramVxlanNode(*nl_a, "192.168.50.1", "10.65.0.0", "66:00:00:00:00:0a", "192.168.50.2",
+                   "10.65.1.0", "66:00:00:00:00:0b", "10.65.1.0/26");
+  ProgramVxlanNode(*nl_b, "192.168.50.2", "10.65.1.0", "66:00:00:00:00:0b", "192.168.50.1",
+                   "10.65.0.0", "66:00:00:00:00:0a", "10.65.0.0/26");
+  // A's tunnel address to B's: route via B's VTEP onlink → neighbour → FDB → UDP 4789 to B.
+  ::calico::testing::ExecResult ping = a.Exec("ping -c 1 -W 2 -I 10.65.0.0 10.65.1.0");
+  INFO(ping.output);
+  CHECK(ping.status == 0);
+  // What iproute2 makes of the entry AppendFdb wrote: `bridge fdb append` exactly.
+  ::calico::testing::ExecResult fdb = a.Exec("bridge fdb show dev vxlan.calico");
+  INFO(fdb.output);
+  CHECK(fdb.output.find("66:00:00:00:00:0b dst 192.168.50.2 self permanent") != std::string::npos);
+}
+
+TEST_CASE("LibnlNetlink: the neighbours and FDB entries the kernel makes by itself",
+          "[integration][kernel]") {
+  TestNetns ns = OK_OR_FAIL(TestNetns::Create("vxlan-defaults"));
+  std::unique_ptr<LibnlNetlink> nl = OpenIn(ns);
+  VxlanSpec spec;
+  spec.name = "vxlan.calico";
+  spec.vni = 4096;
+  REQUIRE_OK(nl->CreateVxlan(spec));
+  REQUIRE_OK(nl->SetLinkUp("vxlan.calico", true));
+  const int vxlan = OK_OR_FAIL(nl->GetLink("vxlan.calico")).index;
+  // Without remote/group: no FDB entry at all.
+  CHECK(OK_OR_FAIL(nl->ListFdb(vxlan)).empty());
+  // An up device with IPv6 gets NOARP entries for its multicast groups (ff02::… → 33:33:…).
+  // They may take a moment (MLD join); not permanent, so a reconciler keeps to permanent ones.
+  bool saw_multicast = false;
+  for (int i = 0; i < 20 && !saw_multicast; ++i) {
+    for (const Neighbor& n : OK_OR_FAIL(nl->ListNeighbors(vxlan))) {
+      CHECK_FALSE(n.permanent);
+      CHECK(n.ifname == "vxlan.calico");
+      saw_multicast |= n.ip.family == 6 && n.ip.bytes[0] == 0xff && n.mac[0] == 0x33;
+    }
+    if (!saw_multicast) usleep(50'000);
+  }
+  CHECK(saw_multicast);
+
+  // A vxlan with a remote has the all-zero MAC → remote entry.
+  ::calico::testing::ExecResult made =
+      ns.Exec("ip link add vx-remote type vxlan id 5 dstport 4789 remote 192.168.9.9");
+  REQUIRE(made.status == 0);
+  const int remote = OK_OR_FAIL(nl->GetLink("vx-remote")).index;
+  CHECK(OK_OR_FAIL(nl->ListFdb(remote)) ==
+        std::vector<FdbEntry>{{.ifindex = remote, .ifname = "vx-remote", .mac = MacAddress{},
+                               .dst = Ip("192.168.9.9")}});
+
+  // A device without an FDB of its own (veth) lists its addresses, without dst, and an
+  // "append" adds the MAC to them, ignoring the dst.
+  REQUIRE_OK(nl->CreateVeth(Pair("ct1", "ct1p")));
+  REQUIRE_OK(nl->SetLinkUp("ct1", true));
+  const int veth = OK_OR_FAIL(nl->GetLink("ct1")).index;
+  REQUIRE_OK(nl->AppendFdb({.ifindex = veth, .ifname = "", .mac = Mac("66:00:00:00:00:01"),
+                            .dst = Ip("192.168.0.2")}));
+  std::vector<FdbEntry> veth_fdb = OK_OR_FAIL(nl->ListFdb(veth));
+  std::string listed;
+  for (const FdbEntry& f : veth_fdb) absl::StrAppend(&listed, f.ToString(), "; ");
+  INFO(listed);
+  for (const FdbEntry& f : veth_fdb) CHECK_FALSE(f.dst.has_value());
+  auto has = [&](std::string_view mac) {
+    return std::any_of(veth_fdb.begin(), veth_fdb.end(),
+                       [&](const FdbEntry& f) { return f.mac == Mac(mac); });
+  };
+  CHECK(has("66:00:00:00:00:01"));
+  CHECK(has("33:33:00:00:00:01"));
+  CHECK(has("01:00:5e:00:00:01"));
 }
 
 // Not run by default: `kernel_integration_tests "[bench]"`. The per-pod sequence: veth with

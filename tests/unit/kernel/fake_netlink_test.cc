@@ -193,5 +193,43 @@ TEST_CASE("FakeNetlink: injected failures fire once, in order, without side effe
   CHECK(kernel.ListRoutes({})->size() == 1);
 }
 
+TEST_CASE("FakeNetlink: neighbour and FDB failures are injected, counted and named",
+          "[unit][fake]") {
+  FakeNetlink kernel;
+  VxlanSpec spec;
+  spec.name = "vxlan.calico";
+  spec.vni = 4096;
+  REQUIRE(kernel.CreateVxlan(spec).ok());
+  Neighbor n{.ifindex = 0, .ifname = "vxlan.calico", .ip = *net::ParseIp("10.65.1.0"),
+             .mac = *ParseMac("66:00:00:00:00:01")};
+  FdbEntry f{.ifindex = 0, .ifname = "vxlan.calico", .mac = n.mac,
+             .dst = *net::ParseIp("192.168.0.2")};
+  kernel.ResetCalls();
+  kernel.FailNext(NetlinkOp::kNeighReplace, ENOBUFS);
+  kernel.FailNext(NetlinkOp::kFdbAdd, EPERM);
+  absl::Status neigh = kernel.ReplaceNeighbor(n);
+  CHECK(neigh.code() == absl::StatusCode::kUnavailable);
+  CHECK(neigh.message().find("RTM_NEWNEIGH 10.65.1.0 lladdr 66:00:00:00:00:01 dev vxlan.calico") !=
+        absl::string_view::npos);
+  absl::Status fdb = kernel.AppendFdb(f);
+  CHECK(fdb.code() == absl::StatusCode::kPermissionDenied);
+  CHECK(fdb.message().find(
+            "RTM_NEWNEIGH bridge append 66:00:00:00:00:01 dev vxlan.calico dst 192.168.0.2") !=
+        absl::string_view::npos);
+  CHECK(kernel.Neighbors().empty());
+  CHECK(kernel.Fdb().empty());
+  REQUIRE(kernel.ReplaceNeighbor(n).ok());
+  REQUIRE(kernel.AppendFdb(f).ok());
+  CHECK(kernel.Neighbors().size() == 1);
+  CHECK(kernel.Fdb().size() == 1);
+  CHECK(kernel.Writes() == 4);
+  kernel.FailNext(NetlinkOp::kNeighList, EAGAIN);
+  kernel.FailNext(NetlinkOp::kFdbList, EAGAIN);
+  CHECK(kernel.ListNeighbors(0).status().code() == absl::StatusCode::kUnavailable);
+  CHECK(kernel.ListFdb(0).status().code() == absl::StatusCode::kUnavailable);
+  CHECK(kernel.ListNeighbors(0)->size() == 1);
+  CHECK(kernel.Calls(NetlinkOp::kNeighList) == 2);
+}
+
 }  // namespace
 }  // namespace calico::kernel
