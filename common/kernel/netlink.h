@@ -231,8 +231,8 @@ class Netlink {
 
   // A vxlan device, created down (RTM_NEWLINK, NLM_F_EXCL). AlreadyExists (EEXIST) if the name
   // is taken, and also if another vxlan device here already has this VNI and port (the kernel
-  // allows one per VNI, port and local address); InvalidArgument for a bad name;
-  // NotFound (ENODEV) when `parent` does not exist. Not idempotent: compare GetLink().vxlan with
+  // allows one per VNI, port and local address); InvalidArgument for a bad name; ERANGE
+  // (Internal) for a VNI of 2^24 or more; NotFound (ENODEV) when `parent` does not exist. Not idempotent: compare GetLink().vxlan with
   // the spec, and delete + create a wrongly configured device.
   virtual absl::Status CreateVxlan(const VxlanSpec& spec) = 0;
 
@@ -273,7 +273,7 @@ class Netlink {
   // dst becomes `dst`. The all-zero and multicast MACs cannot be replaced (EOPNOTSUPP).
   virtual absl::Status ReplaceFdb(const FdbEntry& entry) = 0;
   // RTM_DELNEIGH AF_BRIDGE NTF_SELF of (mac, dst): removes that dst of the MAC (the entry with
-  // its last one). No entry for the MAC (ENOENT), a dst the entry does not have (the kernel
+  // its last one; without dst, the whole entry). No entry for the MAC (ENOENT), a dst the entry does not have (the kernel
   // answers 0 and keeps it), or the device gone (ENODEV) = success.
   virtual absl::Status DeleteFdb(const FdbEntry& entry) = 0;
 
