@@ -88,6 +88,40 @@ DesiredTable Skeleton(const LayoutOptions& options) {
     case EndpointToHost::kReturn:
       break;
   }
+  // Host endpoints: traffic of the host through a non-workload interface.
+  IfnameMatch not_in{true, kWorkloadPrefix, true, true}, not_out{false, kWorkloadPrefix, true, true};
+  input.rules.push_back(R({not_in, Jump("from-hep")}));
+  forward.rules.insert(forward.rules.begin() + 2, R({not_in, Jump("from-hep-fwd")}));
+  forward.rules.push_back(R({not_out, Jump("to-hep-fwd")}));
+  Chain output{"output", BaseChain{Hook::kOutput, 0, true}, {}};
+  output.rules = {
+      R({CtStateMatch{kCtEstablished | kCtRelated}, Accept()}),
+      R({not_out, Jump("to-hep")}),
+  };
+  for (const char* map : {kHepInMap, kHepOutMap, kHepFwdInMap, kHepFwdOutMap}) {
+    t.sets[map] = {SetSpec{map, KeyType::kIfname, false, true}, {}};
+  }
+  auto dispatch = [&](const char* name, bool in, const char* map, bool nd) {
+    Chain c{name, std::nullopt, {R({MarkSet{kMarkMask, 0}})}};
+    // IPv6 neighbour discovery and MLD are not policy (as for workloads).
+    for (uint8_t type : {130, 131, 132, 133, 134, 135, 136}) {
+      if (nd) c.rules.push_back(R({L4ProtoMatch{58, false}, IcmpMatch{6, type, -1, false}, Accept()}));
+    }
+    c.rules.push_back(R({IfnameVmap{in, map}}));
+    t.chains[name] = std::move(c);
+  };
+  dispatch("from-hep", true, kHepInMap, true);
+  dispatch("to-hep", false, kHepOutMap, true);
+  dispatch("from-hep-fwd", true, kHepFwdInMap, false);
+  dispatch("to-hep-fwd", false, kHepFwdOutMap, false);
+  for (bool in : {true, false}) {
+    Chain c{in ? kFailsafeInChain : kFailsafeOutChain, std::nullopt, {}};
+    for (const FailsafePort& f : in ? options.failsafe_in : options.failsafe_out) {
+      c.rules.push_back(R({L4ProtoMatch{f.proto, false}, PortMatch{Dir::kDest, f.port, f.port, false}, Accept()}));
+    }
+    t.chains[c.name] = std::move(c);
+  }
+  t.chains[output.name] = std::move(output);
 
   Chain from{"from-wep", std::nullopt, {}};
   from.rules = {
@@ -174,6 +208,44 @@ Chain GroupChain(bool ingress, const EndpointPolicies& policies) {
 }
 
 namespace {
+const char* HostPrefix(HostPath path) {
+  switch (path) {
+    case HostPath::kIn: return "hi";
+    case HostPath::kOut: return "ho";
+    case HostPath::kFwdIn: return "hfi";
+    case HostPath::kFwdOut: return "hfo";
+  }
+  return "h";
+}
+bool Ingress(HostPath path) { return path == HostPath::kIn || path == HostPath::kFwdIn; }
+}  // namespace
+
+std::string HostChainName(HostPath path, const EndpointPolicies& policies) {
+  uint64_t h = Fnv(absl::StrCat(HostPrefix(path), ":", GroupChainName(Ingress(path), policies)));
+  return absl::StrFormat("%s-%016x", HostPrefix(path), h);
+}
+
+Chain HostChain(HostPath path, const EndpointPolicies& policies) {
+  Chain c = GroupChain(Ingress(path), policies);
+  c.name = HostChainName(path, policies);
+  if (path == HostPath::kIn) c.rules.insert(c.rules.begin(), R({Jump(kFailsafeInChain)}));
+  if (path == HostPath::kOut) c.rules.insert(c.rules.begin(), R({Jump(kFailsafeOutChain)}));
+  return c;
+}
+
+void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint) {
+  auto add = [&](HostPath path, const EndpointPolicies& p, const char* map) {
+    Chain c = HostChain(path, p);
+    table.sets[map].elements[endpoint.ifname] = absl::StrCat("goto ", c.name);
+    if (!table.chains.contains(c.name)) table.chains[c.name] = std::move(c);
+  };
+  add(HostPath::kIn, endpoint.in, kHepInMap);
+  add(HostPath::kOut, endpoint.out, kHepOutMap);
+  if (endpoint.fwd_in) add(HostPath::kFwdIn, *endpoint.fwd_in, kHepFwdInMap);
+  if (endpoint.fwd_out) add(HostPath::kFwdOut, *endpoint.fwd_out, kHepFwdOutMap);
+}
+
+namespace {
 
 std::set<std::string> Reachable(const DesiredTable& t, std::initializer_list<const char*> roots) {
   std::set<std::string> seen;
@@ -210,7 +282,7 @@ std::set<std::string> Reachable(const DesiredTable& t, std::initializer_list<con
 DirectionSplit SplitByDirection(const DesiredTable& table) {
   DirectionSplit s;
   s.egress_chains = Reachable(table, {"prerouting"});
-  s.ingress_chains = Reachable(table, {"forward", "input"});
+  s.ingress_chains = Reachable(table, {"forward", "input", "output"});
   for (const auto& [name, chain] : table.chains) {
     bool egress = s.egress_chains.contains(name);
     bool ingress = s.ingress_chains.contains(name) || !egress;

@@ -17,6 +17,7 @@
 // Fail closed: a cali* interface missing from the map is dropped; so is a source address the
 // interface does not own (anti-spoofing, one concatenated iifname . saddr set).
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -55,10 +56,20 @@ enum class Dispatch { kByInterface, kByGroup, kByLinkGroup };
 // ingress and the endpoint-to-host action. Same verdicts; the walk is a third shorter.
 enum class EgressHook { kForwardAndInput, kPrerouting };
 
+// A failsafe port: `meta l4proto <proto> th dport <port> accept` for host endpoints.
+struct FailsafePort {
+  uint8_t proto = 6;
+  uint16_t port = 0;
+  bool operator==(const FailsafePort&) const = default;
+};
+
 struct LayoutOptions {
   EndpointToHost endpoint_to_host = EndpointToHost::kDrop;
   Dispatch dispatch = Dispatch::kByInterface;
   EgressHook egress = EgressHook::kForwardAndInput;
+  // Host endpoints' failsafe ports (the chains failsafe-in / failsafe-out); the policy
+  // compiler fills these from the model (upstream's defaults unless configured).
+  std::vector<FailsafePort> failsafe_in, failsafe_out;
 };
 
 // Base chains (forward, input), the dispatch chains, maps and anti-spoofing sets, empty.
@@ -103,6 +114,41 @@ uint32_t LinkGroupOf(const EndpointPolicies& ingress, const EndpointPolicies& eg
 // Follows the table's dispatch (kByGroup when it has kFromGroupMap): kByGroup adds the group's
 // chain and its from-grp/to-grp element when missing, and the interface's data elements.
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);
+
+// Host endpoints (HostEndpoint with a named interfaceName on this node): the host's own traffic
+// through that interface, and with applyOnForward policies the traffic forwarded through it.
+//   chain input   ...; iifname != "cali*" jump from-hep    (after the workload rules)
+//   chain output  (filter, hook output, priority 0, policy accept)
+//                 ct state established,related accept; oifname != "cali*" jump to-hep
+//   chain forward ct rules; iifname != "cali*" jump from-hep-fwd; (workload rules);
+//                 oifname != "cali*" jump to-hep-fwd
+//   chain from-hep / to-hep: clear the marks; ICMPv6 ND/MLD accepted; iifname/oifname vmap
+//                 @hep-in / @hep-out (ifname : goto hi-/ho-<hash>); a miss is not ours: return
+//   chain from-hep-fwd / to-hep-fwd: clear the marks; vmap @hep-fwd-in / @hep-fwd-out
+//                 (ifname : goto hfi-/hfo-<hash>), only for endpoints that applyOnForward
+//                 policies select in that direction — no element: forwarded traffic allowed
+//   chain hi-/ho-<hash>: jump failsafe-in / failsafe-out (accepts), then the group chain's
+//                 rules (tiers, then profiles; nothing allowing: drop)
+//   chain hfi-/hfo-<hash>: the group chain's rules over applyOnForward policies, no profiles
+// Traffic between the host and its own workloads crosses a cali* interface, never a host
+// endpoint's, so host endpoint policy does not see it (as upstream).
+inline constexpr char kHepInMap[] = "hep-in";
+inline constexpr char kHepOutMap[] = "hep-out";
+inline constexpr char kHepFwdInMap[] = "hep-fwd-in";
+inline constexpr char kHepFwdOutMap[] = "hep-fwd-out";
+inline constexpr char kFailsafeInChain[] = "failsafe-in";
+inline constexpr char kFailsafeOutChain[] = "failsafe-out";
+enum class HostPath { kIn, kOut, kFwdIn, kFwdOut };
+std::string HostChainName(HostPath path, const EndpointPolicies& policies);
+Chain HostChain(HostPath path, const EndpointPolicies& policies);
+struct HostEndpoint {
+  std::string ifname;
+  EndpointPolicies in, out;  // every policy selecting it, and its profiles
+  // applyOnForward policies only (no profiles); nullopt when none selects it that way.
+  std::optional<EndpointPolicies> fwd_in, fwd_out;
+};
+// Its chains (added if missing) and its map elements.
+void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint);
 
 // NAT outgoing (upstream Felix's cali-nat-outgoing): traffic from a pool with natOutgoing to
 // an address outside every enabled pool is masqueraded; to any pool address it is not.

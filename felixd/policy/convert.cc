@@ -520,6 +520,30 @@ absl::StatusOr<Endpoint> EndpointFromResource(const Resource& r) {
   return e;
 }
 
+absl::StatusOr<Endpoint> HostEndpointFromResource(const Resource& r) {
+  const Json& spec = r.object["spec"];
+  Endpoint e;
+  e.host = true;
+  e.name = r.Name();
+  e.node = Str(spec, "node");
+  e.interface = Str(spec, "interfaceName");
+  absl::StatusOr<std::vector<net::Prefix>> ips = NetsAt(spec, "expectedIPs");
+  if (!ips.ok()) return Bad(r, ToStd(ips.status().message()));
+  e.ips = std::move(*ips);
+  e.labels = LabelsAt(r.object["metadata"], "labels");
+  if (const Json* ports = At(spec, "ports")) {
+    for (const Json& p : *ports) {
+      absl::StatusOr<int> proto = ProtocolOf(p["protocol"]);
+      if (!proto.ok()) return Bad(r, ToStd(proto.status().message()));
+      e.ports.push_back(NamedPort{Str(p, "name"), *proto, p["port"].get<int>()});
+    }
+  }
+  if (const Json* profiles = At(spec, "profiles")) {
+    for (const Json& p : *profiles) e.profiles.push_back(p.get<std::string>());
+  }
+  return e;
+}
+
 Resource NamespaceProfile(const std::string& ns, const Labels& labels) {
   Json lta = Json::object();
   for (const auto& [k, v] : labels) lta[std::string(kNamespaceLabelPrefix) + k] = v;
@@ -569,6 +593,9 @@ absl::Status Model::Apply(const Resource& r) {
   } else if (k == "WorkloadEndpoint") {
     ASSIGN_OR_RETURN(Endpoint e, EndpointFromResource(r));
     Put(std::move(e));
+  } else if (k == "HostEndpoint") {
+    ASSIGN_OR_RETURN(Endpoint e, HostEndpointFromResource(r));
+    Put(std::move(e));
   }
   return absl::OkStatus();
 }
@@ -588,6 +615,8 @@ void Model::Remove(const resources::KindInfo& kind, std::string_view ns, std::st
     network_sets_.erase(key);
   } else if (k == "WorkloadEndpoint") {
     endpoints_.erase(std::string(ns) + "/" + n);
+  } else if (k == "HostEndpoint") {
+    endpoints_.erase(std::string(Endpoint::kHostEndpointIdPrefix) + n);
   }
 }
 

@@ -18,6 +18,9 @@ absl::StatusOr<Tier> TierFromResource(const resources::Resource& resource);
 absl::StatusOr<Profile> ProfileFromResource(const resources::Resource& resource);
 absl::StatusOr<NetworkSet> NetworkSetFromResource(const resources::Resource& resource);
 absl::StatusOr<Endpoint> EndpointFromResource(const resources::Resource& resource);
+// projectcalico.org/v3 HostEndpoint → an Endpoint with host = true (expectedIPs as its ips,
+// interfaceName as its interface, labels, profiles, named ports; no implicit labels).
+absl::StatusOr<Endpoint> HostEndpointFromResource(const resources::Resource& resource);
 
 // The kns.<ns> Profile as upstream's namespace controller writes it: allow all ingress and
 // egress, labelsToApply pcns.<key> for each namespace label plus pcns.projectcalico.org/name.

@@ -23,6 +23,9 @@ std::string DirectionVerdict::Describe() const {
       out += "profile " + profile + " " + RuleName(rule_index, rule_origin);
       out += policy_applied ? " after every applied tier passed" : " (no policy selects the endpoint)";
       break;
+    case Reason::kFailsafe:
+      out += "failsafe port " + failsafe;
+      break;
     case Reason::kNoProfileAllowed:
       out += policy_applied ? "default deny (every applied tier passed and no profile matched)"
                             : "default deny (no policy selects the endpoint and no profile matched)";
@@ -40,7 +43,7 @@ const DirectionVerdict* Verdict::Deciding() const {
 
 std::string Verdict::Describe() const {
   std::string out = allowed ? "allow" : "deny";
-  if (!egress && !ingress) return out + ": neither end is a workload endpoint";
+  if (!egress && !ingress) return out + ": neither end is a workload or host endpoint";
   if (egress) out += "; " + egress->Describe();
   if (ingress) out += "; " + ingress->Describe();
   return out;
@@ -131,19 +134,59 @@ DirectionVerdict EvaluateDirection(const Model& model, const Endpoint& endpoint,
   return v;
 }
 
+bool ProgrammedHostEndpoint(const Endpoint& endpoint) {
+  return endpoint.host && !endpoint.interface.empty() && endpoint.interface != "*";
+}
+
+namespace {
+
+// A host endpoint's side of a packet of the host: failsafe ports first.
+DirectionVerdict EvaluateHost(const Model& model, const Endpoint& host, Direction dir,
+                              const PacketContext& ctx) {
+  const Packet& p = ctx.packet;
+  const std::vector<FailsafePort>& ports =
+      dir == Direction::kIngress ? model.failsafe().inbound : model.failsafe().outbound;
+  for (const FailsafePort& f : ports) {
+    if (f.protocol != p.protocol || f.port != p.dst_port) continue;
+    DirectionVerdict v;
+    v.direction = dir;
+    v.endpoint = host.Id();
+    v.allowed = true;
+    v.reason = Reason::kFailsafe;
+    v.failsafe = FormatFailsafePorts({f});
+    return v;
+  }
+  return EvaluateDirection(model, host, dir, ctx);
+}
+
+// The host endpoint checked for this end, if any: programmed, and the other end is not a
+// workload of the same host.
+const Endpoint* HostSide(const Endpoint* host, const Endpoint* other_workload) {
+  if (!host || !ProgrammedHostEndpoint(*host)) return nullptr;
+  if (other_workload && other_workload->node == host->node) return nullptr;
+  return host;
+}
+
+}  // namespace
+
 Verdict Explain(const Model& model, const Packet& packet) {
   PacketContext ctx = ContextFor(model, packet);
   Verdict out;
   out.allowed = true;
   if (ctx.src_endpoint) {
     out.egress = EvaluateDirection(model, *ctx.src_endpoint, Direction::kEgress, ctx);
-    if (!out.egress->allowed) {
-      out.allowed = false;
-      return out;
-    }
+  } else if (const Endpoint* host = HostSide(ctx.src_host, ctx.dst_endpoint)) {
+    out.egress = EvaluateHost(model, *host, Direction::kEgress, ctx);
+  }
+  if (out.egress && !out.egress->allowed) {
+    out.allowed = false;
+    return out;
   }
   if (ctx.dst_endpoint) {
     out.ingress = EvaluateDirection(model, *ctx.dst_endpoint, Direction::kIngress, ctx);
+    out.allowed = out.ingress->allowed;
+  } else if (const Endpoint* host = HostSide(ctx.dst_host, ctx.src_endpoint)) {
+    out.ingress = EvaluateHost(model, *host, Direction::kIngress, ctx);
     out.allowed = out.ingress->allowed;
   }
   return out;

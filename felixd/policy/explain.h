@@ -25,6 +25,7 @@ enum class Reason {
   kEndOfTier,         // a tier applied and nothing in it decided (defaultAction Deny)
   kProfileRule,       // a profile rule's Allow or Deny
   kNoProfileAllowed,  // policies passed or none applied, and no profile decided: deny
+  kFailsafe,          // a host endpoint's failsafe port (FailsafeInbound/OutboundHostPorts)
 };
 
 struct DirectionVerdict {
@@ -38,16 +39,24 @@ struct DirectionVerdict {
   int rule_index = -1;          // kRule, kProfileRule: index in the policy's (profile's) rules
   std::string rule_origin;      // "spec.ingress[0].from[1] TCP"
   std::string profile;          // kProfileRule
+  std::string failsafe;         // kFailsafe: "tcp:22"
   std::vector<std::string> trace;  // Pass and Log steps on the way, in order
 
   // e.g. "egress of ns1/a: allowed by tier default policy ns1/knp.default.x rule 0 (spec.egress[0])"
   std::string Describe() const;
 };
 
+// Host endpoints: an address in a HostEndpoint's expectedIPs is the host itself through that
+// endpoint's interface, so a packet from it is the host endpoint's egress and a packet to it the
+// host endpoint's ingress, as traffic of the host (the input/output path; forwarded traffic
+// through a host endpoint is not explained). Failsafe ports allow first; then tiers and profiles
+// as for workloads (no policy and no profile: deny). Traffic between a host and a workload on
+// that host is not checked on the host's side (as upstream). Host endpoints felixd does not
+// program (interfaceName empty or "*") are not checked either.
 struct Verdict {
   bool allowed = false;
-  std::optional<DirectionVerdict> egress;   // set when the source is a workload
-  std::optional<DirectionVerdict> ingress;  // set when the destination is a workload and egress allowed
+  std::optional<DirectionVerdict> egress;   // set when the source is a workload or host endpoint
+  std::optional<DirectionVerdict> ingress;  // likewise the destination, when egress allowed
   // The step that decided a deny (the first denying direction), else the last allowing one;
   // nullptr when neither end is a workload (allowed: not ours to police).
   const DirectionVerdict* Deciding() const;
@@ -59,5 +68,8 @@ DirectionVerdict EvaluateDirection(const Model& model, const Endpoint& endpoint,
                                    const PacketContext& ctx);
 // The whole path: source's egress, then destination's ingress, endpoints resolved by address.
 Verdict Explain(const Model& model, const Packet& packet);
+
+// Whether felixd programs this host endpoint's interface (a named interface; not "" or "*").
+bool ProgrammedHostEndpoint(const Endpoint& endpoint);
 
 }  // namespace calico::felixd::policy

@@ -11,7 +11,7 @@ EntityView ViewOf(const Model& model, const Endpoint& endpoint) {
   v.endpoint = &endpoint;
   v.ns = endpoint.ns;
   v.labels = model.EffectiveLabels(endpoint);
-  v.namespace_labels = model.NamespaceLabels(endpoint.ns);
+  if (!endpoint.host) v.namespace_labels = model.NamespaceLabels(endpoint.ns);
   if (!endpoint.service_account.empty()) {
     v.sa_labels = model.ServiceAccountLabels(endpoint.ns, endpoint.service_account);
   }
@@ -108,6 +108,8 @@ PacketContext ContextFor(const Model& model, const Packet& packet) {
   ctx.dst_entities = EntitiesAt(model, packet.dst);
   ctx.src_endpoint = model.EndpointByIp(packet.src);
   ctx.dst_endpoint = model.EndpointByIp(packet.dst);
+  ctx.src_host = model.HostEndpointByIp(packet.src);
+  ctx.dst_host = model.HostEndpointByIp(packet.dst);
   return ctx;
 }
 
@@ -174,8 +176,11 @@ bool RuleMatches(const Rule& rule, const PacketContext& ctx) {
   if (rule.not_protocol && *rule.not_protocol == p.protocol) return false;
   if (rule.icmp && !IcmpMatches(*rule.icmp, p)) return false;
   if (rule.not_icmp && IcmpMatches(*rule.not_icmp, p)) return false;
-  return SideMatches(rule.source, p.src, p.src_port, p.protocol, ctx.src_entities, ctx.src_endpoint) &&
-         SideMatches(rule.destination, p.dst, p.dst_port, p.protocol, ctx.dst_entities, ctx.dst_endpoint);
+  // Named ports resolve on the workload at the address, else the host endpoint listing it.
+  const Endpoint* src = ctx.src_endpoint ? ctx.src_endpoint : ctx.src_host;
+  const Endpoint* dst = ctx.dst_endpoint ? ctx.dst_endpoint : ctx.dst_host;
+  return SideMatches(rule.source, p.src, p.src_port, p.protocol, ctx.src_entities, src) &&
+         SideMatches(rule.destination, p.dst, p.dst_port, p.protocol, ctx.dst_entities, dst);
 }
 
 }  // namespace calico::felixd::policy

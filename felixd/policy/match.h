@@ -49,8 +49,10 @@ struct PacketContext {
   Packet packet;
   std::vector<EntityView> src_entities;
   std::vector<EntityView> dst_entities;
-  const Endpoint* src_endpoint = nullptr;
+  const Endpoint* src_endpoint = nullptr;  // workload endpoints
   const Endpoint* dst_endpoint = nullptr;
+  const Endpoint* src_host = nullptr;  // host endpoints listing the address in expectedIPs
+  const Endpoint* dst_host = nullptr;
 };
 PacketContext ContextFor(const Model& model, const Packet& packet);
 

@@ -4,6 +4,9 @@
 #include <limits>
 #include <set>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
 namespace calico::felixd::policy {
 
 std::string_view ToString(Action action) {
@@ -159,11 +162,78 @@ Labels Model::EffectiveLabels(const Endpoint& endpoint) const {
 
 const Endpoint* Model::EndpointByIp(const net::IpAddress& ip) const {
   for (const auto& [_, e] : endpoints_) {
+    if (e.host) continue;
     for (const net::Prefix& p : e.ips) {
       if (net::Contains(p, ip)) return &e;
     }
   }
   return nullptr;
+}
+
+const Endpoint* Model::HostEndpointByIp(const net::IpAddress& ip) const {
+  for (const auto& [_, e] : endpoints_) {
+    if (!e.host) continue;
+    for (const net::Prefix& p : e.ips) {
+      if (net::Contains(p, ip)) return &e;
+    }
+  }
+  return nullptr;
+}
+
+Failsafe DefaultFailsafe() {
+  Failsafe f;
+  f.inbound = {{kProtoTcp, 22}, {kProtoUdp, 68}};
+  f.outbound = {{kProtoUdp, 53}, {kProtoUdp, 67}};
+  for (int port : {179, 2379, 2380, 5473, 6443, 6666, 6667}) {
+    f.inbound.push_back({kProtoTcp, port});
+    f.outbound.push_back({kProtoTcp, port});
+  }
+  return f;
+}
+
+absl::StatusOr<std::vector<FailsafePort>> ParseFailsafePorts(std::string_view text) {
+  std::vector<FailsafePort> out;
+  if (text.empty() || text == "none" || text == "[]") return out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string_view entry = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    start = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    auto bad = [&](std::string_view why) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("failsafe port \"", std::string(entry), "\": ", std::string(why)));
+    };
+    FailsafePort p;
+    std::string_view port = entry;
+    if (size_t colon = entry.find(':'); colon != std::string_view::npos) {
+      std::string_view proto = entry.substr(0, colon);
+      port = entry.substr(colon + 1);
+      if (port.find(':') != std::string_view::npos) {
+        return bad("the proto:cidr:port form is not supported; use proto:port");
+      }
+      if (proto == "tcp" || proto == "TCP") p.protocol = kProtoTcp;
+      else if (proto == "udp" || proto == "UDP") p.protocol = kProtoUdp;
+      else if (proto == "sctp" || proto == "SCTP") p.protocol = kProtoSctp;
+      else return bad("protocol must be tcp, udp or sctp");
+    }
+    int value = 0;
+    if (!absl::SimpleAtoi(absl::string_view(port.data(), port.size()), &value) || value < 1 || value > 65535) {
+      return bad("port must be a number in [1,65535]");
+    }
+    p.port = value;
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  }
+  return out;
+}
+
+std::string FormatFailsafePorts(const std::vector<FailsafePort>& ports) {
+  if (ports.empty()) return "none";
+  std::string out;
+  for (const FailsafePort& p : ports) {
+    const char* proto = p.protocol == kProtoUdp ? "udp" : p.protocol == kProtoSctp ? "sctp" : "tcp";
+    absl::StrAppend(&out, out.empty() ? "" : ",", proto, ":", p.port);
+  }
+  return out;
 }
 
 }  // namespace calico::felixd::policy

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/net/ip.h"
 #include "common/resources/resource.h"
 #include "common/resources/selector/selector.h"
@@ -161,20 +162,50 @@ struct NamedPort {
   int port = 0;
 };
 
-struct Endpoint {  // a WorkloadEndpoint
+// A WorkloadEndpoint, or (host == true) a HostEndpoint: the host's own traffic through
+// `interface` (interfaceName; "*" means all of the host's interfaces), `ips` its expectedIPs
+// (what selectors see of the host as a peer), not namespaced.
+struct Endpoint {
   std::string ns;
   std::string name;
   std::string node;
-  std::string interface;  // host-side interface (cali...)
+  std::string interface;  // host-side interface (cali...), or the host endpoint's interfaceName
   std::vector<net::Prefix> ips;
+  bool host = false;
   // metadata.labels plus the implicit projectcalico.org/{namespace,orchestrator,serviceaccount}.
   Labels labels;
   std::string service_account;
   std::vector<NamedPort> ports;
   std::vector<std::string> profiles;
 
-  std::string Id() const { return ns + "/" + name; }
+  // "ns/name" for workloads; "hep:name" for host endpoints (never contains a '/', so the two
+  // cannot collide).
+  std::string Id() const { return host ? std::string(kHostEndpointIdPrefix) + name : ns + "/" + name; }
+  static constexpr std::string_view kHostEndpointIdPrefix = "hep:";
 };
+
+// Failsafe ports (upstream FailsafeInboundHostPorts / FailsafeOutboundHostPorts): traffic to
+// these destination ports is always allowed into (inbound) or out of (outbound) the host
+// through a host endpoint, whatever the policy says.
+struct FailsafePort {
+  int protocol = kProtoTcp;
+  int port = 0;
+  bool operator==(const FailsafePort&) const = default;
+};
+struct Failsafe {
+  std::vector<FailsafePort> inbound;
+  std::vector<FailsafePort> outbound;
+  bool operator==(const Failsafe&) const = default;
+};
+// Upstream's defaults: in tcp:22, udp:68, tcp:179, tcp:2379, tcp:2380, tcp:5473, tcp:6443,
+// tcp:6666, tcp:6667; out udp:53, udp:67, tcp:179, tcp:2379, tcp:2380, tcp:5473, tcp:6443,
+// tcp:6666, tcp:6667.
+Failsafe DefaultFailsafe();
+// "tcp:22,udp:68,179" (no protocol: tcp, as upstream), or "none" / "" / "[]" for no ports.
+// InvalidArgument naming the entry for anything else (upstream's "proto:cidr:port" form is not
+// supported and says so).
+absl::StatusOr<std::vector<FailsafePort>> ParseFailsafePorts(std::string_view text);
+std::string FormatFailsafePorts(const std::vector<FailsafePort>& ports);
 
 struct NetworkSet {  // NetworkSet (ns set) or GlobalNetworkSet (ns empty)
   std::string ns;
@@ -198,7 +229,8 @@ struct Profile {
 class Model {
  public:
   // Adds or replaces what a resource describes: NetworkPolicy, GlobalNetworkPolicy, Kubernetes
-  // NetworkPolicy, Tier, Profile, NetworkSet, GlobalNetworkSet, WorkloadEndpoint. Other kinds are
+  // NetworkPolicy, Tier, Profile, NetworkSet, GlobalNetworkSet, WorkloadEndpoint, HostEndpoint.
+  // Other kinds are
   // ignored (OK). InvalidArgument (naming the object) if it cannot be converted; the model is
   // then unchanged.
   absl::Status Apply(const resources::Resource& resource);
@@ -242,6 +274,12 @@ class Model {
 
   // The workload endpoint owning an address (first by Id() if several claim it).
   const Endpoint* EndpointByIp(const net::IpAddress& ip) const;
+  // The host endpoint listing an address in its expectedIPs (first by Id()).
+  const Endpoint* HostEndpointByIp(const net::IpAddress& ip) const;
+
+  // Failsafe ports (felixd configuration, not a resource): what Explain and the table allow.
+  void SetFailsafe(Failsafe failsafe) { failsafe_ = std::move(failsafe); }
+  const Failsafe& failsafe() const { return failsafe_; }
 
  private:
   std::map<std::string, Endpoint> endpoints_;
@@ -249,6 +287,7 @@ class Model {
   std::map<std::string, Tier> tiers_;
   std::map<std::string, NetworkSet> network_sets_;
   std::map<std::string, Profile> profiles_;
+  Failsafe failsafe_ = DefaultFailsafe();
 };
 
 // Policy order: order (nullopt last), then Id().

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/net/ip.h"
+#include "felixd/policy/explain.h"
 
 namespace calico::felixd::policy_compiler {
 namespace {
@@ -347,7 +348,14 @@ CompiledRules CompileRules(const std::vector<policy::Rule>& rules, const Options
 
 const nft::DesiredTable& Compiler::Build(const policy::Model& model,
                                           const policy::SelectionIndex& index) {
-  table_ = nft::Skeleton(options_.layout);
+  nft::LayoutOptions layout = options_.layout;
+  for (const policy::FailsafePort& f : model.failsafe().inbound) {
+    layout.failsafe_in.push_back({uint8_t(f.protocol), uint16_t(f.port)});
+  }
+  for (const policy::FailsafePort& f : model.failsafe().outbound) {
+    layout.failsafe_out.push_back({uint8_t(f.protocol), uint16_t(f.port)});
+  }
+  table_ = nft::Skeleton(layout);
   endpoints_.clear();
   combos_.clear();
   group_owner_.clear();
@@ -374,6 +382,14 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
   }
   // A profile that appeared or vanished changes the group chains of the endpoints naming it.
   std::set<std::string> endpoints(delta.endpoints_changed.begin(), delta.endpoints_changed.end());
+  // A host endpoint's forward chains depend on its policies' applyOnForward, which a policy
+  // change can flip without changing which endpoints it selects: re-render the (few) local
+  // host endpoints; unchanged ones cost nothing in the delta.
+  if (!changed.policies.empty()) {
+    for (const auto& [id, state] : endpoints_) {
+      if (state.host) endpoints.insert(id);
+    }
+  }
   if (!changed.profiles.empty()) {
     for (const auto& [id, state] : endpoints_) {
       for (const std::string& p : changed.profiles) {
@@ -447,6 +463,9 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
   auto it = model.endpoints().find(id);
   const policy::Endpoint* e = it == model.endpoints().end() ? nullptr : &it->second;
   if (e && ((!options_.node.empty() && e->node != options_.node) || e->interface.empty())) e = nullptr;
+  // Host endpoints: a named interface only ("*" and expectedIPs-only endpoints are not
+  // programmed; their addresses still fill selector sets).
+  if (e && e->host && !policy::ProgrammedHostEndpoint(*e)) e = nullptr;
 
   std::optional<EndpointState> next;
   if (e) {
@@ -478,17 +497,42 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     // AddEndpoint on an empty copy of the skeleton's sets says what this endpoint contributes.
     nft::DesiredTable scratch;
     for (const std::string& name : skeleton_sets_) scratch.sets[name].spec = table_.sets.at(name).spec;
+    next->host = e->host;
+    if (e->host) {
+      nft::HostEndpoint he;
+      he.ifname = e->interface;
+      he.in = ep_in;
+      he.out = ep_out;
+      // Forwarded traffic: applyOnForward policies only, no profiles (upstream: with none
+      // selecting the endpoint in a direction, forwarded traffic is allowed that way).
+      for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+        nft::EndpointPolicies fwd;
+        for (const policy::TierPolicies& tier : pols.For(d)) {
+          nft::TierChains tc;
+          for (const std::string& p : tier.policies) {
+            auto pol = model.policies().find(p);
+            if (pol != model.policies().end() && pol->second.apply_on_forward) {
+              tc.policy_chains.push_back(PolicyChainName(p, d));
+            }
+          }
+          tc.pass_at_end = tier.default_action == policy::TierDefault::kPass;
+          if (!tc.policy_chains.empty()) fwd.tiers.push_back(std::move(tc));
+        }
+        if (!fwd.tiers.empty()) (d == Direction::kIngress ? he.fwd_in : he.fwd_out) = std::move(fwd);
+      }
+      nft::AddHostEndpoint(scratch, he);
+    }
     nft::Endpoint ne;
     ne.ifname = e->interface;
     for (const net::Prefix& ip : e->ips) ne.addresses.push_back(net::FormatIp(ip.addr));
     ne.ingress = ep_in;
     ne.egress = ep_out;
-    if (options_.layout.dispatch == nft::Dispatch::kByLinkGroup) {
+    if (options_.layout.dispatch == nft::Dispatch::kByLinkGroup && !e->host) {
       next->combo = nft::GroupChainName(true, ep_in) + "+" + nft::GroupChainName(false, ep_out);
       next->ifname = e->interface;
       ne.link_group = AcquireGroup(next->combo, nft::LinkGroupOf(ep_in, ep_out));
     }
-    nft::AddEndpoint(scratch, ne);
+    if (!e->host) nft::AddEndpoint(scratch, ne);
     for (auto& [name, chain] : scratch.chains) {
       next->chains.push_back(name);
       if (group_refs_[name]++ == 0) PutChain(std::move(chain), nullptr, index, delta);

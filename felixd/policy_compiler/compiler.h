@@ -81,6 +81,7 @@ class Compiler {
     std::vector<std::string> profiles;         // profile names (their chains)
     std::string combo;                         // kByLinkGroup: its (ingress, egress) chains
     std::string ifname;
+    bool host = false;  // a host endpoint (its chains and hep-* elements)
   };
   struct ElementRef {  // endpoints may share an element (a group's map entry)
     std::string value;

@@ -186,6 +186,7 @@ grpc::Status DataplaneService::ExplainPolicy(grpc::ServerContext*, const pb::Exp
       case policy::Reason::kEndOfTier: out->set_reason("end-of-tier"); break;
       case policy::Reason::kProfileRule: out->set_reason("profile-rule"); break;
       case policy::Reason::kNoProfileAllowed: out->set_reason("no-profile-allowed"); break;
+      case policy::Reason::kFailsafe: out->set_reason("failsafe"); break;
     }
     out->set_tier(d.tier);
     out->set_policy(d.policy);

@@ -135,7 +135,9 @@ TEST_CASE("egress at prerouting: one base chain jumps from-wep, forward and inpu
   CHECK(pre.rules.front().ToString() == "ct state established,related accept");
   CHECK(!jumps_from_wep(t.chains.at("forward")));
   CHECK(!jumps_from_wep(t.chains.at("input")));
-  CHECK(t.chains.at("input").rules.back().ToString() == "iifname \"cali*\" drop");
+  const std::vector<Rule>& in_rules = t.chains.at("input").rules;
+  CHECK(in_rules[in_rules.size() - 2].ToString() == "iifname \"cali*\" drop");
+  CHECK(in_rules.back().ToString() == "iifname != \"cali*\" jump from-hep");  // host endpoints
   CHECK(ToNftScript(t).find("add chain inet calico prerouting { type filter hook prerouting priority 0; policy accept; }") != std::string::npos);
   FakeNftables kernel;
   REQUIRE(kernel.Apply(ComputeDelta(t, std::nullopt)).ok());
@@ -226,12 +228,15 @@ TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and
   DirectionSplit s = SplitByDirection(t);
   CHECK(s.egress_chains == std::set<std::string>{"prerouting", "from-wep", GroupChainName(false, out),
                                                  "po-e", "pro-all"});
-  CHECK(s.ingress_chains == std::set<std::string>{"forward", "input", "to-wep",
+  // Host endpoint dispatch (input, output, forward) stays with the ingress side.
+  CHECK(s.ingress_chains == std::set<std::string>{"forward", "input", "output", "to-wep",
                                                   GroupChainName(true, in), "po-i", "pro-all",
-                                                  "stray"});
+                                                  "stray", "from-hep", "to-hep", "from-hep-fwd",
+                                                  "to-hep-fwd", "failsafe-in", "failsafe-out"});
   CHECK(s.egress_sets == std::set<std::string>{kFromWepMap, kFromGroupMap, kWepSrc4, kWepSrc6,
                                                "sel", "sel-out"});
-  CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused"});
+  CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused", kHepInMap,
+                                                kHepOutMap, kHepFwdInMap, kHepFwdOutMap});
   CHECK(s.egress.sets.at("sel") == t.sets.at("sel"));
   CHECK(s.ingress.sets.at("sel") == t.sets.at("sel"));
   // Each part is a whole table: every reference resolves.

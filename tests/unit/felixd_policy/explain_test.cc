@@ -973,3 +973,108 @@ spec:
 
 }  // namespace
 }  // namespace calico::felixd::policy::testing
+
+namespace calico::felixd::policy::testing {
+namespace {
+
+// Host endpoints (upstream's HostEndpoint reference and "failsafe rules"): the host through a
+// named interface; failsafe ports open whatever the policy; no policy and no profile: deny;
+// traffic between the host and its own workloads is not host endpoint policy.
+TEST_CASE("host endpoints: failsafe ports, default deny, policy, own workloads exempt", "[unit][policy][explain][hostendpoint]") {
+  World w = Cluster();
+  w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth0, labels: {role: host}}
+spec:
+  node: node1
+  interfaceName: eth0
+  expectedIPs: [192.168.1.10]
+  ports: [{name: admin, protocol: TCP, port: 9443}]
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-any}
+spec: {node: node1, interfaceName: "*", expectedIPs: [192.168.1.11]}
+)");
+  const Endpoint& hep = w.model.endpoints().at("hep:node1-eth0");
+  CHECK(hep.host);
+  CHECK(hep.labels == Labels{{"role", "host"}});  // no implicit namespace label
+  CHECK(w.model.HostEndpointByIp(*net::ParseIp("192.168.1.10")) == &hep);
+  CHECK(w.model.EndpointByIp(*net::ParseIp("192.168.1.10")) == nullptr);  // not a workload
+
+  // No policy: deny, except the failsafe ports (upstream's defaults).
+  CHECK_FALSE(w.Tcp(kOutside, "192.168.1.10", 80));
+  Verdict ssh = w.Probe(World::TcpPacket(kOutside, "192.168.1.10", 22));
+  CHECK(ssh.allowed);
+  REQUIRE(ssh.ingress);
+  CHECK(ssh.ingress->reason == Reason::kFailsafe);
+  CHECK(ssh.ingress->failsafe == "tcp:22");
+  CHECK(w.Udp(kOutside, "192.168.1.10", 68));
+  CHECK_FALSE(w.Udp(kOutside, "192.168.1.10", 53));  // 53 is outbound only
+  CHECK(w.Udp("192.168.1.10", kOutside, 53));
+  CHECK(w.Tcp("192.168.1.10", kOutside, 6443));
+  CHECK_FALSE(w.Tcp("192.168.1.10", kOutside, 22));  // 22 is inbound only
+  // "*" is not programmed by felixd: not checked.
+  CHECK(w.Tcp(kOutside, "192.168.1.11", 80));
+  // The host and a workload of the same node: not host endpoint policy (the pods are node1's).
+  CHECK(w.Tcp(kWeb, "192.168.1.10", 80));
+  CHECK(w.Tcp("192.168.1.10", kWeb, 80));
+
+  w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: host}
+spec:
+  selector: role == 'host'
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [admin]}
+  - action: Allow
+    protocol: TCP
+    source: {selector: app == 'web'}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: to-host}
+spec:
+  selector: app == 'client'
+  types: [Egress]
+  egress:
+  - action: Allow
+    destination: {selector: role == 'host'}
+)");
+  CHECK(w.Tcp(kOutside, "192.168.1.10", 9443));  // named port on the host endpoint
+  CHECK_FALSE(w.Tcp(kOutside, "192.168.1.10", 80));
+  Verdict end = w.Probe(World::TcpPacket(kOutside, "192.168.1.10", 80));
+  REQUIRE(end.ingress);
+  CHECK(end.ingress->reason == Reason::kEndOfTier);
+  CHECK(end.ingress->endpoint == "hep:node1-eth0");
+  // A workload selects the host as a peer by its labels (expectedIPs are its addresses).
+  CHECK(w.Tcp(kClient, "192.168.1.10", 80));
+  CHECK_FALSE(w.Tcp(kClient, kOutside, 80));
+
+  SECTION("failsafe ports configured") {
+    absl::StatusOr<std::vector<FailsafePort>> in = ParseFailsafePorts("tcp:2222, udp:500,179");
+    CHECK_FALSE(in.ok());  // spaces are not upstream's syntax
+    in = ParseFailsafePorts("tcp:2222,udp:500,179");
+    REQUIRE(in.ok());
+    CHECK(*in == std::vector<FailsafePort>{{kProtoTcp, 2222}, {kProtoUdp, 500}, {kProtoTcp, 179}});
+    CHECK(FormatFailsafePorts(*in) == "tcp:2222,udp:500,tcp:179");
+    CHECK(ParseFailsafePorts("none")->empty());
+    CHECK(ParseFailsafePorts("[]")->empty());
+    CHECK_FALSE(ParseFailsafePorts("tcp:10.0.0.0/8:22").ok());  // CIDR form: said clearly
+    CHECK(ParseFailsafePorts("tcp:10.0.0.0/8:22").status().message().find("not supported") != std::string::npos);
+    CHECK_FALSE(ParseFailsafePorts("icmp:8").ok());
+    CHECK_FALSE(ParseFailsafePorts("tcp:0").ok());
+    CHECK_FALSE(ParseFailsafePorts("tcp:65536").ok());
+    w.model.SetFailsafe(Failsafe{*in, {}});
+    CHECK_FALSE(w.Tcp(kOutside, "192.168.1.10", 22));
+    CHECK(w.Tcp(kOutside, "192.168.1.10", 2222));
+    CHECK_FALSE(w.Udp("192.168.1.10", kOutside, 53));
+  }
+}
+
+}  // namespace
+}  // namespace calico::felixd::policy::testing

@@ -425,5 +425,265 @@ TEST_CASE("incremental: a pod joining a selector is a handful of elements", "[un
   d.Check();
 }
 
+
+// ---- Host endpoints ----
+
+constexpr char kHostEndpoints[] = R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth9, labels: {role: host, zone: a}}
+spec:
+  node: node1
+  interfaceName: eth9
+  expectedIPs: [192.168.9.10, fd09::10]
+  ports: [{name: admin, protocol: TCP, port: 9443}]
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth8, labels: {role: bare}}
+spec: {node: node1, interfaceName: eth8, expectedIPs: [192.168.8.10]}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node2-eth9, labels: {role: host}}
+spec: {node: node2, interfaceName: eth9, expectedIPs: [192.168.9.20]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: host-in}
+spec:
+  order: 10
+  selector: role == 'host'
+  types: [Ingress, Egress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source: {nets: [203.0.113.0/24]}
+    destination: {ports: [80, admin]}
+  - action: Deny
+    protocol: TCP
+    destination: {ports: [8080]}
+  egress:
+  - action: Allow
+    protocol: UDP
+    destination: {ports: [5353]}
+  - action: Allow
+    protocol: TCP
+    destination: {selector: role == 'host'}
+)";
+
+// Peers and ports for host probes: failsafe (22, 68, 179, 53, 67), allowed, denied, other.
+std::vector<Packet> HostProbes(const std::vector<std::string>& hosts) {
+  std::vector<Packet> out;
+  for (const std::string& peer : {"203.0.113.9", "198.51.100.9", "192.168.9.20"}) {
+    for (const std::string& host : hosts) {
+      for (int port : {22, 80, 179, 443, 8080, 9443, 6443}) {
+        out.push_back(World::Make(peer, host, policy::kProtoTcp, port));
+        out.push_back(World::Make(host, peer, policy::kProtoTcp, port));
+      }
+      for (int port : {53, 67, 68, 5353, 5000}) {
+        out.push_back(World::Make(peer, host, policy::kProtoUdp, port));
+        out.push_back(World::Make(host, peer, policy::kProtoUdp, port));
+      }
+      out.push_back(World::PingPacket(peer, host));
+    }
+  }
+  return out;
+}
+
+// Host probes through `input` (peer → host, arriving on the endpoint's interface) and `output`
+// (host → peer) against Explain. Returns the number of probes.
+int CheckHostOracle(const policy::Model& model, const nft::DesiredTable& table) {
+  Interpreter interp(table);
+  int n = 0, mismatches = 0;
+  for (const Packet& p : HostProbes({"192.168.9.10", "192.168.8.10"})) {
+    const policy::Endpoint* dst = model.HostEndpointByIp(p.dst);
+    const policy::Endpoint* src = model.HostEndpointByIp(p.src);
+    bool inbound = dst != nullptr && dst->node == "node1";
+    const policy::Endpoint* host = inbound ? dst : src;
+    Probe probe;
+    probe.packet = p;
+    probe.iif = inbound ? host->interface : "lo";
+    probe.oif = inbound ? "lo" : host->interface;
+    bool got = interp.Hook(inbound ? "input" : "output", probe);
+    policy::Verdict want = policy::Explain(model, p);
+    // Only the local host's side is in this table; a remote host endpoint peer is checked on its
+    // own node (and when it denies, Explain stops before this side).
+    if (inbound && want.egress && !want.egress->allowed) continue;
+    bool want_allowed = inbound ? (want.ingress ? want.ingress->allowed : true)
+                                : (want.egress ? want.egress->allowed : true);
+    ++n;
+    if (got != want_allowed && ++mismatches <= 5) {
+      FAIL_CHECK(p.ToString() << (inbound ? " input: " : " output: ") << (got ? "allow" : "deny")
+                              << ", Explain " << want.Describe());
+    }
+  }
+  CHECK(mismatches == 0);
+  return n;
+}
+
+TEST_CASE("host endpoints: input/output verdicts equal Explain; failsafe ports; default deny", "[unit][policy_compiler][hostendpoint]") {
+  nft::Dispatch dispatch =
+      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
+  World w = Cluster();
+  w.Apply(kHostEndpoints);
+  Options options;
+  options.layout.dispatch = dispatch;
+  options.node = "node1";
+  Compiler compiler(options);
+  const nft::DesiredTable& t = compiler.Build(w.model, SelectionIndex::Build(w.model));
+  CheckLoads(t);
+  CHECK(CheckHostOracle(w.model, t) > 100);
+  // Local named host endpoints only; the remote one (node2) is a selector member, not dispatched.
+  CHECK(t.sets.at(nft::kHepInMap).elements.size() == 2);
+  CHECK(t.sets.at(nft::kHepInMap).elements.contains("eth9"));
+  CHECK(t.sets.at(nft::kHepFwdInMap).elements.empty());  // no applyOnForward policy
+  // The host's expectedIPs joined the selector set of role == 'host' (remote one too).
+  std::string set = SelectorSetName(w.model.policies().at("host-in").egress_rules[1].destination.selector->Key(), 4);
+  CHECK(t.sets.at(set).elements == nft::Elements{{"192.168.9.10", ""}, {"192.168.9.20", ""}});
+
+  Interpreter interp(t, &compiler.link_groups());
+  auto in = [&](const char* iif, const char* src, const char* dst, int proto, int port) {
+    Probe p;
+    p.packet = World::Make(src, dst, proto, port);
+    p.iif = iif;
+    p.oif = "lo";
+    return interp.Hook("input", p);
+  };
+  // Explicit expectations (the oracle compares with Explain; these pin upstream's semantics).
+  CHECK(in("eth9", "203.0.113.9", "192.168.9.10", policy::kProtoTcp, 80));        // policy allows
+  CHECK(in("eth9", "203.0.113.9", "192.168.9.10", policy::kProtoTcp, 9443));      // named port
+  CHECK_FALSE(in("eth9", "198.51.100.9", "192.168.9.10", policy::kProtoTcp, 80));  // not from the net
+  CHECK_FALSE(in("eth9", "203.0.113.9", "192.168.9.10", policy::kProtoTcp, 8080));
+  CHECK(in("eth9", "198.51.100.9", "192.168.9.10", policy::kProtoTcp, 22));       // failsafe
+  CHECK(in("eth9", "198.51.100.9", "192.168.9.10", policy::kProtoUdp, 68));
+  CHECK(in("eth8", "198.51.100.9", "192.168.8.10", policy::kProtoTcp, 179));      // failsafe, no policy
+  CHECK_FALSE(in("eth8", "198.51.100.9", "192.168.8.10", policy::kProtoTcp, 80));  // default deny
+  CHECK(in("eth7", "198.51.100.9", "192.168.7.10", policy::kProtoTcp, 80));  // not a host endpoint
+  // Workload → host is not host endpoint policy (the endpoint-to-host action decides it).
+  CHECK(interp.Hook("output", Probe{World::Make("192.168.8.10", "10.0.1.1", policy::kProtoTcp, 80), "lo", "calib"}));
+  // Forwarded traffic through a host endpoint with no applyOnForward policy: allowed by it.
+  Probe fwd{World::Make("198.51.100.9", "10.0.1.1", policy::kProtoTcp, 8080), "eth9", "cali-web"};
+  Probe fwd_explain = ToProbe(w.model, fwd.packet);
+  fwd.oif = fwd_explain.oif;
+  CHECK(interp.Forward(fwd) == policy::Explain(w.model, fwd.packet).allowed);
+
+  SECTION("failsafe ports configured: none") {
+    policy::Failsafe none;
+    w.model.SetFailsafe(none);
+    Compiler c2(options);
+    const nft::DesiredTable& t2 = c2.Build(w.model, SelectionIndex::Build(w.model));
+    CHECK(t2.chains.at(nft::kFailsafeInChain).rules.empty());
+    CheckHostOracle(w.model, t2);
+    Interpreter i2(t2);
+    Probe ssh{World::Make("198.51.100.9", "192.168.8.10", policy::kProtoTcp, 22), "eth8", "lo"};
+    CHECK_FALSE(i2.Hook("input", ssh));
+  }
+  SECTION("applyOnForward: forwarded traffic through the host endpoint is policed") {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: host-fwd}
+spec:
+  order: 5
+  selector: role == 'host'
+  applyOnForward: true
+  types: [Ingress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [8080]}
+)");
+    Compiler c2(options);
+    const nft::DesiredTable& t2 = c2.Build(w.model, SelectionIndex::Build(w.model));
+    CheckLoads(t2);
+    CHECK(t2.sets.at(nft::kHepFwdInMap).elements.contains("eth9"));
+    CHECK_FALSE(t2.sets.at(nft::kHepFwdOutMap).elements.contains("eth9"));  // no egress AOF policy
+    Interpreter i2(t2, &c2.link_groups());
+    std::string web_if = ToProbe(w.model, World::Make("10.0.9.9", "10.0.1.1", 6, 1)).oif;
+    Probe allowed{World::Make("198.51.100.9", "10.0.1.1", policy::kProtoTcp, 8080), "eth9", web_if};
+    Probe denied{World::Make("198.51.100.9", "10.0.1.1", policy::kProtoTcp, 53), "eth9", web_if};
+    Probe other_if{World::Make("198.51.100.9", "10.0.1.1", policy::kProtoTcp, 53), "eth8", web_if};
+    CHECK(i2.Forward(allowed) == policy::Explain(w.model, allowed.packet).allowed);
+    CHECK_FALSE(i2.Forward(denied));  // the host endpoint's applyOnForward policy: end of tier
+    // eth8's endpoint has no applyOnForward policy: only the workload's policy decides.
+    CHECK(i2.Forward(other_if) == policy::Explain(w.model, other_if.packet).allowed);
+    // host-fwd applies to host traffic too (applyOnForward widens, it does not narrow).
+    CheckHostOracle(w.model, t2);
+  }
+}
+
+TEST_CASE("host endpoints: each incremental step equals a fresh build", "[unit][policy_compiler][hostendpoint][incremental]") {
+  nft::Dispatch dispatch =
+      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
+  Driver d(dispatch);
+  d.options.node = "node1";
+  d.compiler = Compiler(d.options);
+  d.Start();
+  d.Check();
+  d.w.Apply(kHostEndpoints);
+  d.Rebuilt({{"host-in"}, {}});
+  d.Check();
+  CheckHostOracle(d.w.model, d.compiler.desired());
+  // Labels change: eth8 joins role == 'host' (its chains change, its IP joins the set).
+  d.w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth8, labels: {role: host}}
+spec: {node: node1, interfaceName: eth8, expectedIPs: [192.168.8.10], profiles: [kns.prod]}
+)");
+  d.Endpoint("hep:node1-eth8");
+  d.Check();
+  CheckHostOracle(d.w.model, d.compiler.desired());
+  // A policy becomes applyOnForward: the same endpoints, new forward chains.
+  d.w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: host-in}
+spec:
+  order: 10
+  selector: role == 'host'
+  applyOnForward: true
+  types: [Ingress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+)");
+  d.Push(d.compiler.Update(d.w.model, d.index, d.index.UpdatePolicy(d.w.model, "host-in"), {{"host-in"}, {}}));
+  d.Check();
+  CHECK(d.compiler.desired().sets.at(nft::kHepFwdInMap).elements.size() == 2);
+  CheckHostOracle(d.w.model, d.compiler.desired());
+  // Back to host traffic only.
+  d.w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: host-in}
+spec:
+  order: 10
+  selector: role == 'host'
+  types: [Ingress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+)");
+  d.Push(d.compiler.Update(d.w.model, d.index, d.index.UpdatePolicy(d.w.model, "host-in"), {{"host-in"}, {}}));
+  d.Check();
+  CHECK(d.compiler.desired().sets.at(nft::kHepFwdInMap).elements.empty());
+  // Endpoints deleted: their chains and elements go.
+  d.Delete("projectcalico.org/v3", "HostEndpoint", "", "node1-eth9");
+  d.Endpoint("hep:node1-eth9");
+  d.Check();
+  d.Delete("projectcalico.org/v3", "HostEndpoint", "", "node1-eth8");
+  d.Endpoint("hep:node1-eth8");
+  d.Check();
+  CHECK(d.compiler.desired().sets.at(nft::kHepInMap).elements.empty());
+  for (const auto& [name, _] : d.compiler.desired().chains) {
+    CHECK_FALSE(name.starts_with("hi-"));
+    CHECK_FALSE(name.starts_with("hfi-"));
+  }
+}
+
 }  // namespace
 }  // namespace calico::felixd::policy_compiler::testing

@@ -38,6 +38,12 @@ class Interpreter {
     mark_ = 0;
     return Run("forward", 0) != Result::kDrop;  // base chain: policy accept
   }
+  // Likewise through another base chain ("input": to the host, "output": from it).
+  bool Hook(const std::string& base, const Probe& probe) {
+    p_ = &probe;
+    mark_ = 0;
+    return Run(base, 0) != Result::kDrop;
+  }
 
  private:
   enum class Result { kAccept, kDrop, kContinue };
