@@ -60,6 +60,15 @@ ABSL_FLAG(std::string, policy_setup_timeout, "2s",
           "returning anyway (with a warning); 0s: do not wait.");
 ABSL_FLAG(std::string, policy_refresh_interval, "10s",
           "How often table inet calico is read back and drift repaired.");
+ABSL_FLAG(std::string, failsafe_inbound_host_ports,
+          calico::felixd::policy::FormatFailsafePorts(calico::felixd::policy::DefaultFailsafe().inbound),
+          "Ports always open into the host through a host endpoint, whatever the policy: "
+          "proto:port,... (tcp, udp, sctp; no proto: tcp), or none. Upstream's "
+          "FailsafeInboundHostPorts and its default.");
+ABSL_FLAG(std::string, failsafe_outbound_host_ports,
+          calico::felixd::policy::FormatFailsafePorts(calico::felixd::policy::DefaultFailsafe().outbound),
+          "Ports always open out of the host through a host endpoint (upstream's "
+          "FailsafeOutboundHostPorts and its default); same syntax.");
 ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error");
 
 namespace calico::felixd {
@@ -119,6 +128,16 @@ absl::Status Run(const sigset_t& signals) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--policy_refresh_interval=\"", absl::GetFlag(FLAGS_policy_refresh_interval),
         "\": expected e.g. 10s"));
+  }
+  for (bool in : {true, false}) {
+    const std::string text =
+        absl::GetFlag(in ? FLAGS_failsafe_inbound_host_ports : FLAGS_failsafe_outbound_host_ports);
+    absl::StatusOr<std::vector<policy::FailsafePort>> ports = policy::ParseFailsafePorts(text);
+    if (!ports.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--failsafe_", in ? "inbound" : "outbound",
+                                                     "_host_ports: ", ToStd(ports.status().message())));
+    }
+    (in ? policy_options.failsafe.inbound : policy_options.failsafe.outbound) = *std::move(ports);
   }
   if (!absl::ParseDuration(absl::GetFlag(FLAGS_policy_setup_timeout), &options.policy_setup_timeout) ||
       options.policy_setup_timeout < absl::ZeroDuration()) {

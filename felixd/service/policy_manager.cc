@@ -39,6 +39,7 @@ const std::vector<KindRoute>& PolicyKinds() {
     add(resources::FindKind("projectcalico.org/v3", "NetworkSet"));
     add(resources::FindKind("projectcalico.org/v3", "GlobalNetworkSet"));
     add(resources::FindKind("projectcalico.org/v3", "IPPool"));
+    add(resources::FindKind("projectcalico.org/v3", "HostEndpoint"));
     return out;
   }();
   return kinds;
@@ -135,6 +136,7 @@ absl::Status PolicyManager::FullSync() {
   }
   ASSIGN_OR_RETURN(datastore::ListResult list, store_.List(kResourceRoot));
   policy::Model model;
+  model.SetFailsafe(options_.failsafe);
   Pools pools;
   std::vector<std::string> problems;
   for (const datastore::Entry& entry : list.entries) {
@@ -152,6 +154,15 @@ absl::Status PolicyManager::FullSync() {
 
   std::lock_guard<std::mutex> lock(mu_);
   model_ = std::move(model);
+  for (const datastore::Entry& entry : list.entries) {
+    std::string ns, name;
+    const resources::KindInfo* kind = RouteKey(entry.key, &ns, &name);
+    if (kind == nullptr) continue;
+    if (std::string u = UnsupportedLocked(*kind, ns, name); !u.empty()) {
+      log::Warn("policy_object_not_programmed", {{"problem", u}});
+      problems.push_back(std::move(u));
+    }
+  }
   pools_ = std::move(pools);
   nat_ = NatFrom(pools_);
   index_ = policy::SelectionIndex::Build(model_);
@@ -224,6 +235,30 @@ absl::Status PolicyManager::Program(const nft::Delta& delta) {
   return s;
 }
 
+std::string PolicyManager::UnsupportedLocked(const resources::KindInfo& kind, const std::string& ns,
+                                             const std::string& name) const {
+  if (IsKind(kind, "HostEndpoint")) {
+    auto it = model_.endpoints().find(std::string(policy::Endpoint::kHostEndpointIdPrefix) + name);
+    if (it == model_.endpoints().end() || it->second.node != options_.node ||
+        policy::ProgrammedHostEndpoint(it->second)) {
+      return "";
+    }
+    // TODO(#6): interfaceName "*" (all interfaces) and expectedIPs-only host endpoints.
+    return absl::StrCat("HostEndpoint \"", name, "\": interfaceName \"", it->second.interface,
+                        "\" is not supported by felixd (a named interface only); its expectedIPs "
+                        "still fill selectors, its traffic is not policed");
+  }
+  if (IsKind(kind, "GlobalNetworkPolicy") || IsKind(kind, "NetworkPolicy")) {
+    auto it = model_.policies().find(PolicyIdOf(kind, ns, name));
+    if (it == model_.policies().end() || !(it->second.pre_dnat || it->second.do_not_track)) return "";
+    // TODO(#6): preDNAT (a prerouting chain before DNAT) and doNotTrack (raw table, notrack).
+    return absl::StrCat("policy \"", it->second.Id(), "\": ",
+                        it->second.pre_dnat ? "preDNAT" : "doNotTrack",
+                        " policies are not implemented by felixd; it is not programmed");
+  }
+  return "";
+}
+
 void PolicyManager::NoteProblemLocked(const std::string& what, const absl::Status& status) {
   std::string line = absl::StrCat(what, ": ", ToStd(status.message()));
   log::Warn("policy_problem", {{"problem", line}});
@@ -270,12 +305,17 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
       if (IsKind(*kind, "IPPool")) {
         pools_[name] = {r->object["spec"].value("cidr", ""), r->object["spec"].value("natOutgoing", false)};
       }
+      if (std::string u = UnsupportedLocked(*kind, ns, name); !u.empty()) {
+        NoteProblemLocked("not programmed", absl::InvalidArgumentError(u));
+      }
     } else {
       model_.Remove(*kind, ns, name);
       if (IsKind(*kind, "IPPool")) pools_.erase(name);
     }
     if (IsKind(*kind, "WorkloadEndpoint")) {
       batch.endpoints.insert(absl::StrCat(ns, "/", name));
+    } else if (IsKind(*kind, "HostEndpoint")) {
+      batch.endpoints.insert(std::string(policy::Endpoint::kHostEndpointIdPrefix) + name);
     } else if (IsKind(*kind, "NetworkSet") || IsKind(*kind, "GlobalNetworkSet")) {
       batch.network_sets.insert(ns.empty() ? name : absl::StrCat(ns, "/", name));
     } else if (IsKind(*kind, "IPPool")) {
@@ -438,9 +478,15 @@ policy::Verdict PolicyManager::Explain(const policy::Packet& packet) const {
 PolicyStatus PolicyManager::Status() const {
   std::lock_guard<std::mutex> lock(mu_);
   PolicyStatus s = status_;
-  s.endpoints = model_.endpoints().size();
+  s.endpoints = 0;
   s.local_endpoints = 0;
+  s.host_endpoints = 0;
   for (const auto& [id, e] : model_.endpoints()) {
+    if (e.host) {
+      if (e.node == options_.node && policy::ProgrammedHostEndpoint(e)) ++s.host_endpoints;
+      continue;
+    }
+    ++s.endpoints;
     if (e.node == options_.node) ++s.local_endpoints;
   }
   s.policies = model_.policies().size();

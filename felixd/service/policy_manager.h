@@ -5,8 +5,8 @@
 // same model that is programmed.
 //
 // Owns: table `inet calico` (nothing else in nftables).
-// Desired state: every WorkloadEndpoint of the cluster (remote ones for selector sets, local
-// ones also for dispatch), NetworkPolicy, GlobalNetworkPolicy, Kubernetes NetworkPolicy, Tier,
+// Desired state: every WorkloadEndpoint and HostEndpoint of the cluster (remote ones for
+// selector sets, local ones also for dispatch), NetworkPolicy, GlobalNetworkPolicy, Kubernetes NetworkPolicy, Tier,
 // Profile, NetworkSet, GlobalNetworkSet and IPPool (NAT outgoing).
 // Changes:
 //  - an endpoint or network set event: the index is updated for that entity only and the
@@ -54,12 +54,15 @@ struct PolicyManagerOptions {
   // Event batches larger than this rebuild the table in memory instead of updating it
   // entity by entity; either way the kernel gets one transaction.
   size_t incremental_limit = 32;
+  // Host endpoints' failsafe ports (upstream FailsafeInbound/OutboundHostPorts).
+  policy::Failsafe failsafe = policy::DefaultFailsafe();
 };
 
 struct PolicyStatus {
   bool ready = false;           // the first full sync has been programmed
   size_t endpoints = 0;         // workload endpoints known (all nodes)
   size_t local_endpoints = 0;   // this node's, dispatched by the table
+  size_t host_endpoints = 0;    // this node's host endpoints programmed (named interface)
   size_t policies = 0;
   size_t chains = 0;            // in the desired table
   size_t sets = 0;
@@ -117,6 +120,10 @@ class PolicyManager {
                       bool all);  // under mu_
   bool by_link_group() const { return options_.layout.dispatch == nft::Dispatch::kByLinkGroup; }
   void NoteProblemLocked(const std::string& what, const absl::Status& status);
+  // What felixd does not program and says so: this node's host endpoints with interfaceName
+  // "*" or none, and preDNAT / doNotTrack policies. Empty when the object is fine or gone.
+  std::string UnsupportedLocked(const resources::KindInfo& kind, const std::string& ns,
+                                const std::string& name) const;
 
   datastore::Datastore& store_;
   nft::Nftables& nft_;

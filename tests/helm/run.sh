@@ -54,7 +54,9 @@ expect default 'hostNetwork: true' 'name: install-cni' 'name: ipamd' 'name: feli
   'image: ghcr.io/calico-cpp/birdd:0.1.0' 'nodeToNodeMeshEnabled: true' 'asNumber: 64512' \
   'httpGet: {host: 127.0.0.1, path: /readiness, port: 9098}' 'CALICO_IPV4POOL_IPIP, value: "Never"' \
   '"nodename": "__NODENAME__"' 'etcd_endpoints: "https://etcd-0.example:2379"' '!CALICO_IPV6POOL_CIDR' \
-  '--policy=true' '--endpoint-to-host-action=Accept' '--policy-refresh-interval=10s'
+  '--policy=true' '--endpoint-to-host-action=Accept' '--policy-refresh-interval=10s' \
+  '--failsafe-inbound-host-ports=tcp:22,udp:68,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667' \
+  '--failsafe-outbound-host-ports=udp:53,udp:67,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667'
 expect vxlan-dualstack-tls 'image: registry.example/calico-cpp/felixd:0.1.1' \
   'image: registry.example/calico-cpp/ipamd:0.1.2' 'CALICO_IPV4POOL_VXLAN, value: "CrossSubnet"' \
   'CALICO_IPV6POOL_CIDR, value: "fd00:244::/48"' 'nodeToNodeMeshEnabled: false' \
@@ -64,7 +66,8 @@ expect vxlan-dualstack-tls 'image: registry.example/calico-cpp/felixd:0.1.1' \
   'etcd_endpoints: "https://10.0.0.10:2379,https://10.0.0.11:2379,https://10.0.0.12:2379"'
 expect bgp-embedded 'CALICO_DATASTORE_PATH, value: "/var/lib/calico/lab.db"' 'asNumber: 65010' \
   'listenPort: 1179' 'nodeToNodeMeshEnabled: false' 'CALICO_IPV4POOL_NAT_OUTGOING, value: "false"' \
-  '!ETCD_ENDPOINTS' '!etcd-tls' '--endpoint-to-host-action=Drop' '--policy-refresh-interval=30s'
+  '!ETCD_ENDPOINTS' '!etcd-tls' '--endpoint-to-host-action=Drop' '--policy-refresh-interval=30s' \
+  '--failsafe-inbound-host-ports=tcp:22,sctp:1179' '--failsafe-outbound-host-ports=none'
 
 for values in "$here"/invalid/*.yaml; do
   name=$(basename "$values" .yaml)

@@ -60,3 +60,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - {name: etcd-tls, mountPath: /etc/calico/etcd-tls, readOnly: true}
 {{- end }}
 {{- end -}}
+
+{{/* Failsafe ports as felixd's flag wants them: tcp:22,udp:68 (none for an empty list). */}}
+{{- define "calico-cpp.failsafePorts" -}}
+{{- $out := list -}}
+{{- range . -}}{{- $out = append $out (printf "%s:%d" (lower .protocol) (int .port)) -}}{{- end -}}
+{{- if $out -}}{{ join "," $out }}{{- else -}}none{{- end -}}
+{{- end -}}

@@ -350,3 +350,91 @@ TEST_CASE("policy manager: link-group dispatch — the veth carries its policy c
 
 }  // namespace
 }  // namespace calico::felixd
+
+namespace calico::felixd {
+namespace {
+
+constexpr char kHostEndpoint[] = R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth0, labels: {role: host}}
+spec: {node: node1, interfaceName: eth0, expectedIPs: [192.168.1.10]}
+)";
+constexpr char kHostPolicy[] = R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: host-web}
+spec:
+  selector: role == 'host'
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+)";
+
+TEST_CASE("policy manager: host endpoints — events equal a full build, restart writes nothing, failsafe configured",
+          "[unit][felixd][policy_manager][hostendpoint]") {
+  Env env;
+  env.Start();
+  env.Drain(env.Put(Wep("node1", "web", "prod", "10.65.0.2", "cali0000000web", "app: web")));
+  // One host endpoint event: its elements and chains, equal to a fresh build.
+  env.Drain(env.Put(kHostEndpoint));
+  CHECK(env.State() == env.FreshState());
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.contains("eth0"));
+  CHECK(env.manager->Status().host_endpoints == 1);
+  CHECK(env.manager->Status().endpoints == 1);  // workloads only
+  env.Drain(env.Put(kHostPolicy));
+  CHECK(env.State() == env.FreshState());
+  CHECK(env.manager->Explain(Tcp("203.0.113.9", "192.168.1.10", 80)).allowed);
+  CHECK_FALSE(env.manager->Explain(Tcp("203.0.113.9", "192.168.1.10", 8080)).allowed);
+  CHECK(env.manager->Explain(Tcp("203.0.113.9", "192.168.1.10", 22)).allowed);  // failsafe
+  // applyOnForward flipped on: forward chains appear, the same endpoints selected.
+  env.Drain(env.Put(std::string(kHostPolicy).insert(std::string(kHostPolicy).find("  ingress:"), "  applyOnForward: true\n")));
+  CHECK(env.State().sets.at(nft::kHepFwdInMap).elements.contains("eth0"));
+  CHECK(env.State() == env.FreshState());
+
+  // "*" and preDNAT are said to be unsupported, not silently ignored.
+  env.Drain(env.Put(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-all}
+spec: {node: node1, interfaceName: "*", expectedIPs: [192.168.1.11]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: pre}
+spec: {selector: role == 'host', preDNAT: true, applyOnForward: true, ingress: [{action: Deny}]}
+)"));
+  std::string problems;
+  for (const std::string& p : env.manager->Status().problems) problems += p + "\n";
+  CHECK(problems.find("HostEndpoint \"node1-all\": interfaceName \"*\" is not supported") != std::string::npos);
+  CHECK(problems.find("policy \"pre\": preDNAT policies are not implemented") != std::string::npos);
+  CHECK(env.State() == env.FreshState());
+
+  // Restart adopts with zero writes.
+  int applies = env.nft.applies();
+  nft::TableState good = env.State();
+  env.manager.reset();
+  env.Start();
+  CHECK(env.nft.applies() == applies);
+  CHECK(env.State() == good);
+
+  // Deleted: its chains and elements go.
+  env.Drain(env.Delete(resources::FindKind("projectcalico.org/v3", "HostEndpoint"), "", "node1-eth0"));
+  CHECK(env.State() == env.FreshState());
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.empty());
+
+  {  // failsafe ports from the options
+    PolicyManagerOptions o = env.Options();
+    o.failsafe = policy::Failsafe{*policy::ParseFailsafePorts("tcp:2222"), {}};
+    nft::FakeNftables other;
+    kernel::FakeNetlink other_links;
+    PolicyManager m(*env.store, other, o, &other_links);
+    REQUIRE(m.FullSync().ok());
+    CHECK((*other.Read())->chains.at(nft::kFailsafeInChain).rule_tags.size() == 1);
+    CHECK((*other.Read())->chains.at(nft::kFailsafeOutChain).rule_tags.empty());
+  }
+}
+
+}  // namespace
+}  // namespace calico::felixd
