@@ -1,0 +1,334 @@
+// Host endpoints end to end on one node (the cni harness's node: real ipamd + felixd over an
+// embedded datastore; its namespace is the "host"). A "peer" namespace made by this test is
+// joined to the host by a veth, hepup0 (host, 192.168.241.1/24) — hepup0p (peer,
+// 192.168.241.2/24, a route to the pod pool via the host). policy_probe servers run in the host
+// namespace, the peer and a pod. Checked with real TCP/UDP:
+// - a HostEndpoint for hepup0 with no policy: into the host only the failsafe ports (tcp:22,
+//   udp:68), out of it only outbound failsafe ports (udp:53, tcp:179); upstream's default deny;
+// - a GlobalNetworkPolicy selecting it opens what its rules say, nothing more;
+// - forwarded traffic peer → pod is not host endpoint policy until an applyOnForward policy
+//   selects the endpoint; then it is policed by that policy (and still by the pod's);
+// - the pod ↔ its own host is never host endpoint policy;
+// - `calicoctl policy explain` agrees for host traffic (failsafe, deny, allow);
+// - a SIGKILLed felixd adopts the table with the host endpoint with zero transactions;
+// - deleting the HostEndpoint opens the host again.
+// Everything made is removed by destructors (namespaces by name, processes by pid).
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/cni/node_harness.h"
+
+namespace calico::cni::testing {
+namespace {
+
+using ::calico::testing::ExecResult;
+using ::calico::testing::TestNetns;
+
+constexpr char kHost[] = "192.168.241.1";
+constexpr char kPeer[] = "192.168.241.2";
+
+class HepCluster {
+ public:
+  ~HepCluster() {
+    procs_.clear();  // by pid, before the namespaces go
+    peer_.reset();
+  }
+  Node& node() { return node_; }
+
+  void Start() {
+    absl::Status st = node_.Start();
+    INFO(st.ToString());
+    REQUIRE(st.ok());
+  }
+
+  std::string AddPod(const std::string& name) {
+    node_.AddPodNetns(name);
+    CniRun add = node_.Cni("ADD", Pod(name), node_.Conf());
+    INFO(add.out << add.err);
+    REQUIRE(add.exit_code == 0);
+    std::vector<std::string> ips = ResultIps(add.out);
+    REQUIRE(!ips.empty());
+    Spawn("serve-" + name, {POLICY_PROBE_BINARY, "serve", "tcp:80", "udp:53"}, node_.PodNetns(name).path());
+    return ips[0];
+  }
+
+  Process& Spawn(const std::string& tag, std::vector<std::string> argv, const std::string& netns) {
+    auto p = std::make_unique<Process>(std::move(argv), std::map<std::string, std::string>{},
+                                       node_.dir() + "/" + tag + ".log", netns);
+    p->Spawn();
+    procs_.push_back(std::move(p));
+    return *procs_.back();
+  }
+
+  // The peer: its own namespace, a veth to the host, a route to the pod pool via the host.
+  void MakePeer() {
+    absl::StatusOr<TestNetns> ns = TestNetns::Create("hep-peer");
+    REQUIRE(ns.ok());
+    peer_ = std::make_unique<TestNetns>(std::move(*ns));
+    ExecResult r = node_.Exec(absl::StrCat("ip link add hepup0 type veth peer name hepup0p netns ",
+                                           peer_->name(), " && ip addr add ", kHost,
+                                           "/24 dev hepup0 && ip link set hepup0 up"));
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    r = peer_->Exec(absl::StrCat("ip link set lo up && ip addr add ", kPeer,
+                                 "/24 dev hepup0p && ip link set hepup0p up && ip route add ",
+                                 node_.options().ipv4_pool, " via ", kHost));
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    Spawn("serve-peer", {POLICY_PROBE_BINARY, "serve", "tcp:80", "tcp:179", "tcp:8080", "udp:53"},
+          peer_->path());
+    Spawn("serve-host", {POLICY_PROBE_BINARY, "serve", "tcp:22", "tcp:80", "tcp:8080", "udp:53", "udp:68"},
+          node_.ns().path());
+  }
+  TestNetns& peer() { return *peer_; }
+
+  std::string Ctl(const std::vector<std::string>& args, int want_exit = 0) {
+    CniRun r = node_.Calicoctl(args);
+    INFO("calicoctl " << absl::StrJoin(args, " ") << " → " << r.out << r.err);
+    REQUIRE(r.exit_code == want_exit);
+    return r.out;
+  }
+  void Apply(const std::string& yaml) {
+    std::string path = absl::StrCat(node_.dir(), "/res-", counter_++, ".yaml");
+    {
+      std::ofstream f(path);
+      f << yaml;
+    }
+    Ctl({"apply", "-f", path});
+  }
+
+  // policy_probe in a namespace: target → result word (ok, blocked, refused, error ...).
+  std::map<std::string, std::string> Probe(const TestNetns& from, const std::vector<std::string>& targets) {
+    std::string cmd = absl::StrCat(POLICY_PROBE_BINARY, " probe --timeout-ms=500");
+    for (const std::string& t : targets) absl::StrAppend(&cmd, " ", t);
+    ExecResult r = from.Exec(cmd);
+    std::map<std::string, std::string> out;
+    for (const std::string& line : std::vector<std::string>(absl::StrSplit(r.output, '\n', absl::SkipEmpty()))) {
+      size_t sp = line.find(' ');
+      if (sp != std::string::npos) out[line.substr(0, sp)] = line.substr(sp + 1);
+    }
+    for (const std::string& t : targets) {
+      if (!out.count(t)) out[t] = "error (no output) " + r.output;
+    }
+    return out;
+  }
+
+  // Waits (≤ 5 s) until every (namespace, target) shows what is expected; CHECKs each.
+  struct Want {
+    const TestNetns* from;
+    std::string from_name;
+    std::string target;
+    std::string result;  // ok | blocked
+  };
+  void CheckMatrix(const std::string& scenario, const std::vector<Want>& wants) {
+    std::map<std::string, std::string> seen;
+    auto holds = [&] {
+      bool all = true;
+      for (const Want& w : wants) {
+        std::string got = Probe(*w.from, {w.target})[w.target];
+        seen[w.from_name + " " + w.target] = got;
+        all = all && got == w.result;
+      }
+      return all;
+    };
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!holds() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    for (const Want& w : wants) {
+      INFO(scenario << ": " << w.from_name << " → " << w.target << "\nnft list table inet calico:\n"
+                    << node_.Exec("nft list table inet calico").output);
+      CHECK(seen[w.from_name + " " + w.target] == w.result);
+    }
+  }
+
+  std::string Status() {
+    return Ctl({"node", "workloads", "--felixd-socket=" + node_.dir() + "/dataplane.sock"});
+  }
+
+ private:
+  Node node_;
+  std::unique_ptr<TestNetns> peer_;
+  std::vector<std::unique_ptr<Process>> procs_;
+  int counter_ = 0;
+};
+
+// N from felixd's "policy: programmed, ... N transactions," status line; -1 when absent.
+long PolicyTransactions(const std::string& status) {
+  static const std::regex kPolicy(R"(policy: programmed,.* (\d+) transactions,)");
+  std::smatch m;
+  if (!std::regex_search(status, m, kPolicy)) return -1;
+  return std::stol(m[1].str());
+}
+
+constexpr char kHostEndpoint[] = R"(apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: node1-hepup0
+  labels: {role: edge}
+spec:
+  node: node1
+  interfaceName: hepup0
+  expectedIPs: [192.168.241.1]
+)";
+
+TEST_CASE("host endpoint: failsafe ports and default deny for the host, policy opens what it "
+          "says, applyOnForward polices forwarded traffic, own workloads unaffected") {
+  HepCluster c;
+  c.Start();
+  const std::string pod = c.AddPod("a");
+  c.MakePeer();
+  TestNetns& peer = c.peer();
+  TestNetns& host = c.node().ns();
+  TestNetns& pod_ns = c.node().PodNetns("a");
+  auto in = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kHost, t.substr(3)); };
+  auto out = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kPeer, t.substr(3)); };
+  const std::string to_pod80 = "tcp:" + pod + ":80", to_pod53 = "udp:" + pod + ":53";
+
+  // No host endpoint: nothing of this is policed.
+  c.CheckMatrix("no host endpoint",
+                {{&peer, "peer", in("tcp:80"), "ok"}, {&peer, "peer", in("tcp:8080"), "ok"},
+                 {&peer, "peer", in("udp:53"), "ok"}, {&host, "host", out("tcp:80"), "ok"},
+                 {&peer, "peer", to_pod80, "ok"}, {&peer, "peer", to_pod53, "ok"}});
+
+  c.Apply(kHostEndpoint);
+  // Default deny for the host through hepup0, failsafe ports open; forwarded traffic and the pod
+  // ↔ its own host untouched.
+  const std::vector<HepCluster::Want> default_deny = {
+      {&peer, "peer", in("tcp:22"), "ok"},      // failsafe in
+      {&peer, "peer", in("udp:68"), "ok"},      // failsafe in
+      {&peer, "peer", in("tcp:80"), "blocked"},
+      {&peer, "peer", in("tcp:8080"), "blocked"},
+      {&peer, "peer", in("udp:53"), "blocked"},  // 53 is an outbound failsafe port only
+      {&host, "host", out("udp:53"), "ok"},      // failsafe out
+      {&host, "host", out("tcp:179"), "ok"},     // failsafe out
+      {&host, "host", out("tcp:80"), "blocked"},
+      {&peer, "peer", to_pod80, "ok"},           // forwarded: no applyOnForward policy
+      {&peer, "peer", to_pod53, "ok"},
+      {&pod_ns, "pod", in("tcp:8080"), "ok"},    // pod → own host: not host endpoint policy
+      {&host, "host", "tcp:" + pod + ":80", "ok"},  // host → own pod
+  };
+  c.CheckMatrix("host endpoint, no policy", default_deny);
+
+  // The explainer agrees (exit 0 allowed, 3 denied).
+  auto explain = [&](const std::string& src, const std::string& dst, const std::string& proto, int port) {
+    CniRun r = c.node().Calicoctl({"policy", "explain", "--source=" + src, "--destination=" + dst,
+                                   "--protocol=" + proto, absl::StrCat("--port=", port),
+                                   "--felixd-socket=" + c.node().dir() + "/dataplane.sock"});
+    return std::make_pair(r.exit_code, r.out + r.err);
+  };
+  {
+    auto [code, text] = explain(kPeer, kHost, "TCP", 22);
+    INFO(text);
+    CHECK(code == 0);
+    CHECK(text.find("failsafe") != std::string::npos);
+    std::tie(code, text) = explain(kPeer, kHost, "TCP", 8080);
+    INFO(text);
+    CHECK(code == 3);
+    CHECK(text.find("hep:node1-hepup0") != std::string::npos);
+  }
+
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: edge
+spec:
+  selector: role == 'edge'
+  types: [Ingress, Egress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+  egress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+)");
+  c.CheckMatrix("policy edge (host traffic only)",
+                {{&peer, "peer", in("tcp:80"), "ok"},
+                 {&peer, "peer", in("tcp:8080"), "blocked"},
+                 {&peer, "peer", in("tcp:22"), "ok"},
+                 {&peer, "peer", in("udp:53"), "blocked"},
+                 {&host, "host", out("tcp:80"), "ok"},
+                 {&host, "host", out("tcp:8080"), "blocked"},
+                 {&peer, "peer", to_pod80, "ok"},
+                 {&peer, "peer", to_pod53, "ok"},
+                 {&pod_ns, "pod", in("tcp:8080"), "ok"}});
+  {
+    auto [code, text] = explain(kPeer, kHost, "TCP", 80);
+    INFO(text);
+    CHECK(code == 0);
+    std::tie(code, text) = explain(kPeer, kHost, "TCP", 8080);
+    INFO(text);
+    CHECK(code == 3);
+  }
+
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: edge-forward
+spec:
+  selector: role == 'edge'
+  applyOnForward: true
+  types: [Ingress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+)");
+  c.CheckMatrix("applyOnForward ingress policy",
+                {{&peer, "peer", to_pod80, "ok"},
+                 {&peer, "peer", to_pod53, "blocked"},  // forwarded in via hepup0: policed now
+                 {&pod_ns, "pod", out("tcp:8080"), "ok"},  // forwarded out: no egress AOF policy
+                 {&peer, "peer", in("tcp:22"), "ok"},
+                 {&peer, "peer", in("tcp:8080"), "blocked"},
+                 {&pod_ns, "pod", in("tcp:8080"), "ok"}});
+
+  // felixd SIGKILLed and started again: adopts the table, host endpoint included, writing
+  // nothing; the same verdicts.
+  std::string before = c.node().Exec("nft -s list table inet calico").output;
+  c.node().felixd().Signal(SIGKILL);
+  c.node().StartFelixd();
+  absl::Status ready = c.node().WaitReady();
+  INFO(ready.ToString());
+  REQUIRE(ready.ok());
+  std::string status;
+  long tx = -1;
+  for (int i = 0; i < 50 && tx < 0; ++i) {
+    status = c.Status();
+    tx = PolicyTransactions(status);
+    if (tx < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a refresh later, still nothing
+  status = c.Status();
+  INFO(status << "\ntable diff:\n" << LineDiff(before, c.node().Exec("nft -s list table inet calico").output));
+  CHECK(PolicyTransactions(status) == 0);
+  CHECK(c.node().Exec("nft -s list table inet calico").output == before);
+  c.CheckMatrix("after restart",
+                {{&peer, "peer", to_pod53, "blocked"}, {&peer, "peer", in("tcp:22"), "ok"},
+                 {&peer, "peer", in("tcp:8080"), "blocked"}, {&peer, "peer", in("tcp:80"), "ok"}});
+
+  // Deleted: the host is open again, forwarded traffic too.
+  c.Ctl({"delete", "hostendpoint", "node1-hepup0"});
+  c.CheckMatrix("host endpoint deleted",
+                {{&peer, "peer", in("tcp:8080"), "ok"}, {&peer, "peer", in("udp:53"), "ok"},
+                 {&host, "host", out("tcp:8080"), "ok"}, {&peer, "peer", to_pod53, "ok"}});
+}
+
+}  // namespace
+}  // namespace calico::cni::testing
