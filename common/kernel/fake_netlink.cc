@@ -587,8 +587,20 @@ absl::Status FakeNetlink::ReplaceRoute(const Route& route) {
       if (route.dst.addr.family == 6 && !hop.gateway) return ErrnoError(EINVAL, context);
     }
   } else {
-    // Gateway-only routes (device looked up from the gateway) are not something we send.
-    if (!HasDevice(route.hop)) return ErrnoError(route.hop.gateway ? ENETUNREACH : EINVAL, context);
+    // A gateway without a device: the kernel takes the device whose address or link route
+    // covers the gateway (and ENETUNREACH when none does).
+    if (!HasDevice(route.hop)) {
+      if (!route.hop.gateway) return ErrnoError(EINVAL, context);
+      for (const auto& [index, link] : links_) {
+        NextHop probe = route.hop;
+        probe.ifindex = index;
+        if (link.up && GatewayReachable(route, probe)) {
+          stored.hop.ifindex = index;
+          break;
+        }
+      }
+      if (!HasDevice(stored.hop)) return ErrnoError(ENETUNREACH, context);
+    }
     if (int err = ResolveHop(stored, stored.hop); err != 0) return ErrnoError(err, context);
   }
   if (stored.dst.addr.family == 6) stored.scope = Ipv6Scope(stored);

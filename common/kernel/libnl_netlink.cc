@@ -494,8 +494,8 @@ int CheckRoute(const Route& route) {
     }
     return 0;
   }
-  // Gateway-only routes (device looked up from the gateway) are not something we send.
-  if (!HasDevice(route.hop)) return route.hop.gateway ? ENETUNREACH : EINVAL;
+  // A gateway alone is fine (the kernel looks the device up); neither is not a route.
+  if (!HasDevice(route.hop) && !route.hop.gateway) return EINVAL;
   return gateway_ok(route.hop) ? 0 : EINVAL;
 }
 
@@ -640,7 +640,8 @@ void AppendNewRoute(std::vector<uint8_t>& buf, uint32_t seq, uint32_t port, cons
       }
       m.End(nest);
     } else {
-      m.U32(RTA_OIF, static_cast<uint32_t>(route.hop.ifindex));
+      // No device: the kernel picks it from the gateway (RTA_OIF 0 would be ENETUNREACH).
+      if (route.hop.ifindex != 0) m.U32(RTA_OIF, static_cast<uint32_t>(route.hop.ifindex));
       if (route.hop.gateway) m.Ip(RTA_GATEWAY, *route.hop.gateway);
     }
   }
@@ -1352,7 +1353,9 @@ absl::Status LibnlNetlink::ReplaceRoute(const Route& route) {
     if (!resolved.multipath.empty()) {
       ok = PutMultipath(msg.get(), resolved.multipath);
     } else {
-      ok = nla_put_u32(msg.get(), RTA_OIF, static_cast<uint32_t>(resolved.hop.ifindex)) == 0 &&
+      // No device: the kernel picks it from the gateway (RTA_OIF 0 would be ENETUNREACH).
+      ok = (resolved.hop.ifindex == 0 ||
+            nla_put_u32(msg.get(), RTA_OIF, static_cast<uint32_t>(resolved.hop.ifindex)) == 0) &&
            (!resolved.hop.gateway || PutIp(msg.get(), RTA_GATEWAY, *resolved.hop.gateway) == 0);
     }
     if (!ok) msg.reset();

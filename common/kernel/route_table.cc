@@ -10,6 +10,8 @@ namespace {
 
 bool HopSatisfies(const NextHop& desired, const NextHop& actual) {
   if (desired.gateway != actual.gateway || desired.onlink != actual.onlink) return false;
+  // A route via a gateway alone: the kernel picks the device, any is ours.
+  if (desired.ifname.empty() && desired.ifindex == 0) return true;
   if (!desired.ifname.empty() && !actual.ifname.empty()) return desired.ifname == actual.ifname;
   return desired.ifindex == actual.ifindex;
 }

@@ -459,9 +459,16 @@ void RouteViaGateway(Harness& harness) {
   REQUIRE_OK(netlink.ReplaceRoute(v6));
   Route v6_onlink = Route::Via("fd00:10::/64", "fd00:ff::1", "ct1", /*onlink=*/true);
   REQUIRE_OK(netlink.ReplaceRoute(v6_onlink));
+  // No device at all (felixd's CrossSubnet routes): the kernel takes the one covering the
+  // gateway, and reads the route back with it.
+  Route gateway_only;
+  gateway_only.dst = *net::ParsePrefix("10.1.0.0/16");
+  gateway_only.hop.gateway = net::ParseIp("169.254.1.1");
+  REQUIRE_OK(netlink.ReplaceRoute(gateway_only));
   CHECK(Listed(netlink) == Sorted({Stored(netlink, fallback), Stored(netlink, gateway),
                                    Stored(netlink, covered), Stored(netlink, v6),
-                                   Stored(netlink, v6_onlink)}));
+                                   Stored(netlink, v6_onlink),
+                                   Stored(netlink, Route::Via("10.1.0.0/16", "169.254.1.1", "ct1"))}));
 }
 
 void RejectRoutes(Harness& harness) {
