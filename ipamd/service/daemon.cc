@@ -7,6 +7,7 @@
 #include "common/base/status_macros.h"
 #include "common/log/log.h"
 #include "ipamd/allocator/resource_environment.h"
+#include "ipamd/service/tunnel_address.h"
 
 namespace calico::ipamd::service {
 
@@ -50,6 +51,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(datastore::Datastore& stor
   ro.services = {d->service_.get()};
   ro.service_names = {"calico.ipam.v1.Ipam"};
   ASSIGN_OR_RETURN(d->rpc_, rpc::UnixServer::Start(ro));
+  d->EnsureTunnel();  // before serving the first ADD's neighbours: felixd waits for it
   d->loop_ = std::thread([raw = d.get()] { raw->Loop(); });
   log::Info("started", {{"node", d->options_.node},
                         {"socket", d->options_.socket_path},
@@ -116,14 +118,30 @@ absl::Status Daemon::RunLoopOnce() {
   return status;
 }
 
+void Daemon::EnsureTunnel() {
+  if (!options_.vxlan_tunnel) return;
+  absl::StatusOr<TunnelResult> r = EnsureVxlanTunnelAddress(*allocator_, store_, options_.node);
+  std::string error = r.ok() ? "" : r.status().ToString();
+  if (!error.empty() && error != tunnel_error_) {
+    log::Warn("vxlan_tunnel_address_failed", {{"node", options_.node}, {"error", error}});
+  }
+  tunnel_error_ = error;
+}
+
 void Daemon::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
+  absl::Time next_pass = absl::InfinitePast();
   while (!stopping_) {
     lock.unlock();
-    absl::Status s = RunLoopOnce();
-    if (!s.ok()) log::Warn("background_pass_failed", {{"error", s.ToString()}});
+    if (absl::Now() >= next_pass) {
+      absl::Status s = RunLoopOnce();
+      if (!s.ok()) log::Warn("background_pass_failed", {{"error", s.ToString()}});
+      next_pass = absl::Now() + options_.loop_interval;
+    }
+    EnsureTunnel();
     lock.lock();
-    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.loop_interval),
+    absl::Duration wait = std::min(next_pass - absl::Now(), options_.tunnel_interval);
+    wake_.wait_for(lock, absl::ToChronoNanoseconds(std::max(wait, absl::ZeroDuration())),
                    [this] { return stopping_; });
   }
 }

@@ -32,6 +32,9 @@ struct DaemonOptions {
   absl::Duration loop_interval = absl::Seconds(30);  // gauges + one leak collection pass
   bool collect_leaks = true;                         // needs an InUseLoader as well
   absl::Duration env_cache_ttl = absl::Seconds(1);
+  // This node's VXLAN tunnel address (tunnel_address.h): checked at start and every interval.
+  bool vxlan_tunnel = true;
+  absl::Duration tunnel_interval = absl::Seconds(5);
   AllocatorOptions allocator;
 };
 
@@ -56,6 +59,7 @@ class Daemon {
  private:
   Daemon(datastore::Datastore& store, DaemonOptions options, InUseLoader load_in_use);
   absl::Status UpdatePoolGauges();
+  void EnsureTunnel();
   void Loop();
 
   const DaemonOptions options_;
@@ -73,6 +77,7 @@ class Daemon {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::thread loop_;
+  std::string tunnel_error_;  // last logged, so a persisting problem is logged once
 };
 
 }  // namespace calico::ipamd::service
