@@ -1,6 +1,7 @@
 #include "calicoctl/node.h"
 
 #include <chrono>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
@@ -32,7 +33,30 @@ std::string Since(int64_t unix_ms, absl::Time now) {
   return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone());
 }
 
-// Upstream's `calicoctl node status`: whether the BGP daemon runs, then a peer table per family.
+// felixd's status, or nullopt when it does not answer (within 3 s).
+std::optional<pb::GetStatusResponse> FelixStatus(const NodeArgs& args) {
+  auto stub = pb::Dataplane::NewStub(
+      rpc::DialUnix(Value(args, "felixd-socket", "/var/run/calico/dataplane.sock")));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  pb::GetStatusResponse status;
+  if (!stub->GetStatus(&ctx, {}, &status).ok()) return std::nullopt;
+  return status;
+}
+
+void PrintVxlan(const pb::GetStatusResponse& felix, std::ostream& out) {
+  if (!felix.has_vxlan()) return;
+  const pb::VxlanStatus& v = felix.vxlan();
+  out << "\nVXLAN status\n";
+  PrintBorderedTable(out, {"DEVICE", "TUNNEL ADDRESS", "VTEP MAC", "REMOTE VTEPS", "ROUTES", "MTU"},
+                     {{v.device(), v.tunnel_ip().empty() ? "(waiting for ipamd)" : v.tunnel_ip(),
+                       v.mac(), std::to_string(v.vteps()), std::to_string(v.routes()),
+                       std::to_string(v.mtu())}},
+                     {}, true);
+}
+
+// Upstream's `calicoctl node status`: whether the BGP daemon runs, then a peer table per family;
+// plus felixd's VXLAN state when a pool uses VXLAN (a VXLAN-only node runs no birdd at all).
 int NodeStatus(const NodeArgs& args, std::ostream& out, std::ostream& err) {
   const std::string socket = Value(args, "birdd-socket", "/var/run/calico/bgp.sock");
   auto stub = bgp::Bgp::NewStub(rpc::DialUnix(socket));
@@ -41,6 +65,14 @@ int NodeStatus(const NodeArgs& args, std::ostream& out, std::ostream& err) {
   bgp::GetStatusResponse status;
   grpc::Status st = stub->GetStatus(&ctx, {}, &status);
   if (!st.ok()) {
+    std::optional<pb::GetStatusResponse> felix = FelixStatus(args);
+    if (felix && felix->has_vxlan()) {
+      out << "Calico process is running.\n\nNone of the BGP backend processes (birdd) are running.\n";
+      PrintVxlan(*felix, out);
+      out << "\n";
+      for (const std::string& p : felix->problems()) out << "problem: " << p << "\n";
+      return 0;
+    }
     out << "Calico process is not running.\n";
     err << "birdd at " << socket << " did not answer: " << st.error_message() << "\n";
     return 1;
@@ -64,6 +96,7 @@ int NodeStatus(const NodeArgs& args, std::ostream& out, std::ostream& err) {
     }
     PrintBorderedTable(out, {"PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"}, rows, {}, true);
   }
+  if (std::optional<pb::GetStatusResponse> felix = FelixStatus(args)) PrintVxlan(*felix, out);
   out << "\n";
   if (status.problems_size() > 0) {
     out << "Configuration problems:\n";
@@ -140,6 +173,13 @@ int NodeWorkloads(const NodeArgs& args, std::ostream& out, std::ostream& err) {
       << status.route_protocol() << "), MTU " << status.mtu() << ", " << status.resyncs()
       << " resyncs, " << status.repairs() << " repairs\n";
   for (const std::string& p : status.problems()) out << "problem: " << p << "\n";
+  if (status.has_vxlan()) {
+    const pb::VxlanStatus& v = status.vxlan();
+    out << "vxlan: " << v.device() << " "
+        << (v.tunnel_ip().empty() ? "(no tunnel address yet)" : v.tunnel_ip()) << " " << v.mac()
+        << ", " << v.vteps() << " remote VTEPs, " << v.routes() << " routes, MTU " << v.mtu()
+        << "\n";
+  }
   if (status.has_policy()) {
     const pb::PolicyStatus& ps = status.policy();
     out << "policy: " << (ps.ready() ? "programmed" : "NOT PROGRAMMED") << ", " << ps.policies()

@@ -11,6 +11,7 @@ namespace calico::felixd {
 namespace {
 
 constexpr char kBlocksOwner[] = "~blocks";  // sorts after every interface name
+constexpr char kRemoteOwner[] = "~remote";
 
 kernel::Route EndpointRoute(const net::Prefix& ip, const std::string& ifname) {
   kernel::Route r;
@@ -71,6 +72,11 @@ void EndpointManager::SetAffineBlocks(std::vector<net::Prefix> blocks) {
   routes_.SetDesired(kBlocksOwner, std::move(routes));
 }
 
+void EndpointManager::SetRemoteRoutes(std::vector<kernel::Route> routes) {
+  remote_routes_ = routes.size();
+  routes_.SetDesired(kRemoteOwner, std::move(routes));
+}
+
 absl::Status EndpointManager::Apply() { return routes_.Apply(); }
 
 absl::Status EndpointManager::Resync() {
@@ -111,7 +117,7 @@ std::set<AdvertisedRoute> EndpointManager::Advertised() const {
 }
 
 EndpointManagerStats EndpointManager::stats() const {
-  size_t routes = blocks_.size();
+  size_t routes = blocks_.size() + remote_routes_;
   for (const auto& [name, e] : endpoints_) routes += e.ips.size();
   return {.resyncs = resyncs_, .sysctl_repairs = sysctl_repairs_, .routes = routes};
 }

@@ -50,6 +50,9 @@ class EndpointManager {
   // Replaces the whole set (a full re-list from the datastore): endpoints not in it go.
   void ReplaceEndpoints(std::vector<LocalEndpoint> endpoints);
   void SetAffineBlocks(std::vector<net::Prefix> blocks);
+  // Routes to other nodes' blocks that felixd itself programs (VXLAN mode): same table and
+  // protocol as the workload routes, so one reconciler owns them all.
+  void SetRemoteRoutes(std::vector<kernel::Route> routes);
 
   // Programs the route delta. A route whose device does not exist yet stays pending.
   absl::Status Apply();
@@ -73,6 +76,7 @@ class EndpointManager {
   kernel::RouteTable routes_;
   std::map<std::string, LocalEndpoint> endpoints_;
   std::vector<net::Prefix> blocks_;
+  size_t remote_routes_ = 0;
   int64_t resyncs_ = 0;
   int64_t sysctl_repairs_ = 0;
 };

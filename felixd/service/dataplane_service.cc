@@ -105,6 +105,15 @@ grpc::Status DataplaneService::GetStatus(grpc::ServerContext*, const pb::GetStat
   resp->set_route_protocol(std::to_string(felix_.options().route_protocol));
   resp->set_mtu(s.mtu);
   for (const std::string& p : s.problems) resp->add_problems(p);
+  if (s.vxlan) {
+    pb::VxlanStatus* v = resp->mutable_vxlan();
+    v->set_device(kVxlanDevice);
+    v->set_tunnel_ip(s.vxlan->tunnel_ip);
+    v->set_mac(s.vxlan->mac);
+    v->set_vteps(static_cast<int32_t>(s.vxlan->vteps));
+    v->set_routes(static_cast<int32_t>(s.vxlan->routes));
+    v->set_mtu(s.vxlan->device_mtu);
+  }
   if (policy_ != nullptr) {
     PolicyStatus ps = policy_->Status();
     pb::PolicyStatus* out = resp->mutable_policy();

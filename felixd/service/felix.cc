@@ -20,6 +20,15 @@ const resources::KindInfo& WepKind() {
   static const resources::KindInfo* kind = resources::FindKind("WorkloadEndpoint");
   return *kind;
 }
+const resources::KindInfo& PoolKind() {
+  static const resources::KindInfo* kind = resources::FindKind("IPPool");
+  return *kind;
+}
+const resources::KindInfo& NodeKind() {
+  static const resources::KindInfo* kind = resources::FindKind("Node");
+  return *kind;
+}
+std::string AllAffinitiesPrefix() { return std::string(ipamd::kIpamPrefix) + "host/"; }
 
 std::string JoinIps(const std::vector<net::Prefix>& ips) {
   return absl::StrJoin(ips, ",", [](std::string* out, const net::Prefix& p) {
@@ -120,7 +129,8 @@ Felix::Felix(datastore::Datastore& store, kernel::Netlink& host, NetlinkOpener o
       open_(open),
       plumber_(std::move(open)),
       options_(std::move(options)),
-      manager_(host, options_.route_protocol) {}
+      manager_(host, options_.route_protocol),
+      vxlan_(host) {}
 
 Felix::~Felix() { Stop(); }
 
@@ -141,7 +151,7 @@ int Felix::DetectMtu() {
 }
 
 absl::Status Felix::Start() {
-  mtu_ = DetectMtu();
+  base_mtu_ = mtu_ = DetectMtu();
   RETURN_IF_ERROR(SyncOnce());
   log::Info("ready", {{"node", options_.node},
                       {"workloads", std::to_string(manager_.endpoints().size())},
@@ -171,8 +181,57 @@ bool Felix::ready() const {
 
 absl::Status Felix::SyncOnce(bool read_kernel) {
   ASSIGN_OR_RETURN(datastore::ListResult weps, store_.List(resources::KeyPrefix(WepKind())));
-  ASSIGN_OR_RETURN(datastore::ListResult affinities,
-                   store_.List(ipamd::AffinityPrefix(options_.node)));
+  // Every node's affinities: this node's blocks get blackholes, other nodes' VXLAN blocks routes.
+  ASSIGN_OR_RETURN(datastore::ListResult affinities, store_.List(AllAffinitiesPrefix()));
+  absl::StatusOr<std::vector<resources::Resource>> pools = client_.List(PoolKind());
+  if (!pools.ok()) return Annotate(pools.status(), "listing IPPools");
+  absl::StatusOr<std::vector<resources::Resource>> nodes = client_.List(NodeKind());
+  if (!nodes.ok()) return Annotate(nodes.status(), "listing Nodes");
+
+  VxlanInputs vin;
+  vin.node = options_.node;
+  // IP-in-IP pools need tunl0 (the kernel's ipip module). Checked with every kernel read.
+  bool ipip = false;
+  for (const resources::Resource& pool : *pools) {
+    const resources::Json& spec = pool.object["spec"];
+    std::optional<net::Prefix> cidr = net::ParsePrefix(spec.value("cidr", ""));
+    if (!cidr) continue;
+    const bool disabled = spec.value("disabled", false);
+    if (!disabled && cidr->addr.family == 4 && spec.value("ipipMode", "Never") != "Never") ipip = true;
+    vin.pools.push_back({.cidr = *cidr,
+                         .vxlan = ParseEncapMode(spec.value("vxlanMode", "Never")).value_or(EncapMode::kNever),
+                         .disabled = disabled});
+  }
+  const bool vxlan_wanted = std::any_of(vin.pools.begin(), vin.pools.end(), [](const VxlanPool& p) {
+    return !p.disabled && p.vxlan != EncapMode::kNever && p.cidr.addr.family == 4;
+  });
+  for (const resources::Resource& node : *nodes) {
+    const resources::Json& spec = node.object["spec"];
+    VxlanNode n;
+    if (spec.contains("bgp") && spec["bgp"].is_object()) {
+      n.address = net::ParseCidrOrIp(spec["bgp"].value("ipv4Address", ""));
+    }
+    n.tunnel_ip = net::ParseIp(spec.value("ipv4VXLANTunnelAddr", ""));
+    n.mac = kernel::ParseMac(spec.value("vxlanTunnelMACAddr", ""));
+    if (node.Name() == options_.node && vxlan_wanted && !n.mac) {
+      // This node's VTEP MAC is felixd's to publish (as upstream Felix does).
+      n.mac = PublishVtepMac(node);
+    }
+    vin.nodes.emplace(node.Name(), std::move(n));
+  }
+  std::vector<net::Prefix> blocks;
+  std::map<std::string, std::vector<net::Prefix>> blocks_by_node;
+  const std::string host_prefix = AllAffinitiesPrefix();
+  for (const datastore::Entry& entry : affinities.entries) {
+    std::optional<net::Prefix> cidr = ipamd::CidrFromKey(entry.key);
+    absl::StatusOr<ipamd::BlockAffinity> affinity = ipamd::DecodeAffinity(entry.value);
+    if (!cidr || !affinity.ok() || affinity->state != ipamd::AffinityState::kConfirmed) continue;
+    std::string_view rest = std::string_view(entry.key).substr(host_prefix.size());
+    std::string node(rest.substr(0, rest.find('/')));
+    if (node == options_.node) blocks.push_back(*cidr);
+    blocks_by_node[node].push_back(*cidr);
+    vin.blocks.emplace_back(*cidr, node);
+  }
   std::map<std::string, LocalEndpoint> endpoints;
   for (const datastore::Entry& entry : weps.entries) {
     absl::StatusOr<resources::Resource> wep = resources::FromStored(entry.value, entry.mod_revision);
@@ -180,31 +239,26 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
       log::Warn("bad_workload_endpoint", {{"key", entry.key}, {"error", ToStd(wep.status().message())}});
       continue;
     }
-    if (auto e = LocalEndpointOf(*wep, options_.node)) endpoints[e->name] = std::move(*e);
-  }
-  // IP-in-IP pools need tunl0 (the kernel's ipip module). Checked with every kernel read.
-  bool ipip = false;
-  if (read_kernel) {
-    absl::StatusOr<datastore::ListResult> pools = store_.List(resources::KeyPrefix(*resources::FindKind("IPPool")));
-    for (const datastore::Entry& entry : pools.ok() ? pools->entries : std::vector<datastore::Entry>{}) {
-      absl::StatusOr<resources::Resource> pool = resources::FromStored(entry.value, entry.mod_revision);
-      if (!pool.ok()) continue;
-      const resources::Json& spec = pool->object["spec"];
-      const std::string cidr = spec.value("cidr", "");
-      if (!spec.value("disabled", false) && cidr.find(':') == std::string::npos &&
-          spec.value("ipipMode", "Never") != "Never") {
-        ipip = true;
+    if (auto e = LocalEndpointOf(*wep, options_.node)) {
+      endpoints[e->name] = std::move(*e);
+      continue;
+    }
+    // Another node's workload address outside that node's blocks (borrowed): VXLAN routes it.
+    if (!vxlan_wanted) continue;
+    const resources::Json& spec = wep->object["spec"];
+    const std::string node = spec.value("node", "");
+    if (node.empty() || !spec.contains("ipNetworks")) continue;
+    const std::vector<net::Prefix>& theirs = blocks_by_node[node];
+    for (const auto& cidr : spec["ipNetworks"]) {
+      std::optional<net::Prefix> ip = net::ParseCidrOrIp(cidr.get<std::string>());
+      if (!ip || ip->addr.family != 4 || ip->len != 32) continue;
+      if (std::none_of(theirs.begin(), theirs.end(),
+                       [&](const net::Prefix& b) { return net::Contains(b, *ip); })) {
+        vin.borrowed.emplace_back(*ip, node);
       }
     }
   }
-  std::vector<net::Prefix> blocks;
-  for (const datastore::Entry& entry : affinities.entries) {
-    std::optional<net::Prefix> cidr = ipamd::CidrFromKey(entry.key);
-    absl::StatusOr<ipamd::BlockAffinity> affinity = ipamd::DecodeAffinity(entry.value);
-    if (cidr && affinity.ok() && affinity->state == ipamd::AffinityState::kConfirmed) {
-      blocks.push_back(*cidr);
-    }
-  }
+  VxlanPlan plan = PlanVxlan(vin);
 
   std::lock_guard<std::mutex> lock(mu_);
   // Requests in flight (or whose write this list predates) override the list.
@@ -225,6 +279,19 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   for (auto& [name, e] : endpoints) list.push_back(std::move(e));
   manager_.ReplaceEndpoints(std::move(list));
   manager_.SetAffineBlocks(std::move(blocks));
+  manager_.SetRemoteRoutes(plan.routes);
+  vxlan_pools_ = vin.pools;
+  vxlan_wanted_ = plan.wanted;
+  if (options_.mtu <= 0) mtu_ = base_mtu_ - (plan.wanted ? kVxlanOverhead : 0);
+  // The device first, so the routes through it can be written.
+  const bool plan_changed = !(plan == vxlan_.plan());
+  vxlan_.Set(std::move(plan));
+  if (read_kernel || plan_changed || !vxlan_problem_.empty()) {
+    absl::Status v = vxlan_.Apply();
+    std::string problem = v.ok() ? "" : absl::StrCat("VXLAN: ", ToStd(v.message()));
+    if (problem != vxlan_problem_ && !problem.empty()) log::Error("vxlan_failed", {{"problem", problem}});
+    vxlan_problem_ = problem;
+  }
   absl::Status status;
   if (read_kernel) {
     EnsureIpipTunnel(ipip);
@@ -239,8 +306,24 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   return absl::OkStatus();
 }
 
+std::optional<kernel::MacAddress> Felix::PublishVtepMac(const resources::Resource& node) {
+  const kernel::MacAddress mac = VtepMacFor(options_.node);
+  resources::Resource updated = node;
+  updated.object["spec"]["vxlanTunnelMACAddr"] = kernel::FormatMac(mac);
+  // resourceVersion makes it a compare-and-swap: ipamd writes the tunnel address concurrently.
+  absl::StatusOr<resources::Resource> written = client_.Replace(updated);
+  if (!written.ok()) {
+    log::Warn("vtep_mac_not_published", {{"node", options_.node}, {"error", ToStd(written.status().message())}});
+    return std::nullopt;  // retried by the next sync (a Node event marks one dirty)
+  }
+  log::Info("vtep_mac_published", {{"node", options_.node}, {"mac", kernel::FormatMac(mac)}});
+  return mac;
+}
+
 void Felix::PublishAdvertisedLocked() {
   std::set<AdvertisedRoute> now = manager_.Advertised();
+  // VXLAN pools are routed by felixd on every node, not over BGP (as upstream's BIRD config).
+  std::erase_if(now, [&](const AdvertisedRoute& r) { return InVxlanPool(vxlan_pools_, r.cidr); });
   if (now == advertised_) return;
   advertised_ = std::move(now);
   ++advertised_version_;
@@ -285,11 +368,14 @@ void Felix::Loop() {
 // cost stays constant however many endpoints the node has.
 void Felix::WatchLoop() {
   const std::string wep_prefix = resources::KeyPrefix(WepKind());
-  const std::string affinity_prefix = ipamd::AffinityPrefix(options_.node);
+  const std::string affinity_prefix = AllAffinitiesPrefix();
   const std::string name_prefix = absl::StrCat(absl::StrReplaceAll(options_.node, {{"-", "--"}}), "-");
   // One watch over the common root would carry every other node's IPAM traffic too; the
   // endpoint prefix plus a cheap name test keeps the noise low.
-  std::vector<std::string> prefixes = {wep_prefix, affinity_prefix};
+  // Affinities, pools and Nodes only mark the state dirty (the loop re-lists): they change rarely
+  // and VXLAN routes depend on all of them.
+  std::vector<std::string> prefixes = {wep_prefix, affinity_prefix, resources::KeyPrefix(PoolKind()),
+                                       resources::KeyPrefix(NodeKind())};
   std::vector<std::unique_ptr<datastore::Watch>> watches(prefixes.size());
   while (true) {
     {
@@ -315,13 +401,19 @@ void Felix::WatchLoop() {
         continue;
       }
       for (const datastore::Event& e : *events) {
-        if (i == 1) {
+        if (i >= 1) {
           relist = true;
           continue;
         }
         std::string_view name = e.key;
         name = name.substr(name.rfind('/') + 1);
-        if (name.substr(0, name_prefix.size()) != name_prefix) continue;
+        if (name.substr(0, name_prefix.size()) != name_prefix) {
+          // Another node's workload: only VXLAN mode cares (an address borrowed outside that
+          // node's blocks needs its own route here).
+          std::lock_guard<std::mutex> lock(mu_);
+          if (vxlan_wanted_) relist = true;
+          continue;
+        }
         EndpointUpdate u{.name = std::string(name), .revision = e.revision, .endpoint = std::nullopt};
         if (e.type == datastore::EventType::kPut) {
           absl::StatusOr<resources::Resource> wep = resources::FromStored(e.value, e.revision);
@@ -605,6 +697,19 @@ void Felix::EnsureIpipTunnel(bool wanted) {
 FelixStatus Felix::Status() {
   std::lock_guard<std::mutex> lock(mu_);
   EndpointManagerStats stats = manager_.stats();
+  std::vector<std::string> problems;
+  if (!ipip_problem_.empty()) problems.push_back(ipip_problem_);
+  if (!vxlan_problem_.empty()) problems.push_back(vxlan_problem_);
+  const VxlanPlan& plan = vxlan_.plan();
+  for (const std::string& w : plan.waiting) problems.push_back(absl::StrCat("VXLAN waits: ", w));
+  std::optional<VxlanStatus> vxlan;
+  if (plan.wanted) {
+    vxlan = VxlanStatus{.tunnel_ip = plan.local ? net::FormatIp(plan.local->tunnel_ip) : "",
+                        .mac = plan.local ? kernel::FormatMac(plan.local->mac) : "",
+                        .vteps = plan.remotes.size(),
+                        .routes = plan.routes.size(),
+                        .device_mtu = vxlan_.device_mtu()};
+  }
   return {.ready = ready_,
           .workloads = manager_.endpoints().size(),
           .routes = stats.routes,
@@ -612,7 +717,8 @@ FelixStatus Felix::Status() {
           .resyncs = stats.resyncs,
           .repairs = stats.sysctl_repairs,
           .mtu = mtu_,
-          .problems = ipip_problem_.empty() ? std::vector<std::string>{} : std::vector<std::string>{ipip_problem_}};
+          .problems = problems,
+          .vxlan = std::move(vxlan)};
 }
 
 }  // namespace calico::felixd

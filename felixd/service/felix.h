@@ -30,6 +30,7 @@
 #include "common/resources/client/client.h"
 #include "felixd/dataplane/endpoint_manager.h"
 #include "felixd/dataplane/plumber.h"
+#include "felixd/dataplane/vxlan_manager.h"
 
 namespace calico::felixd {
 
@@ -86,6 +87,14 @@ struct WorkloadInfo {
   bool routes_programmed = false;
 };
 
+struct VxlanStatus {
+  std::string tunnel_ip;  // empty while ipamd has not assigned one
+  std::string mac;
+  size_t vteps = 0;       // remote VTEPs programmed (neighbour + FDB)
+  size_t routes = 0;      // routes to remote blocks/addresses
+  int device_mtu = 0;
+};
+
 struct FelixStatus {
   bool ready = false;
   size_t workloads = 0;
@@ -95,6 +104,7 @@ struct FelixStatus {
   int64_t repairs = 0;
   int mtu = 0;
   std::vector<std::string> problems;  // what this node cannot do, and why (e.g. no ipip module)
+  std::optional<VxlanStatus> vxlan;  // set while an IPv4 pool uses VXLAN
 };
 
 // Names derived from a request: the same for Setup, Teardown and Check.
@@ -165,6 +175,8 @@ class Felix {
   // IP-in-IP: tunl0 is wanted while an enabled IPv4 pool has ipipMode Always or CrossSubnet.
   void EnsureIpipTunnel(bool wanted);  // under mu_
   std::string ipip_problem_;
+  // Writes this node's VTEP MAC into its Node (CAS); nullopt when the write failed.
+  std::optional<kernel::MacAddress> PublishVtepMac(const resources::Resource& node);
   NetlinkOpener open_;
   Plumber plumber_;
   FelixOptions options_;
@@ -172,13 +184,18 @@ class Felix {
   mutable std::mutex mu_;
   std::condition_variable changed_;  // advertised routes, stop, dirty
   EndpointManager manager_;          // guarded by mu_
+  VxlanManager vxlan_;               // guarded by mu_
+  std::vector<VxlanPool> vxlan_pools_;
+  bool vxlan_wanted_ = false;
+  std::string vxlan_problem_;
   std::map<std::string, Pending> pending_;
   std::set<AdvertisedRoute> advertised_;
   uint64_t advertised_version_ = 0;
   bool ready_ = false;
   bool dirty_ = false;
   bool stopping_ = false;
-  int mtu_ = 1500;
+  int mtu_ = 1500;       // for new workloads: the base minus the VXLAN overhead when VXLAN is on
+  int base_mtu_ = 1500;
   absl::Time last_resync_ = absl::InfinitePast();
   std::unique_ptr<datastore::Watch> watch_;
   std::thread loop_;

@@ -365,3 +365,73 @@ TEST_CASE("a setup succeeds while another endpoint's route keeps failing") {
 
 }  // namespace
 }  // namespace calico::felixd
+
+namespace calico::felixd {
+namespace {
+
+void ApplyYamlLike(datastore::Datastore& store, resources::Json object) {
+  resources::Client client(store);
+  absl::StatusOr<resources::Resource> r = resources::FromObject(object);
+  REQUIRE(r.ok());
+  REQUIRE(client.Apply(*r).ok());
+}
+
+TEST_CASE("a VXLAN pool: felixd publishes its VTEP MAC, builds vxlan.calico, routes remote blocks through it") {
+  Node n;
+  REQUIRE(n.kernel.host.ReplaceAddress({.prefix = P("10.99.0.1/24"),
+                                        .ifindex = n.kernel.host.GetLink("eth0")->index}).ok());
+  ApplyYamlLike(*n.store, {{"apiVersion", "projectcalico.org/v3"}, {"kind", "IPPool"},
+                           {"metadata", {{"name", "vx"}}},
+                           {"spec", {{"cidr", "10.65.0.0/16"}, {"vxlanMode", "Always"}}}});
+  ApplyYamlLike(*n.store, {{"apiVersion", "projectcalico.org/v3"}, {"kind", "Node"},
+                           {"metadata", {{"name", "node1"}}},
+                           {"spec", {{"bgp", {{"ipv4Address", "10.99.0.1/24"}}},
+                                     {"ipv4VXLANTunnelAddr", "10.65.0.0"}}}});
+  ApplyYamlLike(*n.store, {{"apiVersion", "projectcalico.org/v3"}, {"kind", "Node"},
+                           {"metadata", {{"name", "node2"}}},
+                           {"spec", {{"bgp", {{"ipv4Address", "10.99.0.2/24"}}},
+                                     {"ipv4VXLANTunnelAddr", "10.65.0.64"},
+                                     {"vxlanTunnelMACAddr", "66:00:00:00:00:02"}}}});
+  ipamd::BlockAffinity confirmed;
+  confirmed.state = ipamd::AffinityState::kConfirmed;
+  REQUIRE(n.store->Create(ipamd::AffinityKey("node1", P("10.65.0.0/26")), ipamd::EncodeAffinity(confirmed)).ok());
+  REQUIRE(n.store->Create(ipamd::AffinityKey("node2", P("10.65.0.64/26")), ipamd::EncodeAffinity(confirmed)).ok());
+  REQUIRE(n.felix->SyncOnce().ok());
+
+  // The MAC went into this node's Node (and nowhere else).
+  resources::Client client(*n.store);
+  absl::StatusOr<resources::Resource> node1 = client.Get(*resources::FindKind("Node"), "", "node1");
+  REQUIRE(node1.ok());
+  CHECK(node1->object["spec"].value("vxlanTunnelMACAddr", "") == kernel::FormatMac(VtepMacFor("node1")));
+  absl::StatusOr<kernel::Link> dev = n.kernel.host.GetLink(kVxlanDevice);
+  REQUIRE(dev.ok());
+  CHECK(dev->mtu == 8950);
+  bool routed = false;
+  for (const kernel::Route& r : n.FelixRoutes()) {
+    if (r.dst == P("10.65.0.64/26")) {
+      routed = r.hop.ifname == kVxlanDevice && r.hop.onlink && r.hop.gateway == net::ParseIp("10.65.0.64");
+    }
+  }
+  CHECK(routed);
+  FelixStatus status = n.felix->Status();
+  CHECK(status.problems.empty());
+  REQUIRE(status.vxlan);
+  CHECK(status.vxlan->vteps == 1);
+  CHECK(status.vxlan->tunnel_ip == "10.65.0.0");
+  CHECK(status.mtu == 8950);  // new pods fit the encapsulation
+  // VXLAN blocks are not advertised over BGP.
+  auto [version, advertised] = *n.felix->WaitAdvertised(0, absl::ZeroDuration());
+  CHECK(advertised.empty());
+  // Pool back to Never: the device and its routes go.
+  ApplyYamlLike(*n.store, {{"apiVersion", "projectcalico.org/v3"}, {"kind", "IPPool"},
+                           {"metadata", {{"name", "vx"}}},
+                           {"spec", {{"cidr", "10.65.0.0/16"}, {"vxlanMode", "Never"}}}});
+  REQUIRE(n.felix->SyncOnce().ok());
+  CHECK(absl::IsNotFound(n.kernel.host.GetLink(kVxlanDevice).status()));
+  for (const kernel::Route& r : n.FelixRoutes()) CHECK(r.dst != P("10.65.0.64/26"));
+  CHECK(n.felix->Status().mtu == 9000);
+  CHECK_FALSE(n.felix->Status().vxlan);
+}
+
+}  // namespace
+}  // namespace calico::felixd
