@@ -32,6 +32,7 @@
 #include "felixd/service/dataplane_service.h"
 #include "felixd/nft/mnl_nftables.h"
 #include "felixd/service/felix.h"
+#include "felixd/service/node_registration.h"
 #include "felixd/service/policy_manager.h"
 
 ABSL_FLAG(std::string, socket, "/var/run/calico/dataplane.sock",
@@ -39,6 +40,15 @@ ABSL_FLAG(std::string, socket, "/var/run/calico/dataplane.sock",
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:9099",
           "Loopback host:port for /liveness, /readiness and /metrics; port 0 disables HTTP.");
 ABSL_FLAG(std::string, node, "", "This node's name (default: $NODENAME, else the hostname).");
+ABSL_FLAG(std::string, ip, "autodetect",
+          "This node's IPv4 address with prefix length for its Node (spec.bgp.ipv4Address), "
+          "\"autodetect\" (only when the Node has none) or \"none\" (upstream's IP).");
+ABSL_FLAG(std::string, ip6, "none", "As --ip for IPv6 (upstream's IP6).");
+ABSL_FLAG(std::string, ip_autodetection_method, "default-route",
+          "default-route, first-found, interface=REGEX or cidr=CIDR (upstream's "
+          "IP_AUTODETECTION_METHOD).");
+ABSL_FLAG(bool, register_node, true,
+          "Create this node's Node resource when missing and fill its addresses.");
 ABSL_FLAG(int, route_protocol, calico::felixd::kDefaultRouteProtocol,
           "rtnetlink protocol number that marks felixd's routes (1-255, not 12: BIRD's).");
 ABSL_FLAG(int, mtu, 0, "Workload MTU; 0: the MTU of the host's default-route device.");
@@ -168,6 +178,19 @@ absl::Status Run(const sigset_t& signals) {
       return p->WaitProgrammed(rev, timeout);
     };
   }
+  const bool register_node = absl::GetFlag(FLAGS_register_node);
+  for (const auto& [flag, value, family] : {std::tuple{"--ip", absl::GetFlag(FLAGS_ip), 4},
+                                            std::tuple{"--ip6", absl::GetFlag(FLAGS_ip6), 6}}) {
+    std::optional<net::Prefix> p = net::ParsePrefix(value);
+    if (value != "autodetect" && value != "none" && (!p || p->addr.family != family)) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, "=", value, ": expected autodetect, none or an IPv",
+                                                     family, " address with its prefix length"));
+    }
+  }
+  NodeRegistration registration{.node = options.node,
+                                .ip = absl::GetFlag(FLAGS_ip),
+                                .ip6 = absl::GetFlag(FLAGS_ip6),
+                                .method = absl::GetFlag(FLAGS_ip_autodetection_method)};
   Felix felix(*store, *host, OpenNetlink, options);
   DataplaneService service(felix, policy.get());
   http::MetricsRegistry metrics;
@@ -213,7 +236,13 @@ absl::Status Run(const sigset_t& signals) {
   std::thread starter([&] {
     bool felix_started = false;
     while (!stop) {
-      absl::Status s = felix_started ? absl::OkStatus() : felix.Start();
+      absl::Status s = absl::OkStatus();
+      if (!felix_started && register_node) {
+        // Before the first sync: VXLAN needs this node's address from its Node.
+        absl::StatusOr<RegistrationResult> r = RegisterNode(*store, *host, registration);
+        if (!r.ok()) s = Annotate(r.status(), "registering the Node");
+      }
+      if (s.ok()) s = felix_started ? absl::OkStatus() : felix.Start();
       felix_started = s.ok();
       // Policy before serving: a pod set up now finds its table in place (unknown cali*
       // interfaces are dropped until their endpoint is programmed, never left open).

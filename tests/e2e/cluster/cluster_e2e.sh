@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# e2e on the cluster in a box, BGP mode: 3 dual-stack nodes over a 3-member etcd.
-#  1. every pod reaches every other (2 per node), over IPv4 and IPv6;
+# e2e on the cluster in a box, in the routing mode $MODE (default bgp): 3 nodes over a
+# 3-member etcd — dual-stack with BGP; IPv4 with felixd's VXLAN (vxlan: every node on one
+# subnet; vxlan-crosssubnet: node3 on a second subnet behind a router, encapsulated only there).
+#  1. every pod reaches every other (2 per node), over IPv4 (and IPv6 with BGP); with VXLAN the
+#     routes, neighbours and FDB entries are checked, and which traffic is encapsulated;
 #  2. a pod added on node3 is reachable from node1: the time it takes;
 #  3. continuous pod-to-pod traffic across nodes while felixd, birdd and ipamd are SIGKILLed and
 #     restarted, then stopped with SIGTERM and started again (an upgrade): no packet lost, the
@@ -18,9 +21,17 @@ ip_of() { cut -d' ' -f2 "$CLUSTER_DIR/pods/$1"; }
 routes() {  # every node's routes but the pods' own /32s, which change with pods
   for n in 1 2 3; do echo "node$n"; ip -n "cib-node$n" route show | grep -v ' dev cali' | sort; done
 }
+mode="${MODE:-bgp}"
+vxlan_tx() {  # packets node$1's vxlan.calico has sent
+  ip -n "cib-node$1" -s -j link show vxlan.calico | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["packets"])'
+}
 start=$(date +%s.%N)
 
-"$cluster" up --nodes=3 --ipv6
+case "$mode" in
+  bgp) "$cluster" up --nodes=3 --ipv6 ;;
+  vxlan|vxlan-crosssubnet) "$cluster" up --nodes=3 --mode="$mode" ;;
+  *) fail "MODE=$mode: bgp, vxlan or vxlan-crosssubnet" ;;
+esac
 for n in 1 2 3; do for p in a b; do "$cluster" pod-add "$n" "p$n$p" > /dev/null; done; done
 
 echo "== 1. connectivity matrix"
@@ -28,19 +39,57 @@ matrix=$("$cluster" matrix)
 echo "$matrix"
 grep -q BLOCKED <<< "$matrix" && fail "pods cannot reach each other"
 [ "$(grep -o 'ok' <<< "$matrix" | wc -l)" = 30 ] || fail "expected 30 ok cells (6 pods, each to 5 others)"
-echo "== 1b. the same over IPv6 (dual-stack pool, MP-BGP)"
-matrix6=$("$cluster" matrix -6)
-echo "$matrix6"
-[ "$(grep -o 'ok' <<< "$matrix6" | wc -l)" = 30 ] || fail "IPv6: expected 30 ok cells"
+if [ "$mode" = bgp ]; then
+  echo "== 1b. the same over IPv6 (dual-stack pool, MP-BGP)"
+  matrix6=$("$cluster" matrix -6)
+  echo "$matrix6"
+  [ "$(grep -o 'ok' <<< "$matrix6" | wc -l)" = 30 ] || fail "IPv6: expected 30 ok cells"
+else
+  echo "== 1b. VXLAN state on node1: routes, neighbours, FDB; what is encapsulated"
+  block_of() {  # node1's route to the /26 block of pod $1
+    local b
+    b=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1] + "/26", strict=False))' "$(ip_of "$1")")
+    echo "$b $(ip -n cib-node1 route show "$b")"
+  }
+  r2=$(block_of p2a); r3=$(block_of p3a)
+  echo "node1: $r2"; echo "node1: $r3"
+  grep -q 'dev vxlan.calico proto 80 onlink' <<< "$r3" || fail "node3's block is not routed through vxlan.calico: $r3"
+  if [ "$mode" = vxlan ]; then
+    grep -q 'dev vxlan.calico proto 80 onlink' <<< "$r2" || fail "node2's block is not routed through vxlan.calico: $r2"
+  else
+    grep -q 'via 10.99.0.2 dev eth0 proto 80' <<< "$r2" || fail "node2 (same subnet) is not routed directly: $r2"
+  fi
+  [ "$(ip -n cib-node1 neigh show dev vxlan.calico | grep -c PERMANENT)" = 2 ] || fail "node1 lacks a VTEP neighbour"
+  [ "$(bridge -n cib-node1 fdb show dev vxlan.calico | grep -c 'dst 10.99')" = 2 ] || fail "node1 lacks a VTEP FDB entry"
+  tx0=$(vxlan_tx 1)
+  ip netns exec cib-pod-p1a ping -c3 -i 0.05 -W1 "$(ip_of p2a)" > /dev/null
+  tx1=$(vxlan_tx 1)
+  ip netns exec cib-pod-p1a ping -c3 -i 0.05 -W1 "$(ip_of p3a)" > /dev/null
+  tx2=$(vxlan_tx 1)
+  echo "vxlan.calico tx packets: +$((tx1 - tx0)) for 3 pings to node2, +$((tx2 - tx1)) for 3 to node3"
+  [ $((tx2 - tx1)) -ge 3 ] || fail "pings to node3's pod were not encapsulated"
+  if [ "$mode" = vxlan ]; then
+    [ $((tx1 - tx0)) -ge 3 ] || fail "pings to node2's pod were not encapsulated"
+  else
+    [ $((tx1 - tx0)) = 0 ] || fail "pings to node2's pod (same subnet) were encapsulated"
+  fi
+  mtu=$(ip -n cib-pod-p1a -j link show eth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["mtu"])')
+  [ "$mtu" = 1450 ] || fail "pod MTU $mtu: expected 1450 (1500 - VXLAN's 50)"
+fi
 
 echo "== diags of every node"
 tarball=$("$cluster" diags)
 listing=$(tar -tzf "$tarball")  # (not piped into grep -q: pipefail and SIGPIPE)
-for want in node1/node-status.txt node3/birdd.log node2/kernel.txt resources.yaml ipam.txt; do
+for want in node1/node-status.txt node3/felixd.log node2/kernel.txt resources.yaml ipam.txt; do
   grep -q "/$want\$" <<< "$listing" || fail "diags lack $want"
 done
-[ "$(tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -c Established)" = 4 ] ||
-  fail "node2's status in the diags does not show 4 Established sessions (IPv4 and IPv6)"
+if [ "$mode" = bgp ]; then
+  [ "$(tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -c Established)" = 4 ] ||
+    fail "node2's status in the diags does not show 4 Established sessions (IPv4 and IPv6)"
+else
+  tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -q '| vxlan.calico | 10.244.' ||
+    fail "node2's status in the diags does not show its VXLAN tunnel"
+fi
 resources=$(tar -xzOf "$tarball" --wildcards '*/resources.yaml')
 grep -q 'kind: IPPool' <<< "$resources" || fail "diags lack the IP pools"
 
@@ -55,13 +104,17 @@ done
 [ -n "$reached" ] || fail "the pod on node3 ($late) never became reachable from node1"
 awk -v a="$t0" -v b="$reached" 'BEGIN { printf "pod ADD on node3 to reachable from node1: %.0f ms (the ADD included)\n", (b - a) * 1000 }'
 
-echo "== 3. restarts under traffic (p1a -> p2a, 100 pps)"
+# Across the subnets in vxlan-crosssubnet, so the flow is encapsulated.
+peer=p2a; [ "$mode" = vxlan-crosssubnet ] && peer=p3a
+echo "== 3. restarts under traffic (p1a -> $peer, 100 pps)"
 before=$(routes)
-target=$(ip_of p2a)
+target=$(ip_of $peer)
 ip netns exec cib-pod-p1a ping -D -i 0.01 -c 2500 -W 1 "$target" > "$CLUSTER_DIR/ping.txt" 2>&1 &
 pinger=$!
 sleep 1
-for step in "1 felixd KILL" "2 birdd KILL" "1 ipamd KILL" "1 felixd TERM" "2 birdd TERM" "1 ipamd TERM"; do
+steps=("1 felixd KILL" "2 birdd KILL" "1 ipamd KILL" "1 felixd TERM" "2 birdd TERM" "1 ipamd TERM")
+[ "$mode" = bgp ] || steps=("1 felixd KILL" "2 felixd KILL" "1 ipamd KILL" "1 felixd TERM" "2 felixd TERM" "1 ipamd TERM")
+for step in "${steps[@]}"; do
   set -- $step
   echo "restart node$1 $2 (SIG$3)"
   "$cluster" restart "$1" "$2" "$3"
@@ -97,7 +150,9 @@ check=$("$cluster" calicoctl 1 ipam check)
 echo "$check" | tail -n 2
 grep -q 'found 0 problems' <<< "$check" || fail "ipam check found problems"
 inuse=$("$cluster" calicoctl 1 ipam show | awk -F'|' '/IP Pool/ { split($5, f, " "); n += f[1] } END { print n + 0 }')
-[ "$inuse" = 0 ] || fail "$inuse addresses still in use after every pod was deleted"
+# What stays: each node's VXLAN tunnel address.
+tunnels=0; [ "$mode" = bgp ] || tunnels=3
+[ "$inuse" = "$tunnels" ] || fail "$inuse addresses in use after every pod was deleted (expected $tunnels tunnel addresses)"
 
-awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "e2e wall time: %.0f s\n", b - a }'
+awk -v a="$start" -v b="$(date +%s.%N)" -v m="$mode" 'BEGIN { printf "e2e wall time (%s): %.0f s\n", m, b - a }'
 echo PASS
