@@ -55,6 +55,7 @@ expect default 'hostNetwork: true' 'name: install-cni' 'name: ipamd' 'name: feli
   'httpGet: {host: 127.0.0.1, path: /readiness, port: 9098}' 'CALICO_IPV4POOL_IPIP, value: "Never"' \
   '"nodename": "__NODENAME__"' 'etcd_endpoints: "https://etcd-0.example:2379"' '!CALICO_IPV6POOL_CIDR' \
   '--policy=true' '--endpoint-to-host-action=Accept' '--policy-refresh-interval=10s' \
+  '--ip=autodetect' '--ip6=none' '--ip-autodetection-method=default-route' \
   '--failsafe-inbound-host-ports=tcp:22,udp:68,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667' \
   '--failsafe-outbound-host-ports=udp:53,udp:67,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667'
 expect vxlan-dualstack-tls 'image: registry.example/calico-cpp/felixd:0.1.1' \
@@ -63,7 +64,8 @@ expect vxlan-dualstack-tls 'image: registry.example/calico-cpp/felixd:0.1.1' \
   '{name: ETCD_CA_CERT_FILE, value: /etc/calico/etcd-tls/ca.crt}' 'secretName: "calico-etcd-tls"' \
   'secretKeyRef: {name: "calico-etcd-password", key: "password"}' '"mtu": 1450' \
   '/host/etc/cni/net.d/05-calico.conflist' '--restart-wait=300s' \
-  'etcd_endpoints: "https://10.0.0.10:2379,https://10.0.0.11:2379,https://10.0.0.12:2379"'
+  'etcd_endpoints: "https://10.0.0.10:2379,https://10.0.0.11:2379,https://10.0.0.12:2379"' \
+  '--ip6=autodetect' '--ip-autodetection-method=interface=eth.*'
 expect bgp-embedded 'CALICO_DATASTORE_PATH, value: "/var/lib/calico/lab.db"' 'asNumber: 65010' \
   'listenPort: 1179' 'nodeToNodeMeshEnabled: false' 'CALICO_IPV4POOL_NAT_OUTGOING, value: "false"' \
   '!ETCD_ENDPOINTS' '!etcd-tls' '--endpoint-to-host-action=Drop' '--policy-refresh-interval=30s' \
