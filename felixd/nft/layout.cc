@@ -101,19 +101,22 @@ DesiredTable Skeleton(const LayoutOptions& options) {
   for (const char* map : {kHepInMap, kHepOutMap, kHepFwdInMap, kHepFwdOutMap}) {
     t.sets[map] = {SetSpec{map, KeyType::kIfname, false, true}, {}};
   }
-  auto dispatch = [&](const char* name, bool in, const char* map, bool nd) {
+  auto dispatch = [&](const char* name, bool in, const char* map, bool nd, const char* any) {
     Chain c{name, std::nullopt, {R({MarkSet{kMarkMask, 0}})}};
     // IPv6 neighbour discovery and MLD are not policy (as for workloads).
     for (uint8_t type : {130, 131, 132, 133, 134, 135, 136}) {
       if (nd) c.rules.push_back(R({L4ProtoMatch{58, false}, IcmpMatch{6, type, -1, false}, Accept()}));
     }
     c.rules.push_back(R({IfnameVmap{in, map}}));
+    // Not a named host endpoint: the all-interfaces one, if any (never loopback).
+    c.rules.push_back(R({IfnameMatch{in, "lo", false, true}, Goto(any)}));
     t.chains[name] = std::move(c);
   };
-  dispatch("from-hep", true, kHepInMap, true);
-  dispatch("to-hep", false, kHepOutMap, true);
-  dispatch("from-hep-fwd", true, kHepFwdInMap, false);
-  dispatch("to-hep-fwd", false, kHepFwdOutMap, false);
+  dispatch("from-hep", true, kHepInMap, true, kHepAnyIn);
+  dispatch("to-hep", false, kHepOutMap, true, kHepAnyOut);
+  dispatch("from-hep-fwd", true, kHepFwdInMap, false, kHepAnyFwdIn);
+  dispatch("to-hep-fwd", false, kHepFwdOutMap, false, kHepAnyFwdOut);
+  for (Chain& c : AnyHostEndpointChains(nullptr)) t.chains[c.name] = std::move(c);
   for (bool in : {true, false}) {
     Chain c{in ? kFailsafeInChain : kFailsafeOutChain, std::nullopt, {}};
     for (const FailsafePort& f : in ? options.failsafe_in : options.failsafe_out) {
@@ -234,15 +237,36 @@ Chain HostChain(HostPath path, const EndpointPolicies& policies) {
 }
 
 void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint) {
-  auto add = [&](HostPath path, const EndpointPolicies& p, const char* map) {
-    Chain c = HostChain(path, p);
-    table.sets[map].elements[endpoint.ifname] = absl::StrCat("goto ", c.name);
+  const bool any = endpoint.ifname == "*";
+  auto add = [&](HostPath path, const EndpointPolicies* p, const char* map) {
+    if (p == nullptr) {
+      // No applyOnForward policy that way: allowed, and not the all-interfaces endpoint's.
+      if (!any) table.sets[map].elements[endpoint.ifname] = "return";
+      return;
+    }
+    Chain c = HostChain(path, *p);
+    if (!any) table.sets[map].elements[endpoint.ifname] = absl::StrCat("goto ", c.name);
     if (!table.chains.contains(c.name)) table.chains[c.name] = std::move(c);
   };
-  add(HostPath::kIn, endpoint.in, kHepInMap);
-  add(HostPath::kOut, endpoint.out, kHepOutMap);
-  if (endpoint.fwd_in) add(HostPath::kFwdIn, *endpoint.fwd_in, kHepFwdInMap);
-  if (endpoint.fwd_out) add(HostPath::kFwdOut, *endpoint.fwd_out, kHepFwdOutMap);
+  add(HostPath::kIn, &endpoint.in, kHepInMap);
+  add(HostPath::kOut, &endpoint.out, kHepOutMap);
+  add(HostPath::kFwdIn, endpoint.fwd_in ? &*endpoint.fwd_in : nullptr, kHepFwdInMap);
+  add(HostPath::kFwdOut, endpoint.fwd_out ? &*endpoint.fwd_out : nullptr, kHepFwdOutMap);
+}
+
+std::vector<Chain> AnyHostEndpointChains(const HostEndpoint* endpoint) {
+  std::vector<Chain> out;
+  auto chain = [&](const char* name, HostPath path, const EndpointPolicies* p) {
+    Chain c{name, std::nullopt, {}};
+    if (endpoint != nullptr && p != nullptr) c.rules.push_back(R({Goto(HostChainName(path, *p))}));
+    out.push_back(std::move(c));
+  };
+  const HostEndpoint* e = endpoint;
+  chain(kHepAnyIn, HostPath::kIn, e ? &e->in : nullptr);
+  chain(kHepAnyOut, HostPath::kOut, e ? &e->out : nullptr);
+  chain(kHepAnyFwdIn, HostPath::kFwdIn, e && e->fwd_in ? &*e->fwd_in : nullptr);
+  chain(kHepAnyFwdOut, HostPath::kFwdOut, e && e->fwd_out ? &*e->fwd_out : nullptr);
+  return out;
 }
 
 namespace {

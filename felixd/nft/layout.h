@@ -115,7 +115,7 @@ uint32_t LinkGroupOf(const EndpointPolicies& ingress, const EndpointPolicies& eg
 // chain and its from-grp/to-grp element when missing, and the interface's data elements.
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);
 
-// Host endpoints (HostEndpoint with a named interfaceName on this node): the host's own traffic
+// Host endpoints (HostEndpoint of this node with interfaceName eth0, or "*"): the host's own traffic
 // through that interface, and with applyOnForward policies the traffic forwarded through it.
 //   chain input   ...; iifname != "cali*" jump from-hep    (after the workload rules)
 //   chain output  (filter, hook output, priority 0, policy accept)
@@ -123,10 +123,14 @@ void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);
 //   chain forward ct rules; iifname != "cali*" jump from-hep-fwd; (workload rules);
 //                 oifname != "cali*" jump to-hep-fwd
 //   chain from-hep / to-hep: clear the marks; ICMPv6 ND/MLD accepted; iifname/oifname vmap
-//                 @hep-in / @hep-out (ifname : goto hi-/ho-<hash>); a miss is not ours: return
+//                 @hep-in / @hep-out (ifname : goto hi-/ho-<hash>); then, for an interface
+//                 that is not a named host endpoint, iifname/oifname != "lo" goto hep-any-in /
+//                 hep-any-out: empty (not ours: return) unless an all-interfaces ("*") host
+//                 endpoint exists, then `goto hi-/ho-<its hash>`
 //   chain from-hep-fwd / to-hep-fwd: clear the marks; vmap @hep-fwd-in / @hep-fwd-out
-//                 (ifname : goto hfi-/hfo-<hash>), only for endpoints that applyOnForward
-//                 policies select in that direction — no element: forwarded traffic allowed
+//                 (ifname : goto hfi-/hfo-<hash>, or `return` when no applyOnForward policy
+//                 selects the endpoint that way: forwarded traffic allowed), then != "lo" goto
+//                 hep-any-fwd-in / hep-any-fwd-out likewise
 //   chain hi-/ho-<hash>: jump failsafe-in / failsafe-out (accepts), then the group chain's
 //                 rules (tiers, then profiles; nothing allowing: drop)
 //   chain hfi-/hfo-<hash>: the group chain's rules over applyOnForward policies, no profiles
@@ -138,6 +142,11 @@ inline constexpr char kHepFwdInMap[] = "hep-fwd-in";
 inline constexpr char kHepFwdOutMap[] = "hep-fwd-out";
 inline constexpr char kFailsafeInChain[] = "failsafe-in";
 inline constexpr char kFailsafeOutChain[] = "failsafe-out";
+// The all-interfaces host endpoint's entry chains (skeleton chains; SetAnyHostEndpoint fills them).
+inline constexpr char kHepAnyIn[] = "hep-any-in";
+inline constexpr char kHepAnyOut[] = "hep-any-out";
+inline constexpr char kHepAnyFwdIn[] = "hep-any-fwd-in";
+inline constexpr char kHepAnyFwdOut[] = "hep-any-fwd-out";
 enum class HostPath { kIn, kOut, kFwdIn, kFwdOut };
 std::string HostChainName(HostPath path, const EndpointPolicies& policies);
 Chain HostChain(HostPath path, const EndpointPolicies& policies);
@@ -147,8 +156,11 @@ struct HostEndpoint {
   // applyOnForward policies only (no profiles); nullopt when none selects it that way.
   std::optional<EndpointPolicies> fwd_in, fwd_out;
 };
-// Its chains (added if missing) and its map elements.
+// Its chains (added if missing) and its map elements; ifname "*" (all interfaces): its chains
+// only — SetAnyHostEndpoint points the hep-any-* chains at them.
 void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint);
+// The hep-any-* chains: `goto` the all-interfaces endpoint's chains, or empty (nullptr).
+std::vector<Chain> AnyHostEndpointChains(const HostEndpoint* endpoint);
 
 // NAT outgoing (upstream Felix's cali-nat-outgoing): traffic from a pool with natOutgoing to
 // an address outside every enabled pool is masqueraded; to any pool address it is not.

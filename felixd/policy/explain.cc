@@ -135,7 +135,7 @@ DirectionVerdict EvaluateDirection(const Model& model, const Endpoint& endpoint,
 }
 
 bool ProgrammedHostEndpoint(const Endpoint& endpoint) {
-  return endpoint.host && !endpoint.interface.empty() && endpoint.interface != "*";
+  return endpoint.host && !endpoint.interface.empty();
 }
 
 namespace {

@@ -52,7 +52,7 @@ struct DirectionVerdict {
 // through a host endpoint is not explained). Failsafe ports allow first; then tiers and profiles
 // as for workloads (no policy and no profile: deny). Traffic between a host and a workload on
 // that host is not checked on the host's side (as upstream). Host endpoints felixd does not
-// program (interfaceName empty or "*") are not checked either.
+// program (interfaceName empty: upstream finds the interface by expectedIPs) are not checked.
 struct Verdict {
   bool allowed = false;
   std::optional<DirectionVerdict> egress;   // set when the source is a workload or host endpoint
@@ -69,7 +69,7 @@ DirectionVerdict EvaluateDirection(const Model& model, const Endpoint& endpoint,
 // The whole path: source's egress, then destination's ingress, endpoints resolved by address.
 Verdict Explain(const Model& model, const Packet& packet);
 
-// Whether felixd programs this host endpoint's interface (a named interface; not "" or "*").
+// Whether felixd programs this host endpoint (a named interfaceName or "*"; not "").
 bool ProgrammedHostEndpoint(const Endpoint& endpoint);
 
 }  // namespace calico::felixd::policy

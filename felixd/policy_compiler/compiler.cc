@@ -357,6 +357,7 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
   }
   table_ = nft::Skeleton(layout);
   endpoints_.clear();
+  any_.clear();
   combos_.clear();
   group_owner_.clear();
   link_groups_.clear();
@@ -369,6 +370,7 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
   nft::Delta scratch;
   for (const auto& [id, _] : model.policies()) RenderPolicy(model, index, id, scratch);
   for (const auto& [id, _] : model.endpoints()) RenderEndpoint(model, index, id, scratch);
+  RenderAnyHostEndpoint(index, scratch);
   CollectGarbage(scratch);
   return table_;
 }
@@ -400,6 +402,7 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
     }
   }
   for (const std::string& id : endpoints) RenderEndpoint(model, index, id, out);
+  RenderAnyHostEndpoint(index, out);
   // Members of existing sets.
   std::set<std::string> touched;
   for (const std::string& k : delta.sets_added) touched.insert(k);
@@ -463,8 +466,8 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
   auto it = model.endpoints().find(id);
   const policy::Endpoint* e = it == model.endpoints().end() ? nullptr : &it->second;
   if (e && ((!options_.node.empty() && e->node != options_.node) || e->interface.empty())) e = nullptr;
-  // Host endpoints: a named interface only ("*" and expectedIPs-only endpoints are not
-  // programmed; their addresses still fill selector sets).
+  // Host endpoints: a named interface or "*" (expectedIPs-only endpoints are not programmed;
+  // their addresses still fill selector sets).
   if (e && e->host && !policy::ProgrammedHostEndpoint(*e)) e = nullptr;
 
   std::optional<EndpointState> next;
@@ -521,6 +524,7 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
         if (!fwd.tiers.empty()) (d == Direction::kIngress ? he.fwd_in : he.fwd_out) = std::move(fwd);
       }
       nft::AddHostEndpoint(scratch, he);
+      if (he.ifname == "*") next->any = std::move(he);
     }
     nft::Endpoint ne;
     ne.ifname = e->interface;
@@ -572,6 +576,7 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
         RenderProfile(model, index, profile, delta);  // deletes its chains
       }
     }
+    if (old->second.any) any_.erase(id);
     if (!old->second.combo.empty()) {
       ReleaseGroup(old->second.combo);
       link_groups_.erase(old->second.ifname);
@@ -579,9 +584,17 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     endpoints_.erase(old);
   }
   if (next) {
+    if (next->any) any_[id] = *next->any;
     if (!next->combo.empty()) link_groups_[next->ifname] = combos_.at(next->combo).first;
     endpoints_[id] = std::move(*next);
   }
+}
+
+void Compiler::RenderAnyHostEndpoint(const policy::SelectionIndex& index, nft::Delta& delta) {
+  // One all-interfaces host endpoint per node is in force: the first by id (the others' chains
+  // exist but nothing enters them; the policy manager reports them). Depends only on the set.
+  const nft::HostEndpoint* any = any_.empty() ? nullptr : &any_.begin()->second;
+  for (nft::Chain& c : nft::AnyHostEndpointChains(any)) PutChain(std::move(c), nullptr, index, delta);
 }
 
 uint32_t Compiler::AcquireGroup(const std::string& combo, uint32_t preferred) {

@@ -15,6 +15,7 @@
 //  - A set exists exactly while a chain references it; a group chain while an endpoint uses it.
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -82,6 +83,7 @@ class Compiler {
     std::string combo;                         // kByLinkGroup: its (ingress, egress) chains
     std::string ifname;
     bool host = false;  // a host endpoint (its chains and hep-* elements)
+    std::optional<nft::HostEndpoint> any;  // an all-interfaces ("*") host endpoint
   };
   struct ElementRef {  // endpoints may share an element (a group's map entry)
     std::string value;
@@ -112,6 +114,8 @@ class Compiler {
                          nft::Delta& delta);
   nft::Elements DynamicElements(DynamicSet& set, const policy::SelectionIndex& index) const;
   void CollectGarbage(nft::Delta& delta);
+  // The hep-any-* chains after the endpoints changed.
+  void RenderAnyHostEndpoint(const policy::SelectionIndex& index, nft::Delta& delta);
   // Link group numbers: one per (ingress, egress) combination in use, the hash's preferred
   // number unless another combination holds it (then the next free one).
   uint32_t AcquireGroup(const std::string& combo, uint32_t preferred);
@@ -120,6 +124,7 @@ class Compiler {
   Options options_;
   nft::DesiredTable table_;
   std::map<std::string, EndpointState> endpoints_;
+  std::map<std::string, nft::HostEndpoint> any_;  // rendered all-interfaces host endpoints by id
   std::map<std::string, int> group_refs_;    // group chain → endpoints using it
   std::map<std::pair<std::string, std::string>, ElementRef> element_refs_;  // (set, key)
   std::map<std::string, int> profile_refs_;  // profile → endpoints naming it

@@ -239,14 +239,24 @@ std::string PolicyManager::UnsupportedLocked(const resources::KindInfo& kind, co
                                              const std::string& name) const {
   if (IsKind(kind, "HostEndpoint")) {
     auto it = model_.endpoints().find(std::string(policy::Endpoint::kHostEndpointIdPrefix) + name);
-    if (it == model_.endpoints().end() || it->second.node != options_.node ||
-        policy::ProgrammedHostEndpoint(it->second)) {
+    if (it == model_.endpoints().end() || it->second.node != options_.node) return "";
+    if (it->second.interface == "*") {
+      // One all-interfaces endpoint per node is in force: the first by name (the compiler's).
+      for (const auto& [id, e] : model_.endpoints()) {
+        if (id >= it->first) break;
+        if (e.host && e.node == options_.node && e.interface == "*") {
+          return absl::StrCat("HostEndpoint \"", name, "\": another all-interfaces (\"*\") host "
+                              "endpoint of this node, \"", e.name, "\", is in force; this one is "
+                              "not programmed");
+        }
+      }
       return "";
     }
-    // TODO(#6): interfaceName "*" (all interfaces) and expectedIPs-only host endpoints.
-    return absl::StrCat("HostEndpoint \"", name, "\": interfaceName \"", it->second.interface,
-                        "\" is not supported by felixd (a named interface only); its expectedIPs "
-                        "still fill selectors, its traffic is not policed");
+    if (policy::ProgrammedHostEndpoint(it->second)) return "";
+    // TODO(#6): find the interface by expectedIPs, as upstream does without interfaceName.
+    return absl::StrCat("HostEndpoint \"", name, "\": no interfaceName; felixd does not find the "
+                        "interface by expectedIPs (name it, or \"*\"); its expectedIPs still fill "
+                        "selectors, its traffic is not policed");
   }
   if (IsKind(kind, "GlobalNetworkPolicy") || IsKind(kind, "NetworkPolicy")) {
     auto it = model_.policies().find(PolicyIdOf(kind, ns, name));

@@ -11,7 +11,8 @@
 // - the pod ↔ its own host is never host endpoint policy;
 // - `calicoctl policy explain` agrees for host traffic (failsafe, deny, allow);
 // - a SIGKILLed felixd adopts the table with the host endpoint with zero transactions;
-// - deleting the HostEndpoint opens the host again.
+// - deleting the HostEndpoint opens the host again; an interfaceName "*" endpoint then polices
+//   hepup0 likewise, never loopback or the pod's traffic to its host.
 // Everything made is removed by destructors (namespaces by name, processes by pid).
 #include <signal.h>
 
@@ -328,6 +329,29 @@ spec:
   c.CheckMatrix("host endpoint deleted",
                 {{&peer, "peer", in("tcp:8080"), "ok"}, {&peer, "peer", in("udp:53"), "ok"},
                  {&host, "host", out("tcp:8080"), "ok"}, {&peer, "peer", to_pod53, "ok"}});
+
+  // interfaceName "*": every host interface but loopback and the workloads' is the endpoint.
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: node1-all
+  labels: {role: edge}
+spec:
+  node: node1
+  interfaceName: "*"
+)");
+  c.CheckMatrix("all-interfaces host endpoint",
+                {{&peer, "peer", in("tcp:80"), "ok"},        // policy edge
+                 {&peer, "peer", in("tcp:8080"), "blocked"},
+                 {&peer, "peer", in("tcp:22"), "ok"},        // failsafe
+                 {&host, "host", out("tcp:8080"), "blocked"},
+                 {&host, "host", "tcp:127.0.0.1:8080", "ok"},  // loopback: not an endpoint
+                 {&peer, "peer", to_pod80, "ok"},            // edge-forward applies to "*" too
+                 {&peer, "peer", to_pod53, "blocked"},
+                 {&pod_ns, "pod", in("tcp:8080"), "ok"}});   // pod → own host
+  c.Ctl({"delete", "hostendpoint", "node1-all"});
+  c.CheckMatrix("all-interfaces host endpoint deleted",
+                {{&peer, "peer", in("tcp:8080"), "ok"}, {&host, "host", out("tcp:8080"), "ok"}});
 }
 
 }  // namespace

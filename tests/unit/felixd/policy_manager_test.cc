@@ -393,12 +393,23 @@ TEST_CASE("policy manager: host endpoints — events equal a full build, restart
   CHECK(env.State().sets.at(nft::kHepFwdInMap).elements.contains("eth0"));
   CHECK(env.State() == env.FreshState());
 
-  // "*" and preDNAT are said to be unsupported, not silently ignored.
+  // An interface-less host endpoint, a second "*" one and preDNAT are said to be unsupported,
+  // not silently ignored.
   env.Drain(env.Put(R"(
 apiVersion: projectcalico.org/v3
 kind: HostEndpoint
 metadata: {name: node1-all}
 spec: {node: node1, interfaceName: "*", expectedIPs: [192.168.1.11]}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-all2}
+spec: {node: node1, interfaceName: "*"}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-byip}
+spec: {node: node1, expectedIPs: [192.168.1.12]}
 ---
 apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
@@ -407,7 +418,10 @@ spec: {selector: role == 'host', preDNAT: true, applyOnForward: true, ingress: [
 )"));
   std::string problems;
   for (const std::string& p : env.manager->Status().problems) problems += p + "\n";
-  CHECK(problems.find("HostEndpoint \"node1-all\": interfaceName \"*\" is not supported") != std::string::npos);
+  CHECK(problems.find("HostEndpoint \"node1-all\"") == std::string::npos);  // in force
+  CHECK(problems.find("HostEndpoint \"node1-all2\": another all-interfaces") != std::string::npos);
+  CHECK(problems.find("HostEndpoint \"node1-byip\": no interfaceName") != std::string::npos);
+  CHECK(env.State().chains.at(nft::kHepAnyIn).rule_tags.size() == 1);  // node1-all's chains
   CHECK(problems.find("policy \"pre\": preDNAT policies are not implemented") != std::string::npos);
   CHECK(env.State() == env.FreshState());
 

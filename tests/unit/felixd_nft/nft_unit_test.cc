@@ -232,7 +232,8 @@ TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and
   CHECK(s.ingress_chains == std::set<std::string>{"forward", "input", "output", "to-wep",
                                                   GroupChainName(true, in), "po-i", "pro-all",
                                                   "stray", "from-hep", "to-hep", "from-hep-fwd",
-                                                  "to-hep-fwd", "failsafe-in", "failsafe-out"});
+                                                  "to-hep-fwd", "failsafe-in", "failsafe-out",
+                                                  kHepAnyIn, kHepAnyOut, kHepAnyFwdIn, kHepAnyFwdOut});
   CHECK(s.egress_sets == std::set<std::string>{kFromWepMap, kFromGroupMap, kWepSrc4, kWepSrc6,
                                                "sel", "sel-out"});
   CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused", kHepInMap,

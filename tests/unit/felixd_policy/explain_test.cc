@@ -1015,8 +1015,9 @@ spec: {node: node1, interfaceName: "*", expectedIPs: [192.168.1.11]}
   CHECK(w.Udp("192.168.1.10", kOutside, 53));
   CHECK(w.Tcp("192.168.1.10", kOutside, 6443));
   CHECK_FALSE(w.Tcp("192.168.1.10", kOutside, 22));  // 22 is inbound only
-  // "*" is not programmed by felixd: not checked.
-  CHECK(w.Tcp(kOutside, "192.168.1.11", 80));
+  // "*" (all interfaces): the same default deny and failsafe ports.
+  CHECK_FALSE(w.Tcp(kOutside, "192.168.1.11", 80));
+  CHECK(w.Tcp(kOutside, "192.168.1.11", 22));
   // The host and a workload of the same node: not host endpoint policy (the pods are node1's).
   CHECK(w.Tcp(kWeb, "192.168.1.10", 80));
   CHECK(w.Tcp("192.168.1.10", kWeb, 80));
