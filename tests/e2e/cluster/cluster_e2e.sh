@@ -112,15 +112,26 @@ target=$(ip_of $peer)
 ip netns exec cib-pod-p1a ping -D -i 0.01 -c 2500 -W 1 "$target" > "$CLUSTER_DIR/ping.txt" 2>&1 &
 pinger=$!
 sleep 1
-steps=("1 felixd KILL" "2 birdd KILL" "1 ipamd KILL" "1 felixd TERM" "2 birdd TERM" "1 ipamd TERM")
-[ "$mode" = bgp ] || steps=("1 felixd KILL" "2 felixd KILL" "1 ipamd KILL" "1 felixd TERM" "2 felixd TERM" "1 ipamd TERM")
+pn=${peer:1:1}  # the peer pod's node
+steps=("1 felixd KILL" "$pn birdd KILL" "1 ipamd KILL" "1 felixd TERM" "$pn birdd TERM" "1 ipamd TERM")
+[ "$mode" = bgp ] || steps=("1 felixd KILL" "$pn felixd KILL" "1 ipamd KILL" "1 felixd TERM" "$pn felixd TERM" "1 ipamd TERM")
+: > "$CLUSTER_DIR/windows.txt"
 for step in "${steps[@]}"; do
   set -- $step
   echo "restart node$1 $2 (SIG$3)"
+  t0=$(date +%s.%N)
   "$cluster" restart "$1" "$2" "$3"
+  echo "$t0 $(date +%s.%N) node$1-$2-SIG$3" >> "$CLUSTER_DIR/windows.txt"
   sleep 1
 done
 wait $pinger || true
+# The longest gap between replies overlapping each restart (from the kill to ready again).
+grep -o '^\[[0-9.]*\]' "$CLUSTER_DIR/ping.txt" | tr -d '[]' > "$CLUSTER_DIR/replies.txt"
+awk 'NR == FNR { s[NR] = $1; e[NR] = $2; name[NR] = $3; n = NR; next }
+     FNR > 1 { for (i = 1; i <= n; i++) if ($1 >= s[i] && prev <= e[i] && $1 - prev > g[i]) g[i] = $1 - prev }
+     { prev = $1 }
+     END { for (i = 1; i <= n; i++) printf "  %-22s longest gap %.0f ms\n", name[i], g[i] * 1000 }' \
+  "$CLUSTER_DIR/windows.txt" "$CLUSTER_DIR/replies.txt"
 summary=$(grep 'packets transmitted' "$CLUSTER_DIR/ping.txt")
 echo "$summary"
 # Longest gap between consecutive replies (ping -D prints [epoch] per reply).
