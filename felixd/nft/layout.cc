@@ -98,6 +98,8 @@ DesiredTable Skeleton(const LayoutOptions& options) {
       R({CtStateMatch{kCtEstablished | kCtRelated}, Accept()}),
       R({not_out, Jump("to-hep")}),
   };
+  t.sets[kHepNodes4] = {SetSpec{kHepNodes4, KeyType::kIpv4}, {}};
+  t.sets[kHepNodes6] = {SetSpec{kHepNodes6, KeyType::kIpv6}, {}};
   for (const char* map : {kHepInMap, kHepOutMap, kHepFwdInMap, kHepFwdOutMap}) {
     t.sets[map] = {SetSpec{map, KeyType::kIfname, false, true}, {}};
   }
@@ -106,6 +108,15 @@ DesiredTable Skeleton(const LayoutOptions& options) {
     // IPv6 neighbour discovery and MLD are not policy (as for workloads).
     for (uint8_t type : {130, 131, 132, 133, 134, 135, 136}) {
       if (nd) c.rules.push_back(R({L4ProtoMatch{58, false}, IcmpMatch{6, type, -1, false}, Accept()}));
+    }
+    if (nd) {
+      // Encapsulated pod traffic between Calico nodes (VXLAN, IP-in-IP) is not host policy.
+      const Dir dir = in ? Dir::kSource : Dir::kDest;
+      c.rules.push_back(R({AddrSetMatch{4, dir, kHepNodes4, false}, L4ProtoMatch{17, false},
+                           PortMatch{Dir::kDest, 4789, 4789, false}, Accept()}));
+      c.rules.push_back(R({AddrSetMatch{4, dir, kHepNodes4, false}, L4ProtoMatch{4, false}, Accept()}));
+      c.rules.push_back(R({AddrSetMatch{6, dir, kHepNodes6, false}, L4ProtoMatch{17, false},
+                           PortMatch{Dir::kDest, 4789, 4789, false}, Accept()}));
     }
     c.rules.push_back(R({IfnameVmap{in, map}}));
     // Not a named host endpoint: the all-interfaces one, if any (never loopback).

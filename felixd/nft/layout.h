@@ -131,6 +131,7 @@ void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);
 //                 (ifname : goto hfi-/hfo-<hash>, or `return` when no applyOnForward policy
 //                 selects the endpoint that way: forwarded traffic allowed), then != "lo" goto
 //                 hep-any-fwd-in / hep-any-fwd-out likewise
+//                 (from-hep/to-hep first accept VXLAN and IP-in-IP from/to @hep-nodes4/6)
 //   chain hi-/ho-<hash>: jump failsafe-in / failsafe-out (accepts), then the group chain's
 //                 rules (tiers, then profiles; nothing allowing: drop)
 //   chain hfi-/hfo-<hash>: the group chain's rules over applyOnForward policies, no profiles
@@ -142,6 +143,11 @@ inline constexpr char kHepFwdInMap[] = "hep-fwd-in";
 inline constexpr char kHepFwdOutMap[] = "hep-fwd-out";
 inline constexpr char kFailsafeInChain[] = "failsafe-in";
 inline constexpr char kFailsafeOutChain[] = "failsafe-out";
+// Calico nodes' addresses (Node spec.bgp.ipv4Address/ipv6Address; the policy manager fills
+// them): from-hep accepts VXLAN (udp 4789) and IP-in-IP from them, to-hep to them, before any
+// host endpoint policy — node-to-node pod traffic is not host endpoint policy (as upstream).
+inline constexpr char kHepNodes4[] = "hep-nodes4";
+inline constexpr char kHepNodes6[] = "hep-nodes6";
 // The all-interfaces host endpoint's entry chains (skeleton chains; SetAnyHostEndpoint fills them).
 inline constexpr char kHepAnyIn[] = "hep-any-in";
 inline constexpr char kHepAnyOut[] = "hep-any-out";

@@ -40,6 +40,7 @@ const std::vector<KindRoute>& PolicyKinds() {
     add(resources::FindKind("projectcalico.org/v3", "GlobalNetworkSet"));
     add(resources::FindKind("projectcalico.org/v3", "IPPool"));
     add(resources::FindKind("projectcalico.org/v3", "HostEndpoint"));
+    add(resources::FindKind("projectcalico.org/v3", "Node"));
     return out;
   }();
   return kinds;
@@ -75,6 +76,7 @@ bool IsKind(const resources::KindInfo& kind, std::string_view name) {
 
 // IPPools as NAT outgoing sees them: every pool is "inside"; natOutgoing pools masquerade.
 using Pools = std::map<std::string, std::pair<std::string, bool>>;  // name → (cidr, natOutgoing)
+using Nodes = std::map<std::string, std::pair<std::string, std::string>>;  // name → (v4, v6)
 
 nft::NatOutgoing NatFrom(const Pools& pools) {
   nft::NatOutgoing nat;
@@ -85,6 +87,40 @@ nft::NatOutgoing NatFrom(const Pools& pools) {
     if (masquerade) (v6 ? nat.nat_pools6 : nat.nat_pools4).push_back(cidr);
   }
   return nat;
+}
+
+// A Node's addresses as host endpoints see them (spec.bgp.ipv4Address / ipv6Address without
+// the prefix length): VXLAN and IP-in-IP from/to them pass host endpoints.
+std::pair<std::string, std::string> NodeAddresses(const resources::Resource& r) {
+  std::pair<std::string, std::string> out;
+  const auto& spec = r.object["spec"];
+  if (!spec.is_object() || !spec.contains("bgp") || !spec["bgp"].is_object()) return out;
+  auto addr = [&](const char* key) {
+    std::string a = spec["bgp"].value(key, "");
+    return a.substr(0, a.find('/'));
+  };
+  return {addr("ipv4Address"), addr("ipv6Address")};
+}
+
+// The node-address sets alone (elements only; the skeleton has the sets and the rules).
+nft::DesiredTable NodesTable(const std::map<std::string, std::pair<std::string, std::string>>& nodes) {
+  nft::DesiredTable t;
+  t.sets[nft::kHepNodes4] = {nft::SetSpec{nft::kHepNodes4, nft::KeyType::kIpv4}, {}};
+  t.sets[nft::kHepNodes6] = {nft::SetSpec{nft::kHepNodes6, nft::KeyType::kIpv6}, {}};
+  for (const auto& [_, a] : nodes) {
+    if (!a.first.empty()) t.sets[nft::kHepNodes4].elements[a.first] = "";
+    if (!a.second.empty()) t.sets[nft::kHepNodes6].elements[a.second] = "";
+  }
+  // A malformed address must not fail the whole table: keep what canonicalises.
+  for (auto& [name, set] : t.sets) {
+    std::erase_if(set.elements, [&](const auto& e) {
+      nft::DesiredTable one;
+      one.sets[name] = {set.spec, {{e.first, ""}}};
+      return !nft::Canonicalize(one).ok();
+    });
+  }
+  nft::Canonicalize(t).IgnoreError();
+  return t;
 }
 
 // The NAT objects alone, so their changes diff without touching the policy table.
@@ -103,6 +139,7 @@ struct PolicyManager::Batch {
   std::vector<std::string> profiles;
   bool tiers = false;
   bool pools = false;
+  bool nodes = false;  // Node addresses (VXLAN / IP-in-IP through host endpoints)
 };
 
 PolicyManager::PolicyManager(datastore::Datastore& store, nft::Nftables& nft,
@@ -138,6 +175,7 @@ absl::Status PolicyManager::FullSync() {
   policy::Model model;
   model.SetFailsafe(options_.failsafe);
   Pools pools;
+  Nodes nodes;
   std::vector<std::string> problems;
   for (const datastore::Entry& entry : list.entries) {
     std::string ns, name;
@@ -145,6 +183,7 @@ absl::Status PolicyManager::FullSync() {
     if (kind == nullptr) continue;
     absl::StatusOr<resources::Resource> r = resources::FromStored(entry.value, entry.mod_revision);
     absl::Status s = r.ok() ? model.Apply(*r) : r.status();
+    if (s.ok() && IsKind(*kind, "Node")) nodes[name] = NodeAddresses(*r);
     if (s.ok() && IsKind(*kind, "IPPool")) {
       pools[name] = {r->object["spec"].value("cidr", ""), r->object["spec"].value("natOutgoing", false)};
     }
@@ -154,6 +193,7 @@ absl::Status PolicyManager::FullSync() {
 
   std::lock_guard<std::mutex> lock(mu_);
   model_ = std::move(model);
+  nodes_ = std::move(nodes);
   for (const datastore::Entry& entry : list.entries) {
     std::string ns, name;
     const resources::KindInfo* kind = RouteKey(entry.key, &ns, &name);
@@ -197,6 +237,7 @@ nft::DesiredTable PolicyManager::Desired() const {
 nft::DesiredTable PolicyManager::DesiredLocked() const {
   nft::DesiredTable table = compiler_.desired();
   nft::AddNatOutgoing(table, nat_);
+  for (auto& [name, set] : NodesTable(nodes_).sets) table.sets[name] = std::move(set);
   return table;
 }
 
@@ -300,6 +341,7 @@ absl::Status PolicyManager::Poll(absl::Duration timeout) {
 absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& events) {
   Batch batch;
   std::lock_guard<std::mutex> lock(mu_);
+  Nodes next_nodes = nodes_;
   for (const datastore::Event& e : events) {
     std::string ns, name;
     const resources::KindInfo* kind = RouteKey(e.key, &ns, &name);
@@ -315,12 +357,14 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
       if (IsKind(*kind, "IPPool")) {
         pools_[name] = {r->object["spec"].value("cidr", ""), r->object["spec"].value("natOutgoing", false)};
       }
+      if (IsKind(*kind, "Node")) next_nodes[name] = NodeAddresses(*r);
       if (std::string u = UnsupportedLocked(*kind, ns, name); !u.empty()) {
         NoteProblemLocked("not programmed", absl::InvalidArgumentError(u));
       }
     } else {
       model_.Remove(*kind, ns, name);
       if (IsKind(*kind, "IPPool")) pools_.erase(name);
+      if (IsKind(*kind, "Node")) next_nodes.erase(name);
     }
     if (IsKind(*kind, "WorkloadEndpoint")) {
       batch.endpoints.insert(absl::StrCat(ns, "/", name));
@@ -330,6 +374,8 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
       batch.network_sets.insert(ns.empty() ? name : absl::StrCat(ns, "/", name));
     } else if (IsKind(*kind, "IPPool")) {
       batch.pools = true;
+    } else if (IsKind(*kind, "Node")) {
+      batch.nodes = true;
     } else if (IsKind(*kind, "Profile")) {
       batch.profiles.push_back(name);
     } else if (IsKind(*kind, "Tier")) {
@@ -353,6 +399,11 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     moved.insert(d.endpoints_changed.begin(), d.endpoints_changed.end());
     return d;
   };
+  if (batch.nodes) {
+    nft::TableState before = nft::ExpectedState(NodesTable(nodes_));
+    nodes_ = std::move(next_nodes);
+    program(nft::ComputeDelta(NodesTable(nodes_), before));
+  }
   if (batch.pools) {
     nft::DesiredTable before = NatTable(nat_);
     nat_ = NatFrom(pools_);

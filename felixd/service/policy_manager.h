@@ -7,7 +7,8 @@
 // Owns: table `inet calico` (nothing else in nftables).
 // Desired state: every WorkloadEndpoint and HostEndpoint of the cluster (remote ones for
 // selector sets, local ones also for dispatch), NetworkPolicy, GlobalNetworkPolicy, Kubernetes NetworkPolicy, Tier,
-// Profile, NetworkSet, GlobalNetworkSet and IPPool (NAT outgoing).
+// Profile, NetworkSet, GlobalNetworkSet, IPPool (NAT outgoing) and Node (addresses whose
+// VXLAN / IP-in-IP passes host endpoints).
 // Changes:
 //  - an endpoint or network set event: the index is updated for that entity only and the
 //    compiler emits the few elements (and at most a new group chain) it touches;
@@ -137,6 +138,7 @@ class PolicyManager {
   policy::SelectionIndex index_;
   policy_compiler::Compiler compiler_;
   std::map<std::string, std::pair<std::string, bool>> pools_;  // IPPool → (cidr, natOutgoing)
+  std::map<std::string, std::pair<std::string, std::string>> nodes_;  // Node → (v4, v6) addresses
   nft::NatOutgoing nat_;
   bool suspect_ = false;  // an Apply failed: the kernel may differ from what we last wrote
   PolicyStatus status_;

@@ -8,7 +8,8 @@
 // - a GlobalNetworkPolicy selecting it opens what its rules say, nothing more;
 // - forwarded traffic peer → pod is not host endpoint policy until an applyOnForward policy
 //   selects the endpoint; then it is policed by that policy (and still by the pod's);
-// - the pod ↔ its own host is never host endpoint policy;
+// - the pod ↔ its own host is never host endpoint policy; VXLAN from an address a Node resource
+//   has passes the host endpoint, from another one it does not;
 // - `calicoctl policy explain` agrees for host traffic (failsafe, deny, allow);
 // - a SIGKILLed felixd adopts the table with the host endpoint with zero transactions;
 // - deleting the HostEndpoint opens the host again; an interfaceName "*" endpoint then polices
@@ -93,7 +94,8 @@ class HepCluster {
     REQUIRE(r.status == 0);
     Spawn("serve-peer", {POLICY_PROBE_BINARY, "serve", "tcp:80", "tcp:179", "tcp:8080", "udp:53"},
           peer_->path());
-    Spawn("serve-host", {POLICY_PROBE_BINARY, "serve", "tcp:22", "tcp:80", "tcp:8080", "udp:53", "udp:68"},
+    Spawn("serve-host", {POLICY_PROBE_BINARY, "serve", "tcp:22", "tcp:80", "tcp:8080", "udp:53", "udp:68",
+                         "udp:4789"},
           node_.ns().path());
   }
   TestNetns& peer() { return *peer_; }
@@ -225,6 +227,19 @@ TEST_CASE("host endpoint: failsafe ports and default deny for the host, policy o
       {&host, "host", "tcp:" + pod + ":80", "ok"},  // host → own pod
   };
   c.CheckMatrix("host endpoint, no policy", default_deny);
+
+  // VXLAN from a Calico node passes the host endpoint (node-to-node pod traffic is not host
+  // endpoint policy); from an address no Node has, it does not.
+  c.CheckMatrix("VXLAN, peer not a node", {{&peer, "peer", in("udp:4789"), "blocked"}});
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: Node
+metadata:
+  name: peer-node
+spec:
+  bgp: {ipv4Address: 192.168.241.2/24}
+)");
+  c.CheckMatrix("VXLAN, peer is a node",
+                {{&peer, "peer", in("udp:4789"), "ok"}, {&peer, "peer", in("tcp:8080"), "blocked"}});
 
   // The explainer agrees (exit 0 allowed, 3 denied).
   auto explain = [&](const std::string& src, const std::string& dst, const std::string& proto, int port) {

@@ -438,6 +438,22 @@ spec: {selector: role == 'host', preDNAT: true, applyOnForward: true, ingress: [
   CHECK(env.State() == env.FreshState());
   CHECK(env.State().sets.at(nft::kHepInMap).elements.empty());
 
+  // Calico nodes' addresses: VXLAN / IP-in-IP through host endpoints (elements only).
+  int before_nodes = env.nft.applies();
+  env.Drain(env.Put(R"(
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: node2}
+spec: {bgp: {ipv4Address: 10.0.0.2/24, ipv6Address: "fd00::2/64"}}
+)"));
+  CHECK(env.nft.applies() == before_nodes + 1);
+  CHECK(env.State().sets.at(nft::kHepNodes4).elements == nft::Elements{{"10.0.0.2", ""}});
+  CHECK(env.State().sets.at(nft::kHepNodes6).elements == nft::Elements{{"fd00::2", ""}});
+  CHECK(env.State() == env.FreshState());
+  env.Drain(env.Delete(resources::FindKind("projectcalico.org/v3", "Node"), "", "node2"));
+  CHECK(env.State().sets.at(nft::kHepNodes4).elements.empty());
+  CHECK(env.State() == env.FreshState());
+
   {  // failsafe ports from the options
     PolicyManagerOptions o = env.Options();
     o.failsafe = policy::Failsafe{*policy::ParseFailsafePorts("tcp:2222"), {}};

@@ -237,7 +237,7 @@ TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and
   CHECK(s.egress_sets == std::set<std::string>{kFromWepMap, kFromGroupMap, kWepSrc4, kWepSrc6,
                                                "sel", "sel-out"});
   CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused", kHepInMap,
-                                                kHepOutMap, kHepFwdInMap, kHepFwdOutMap});
+                                                kHepOutMap, kHepFwdInMap, kHepFwdOutMap, kHepNodes4, kHepNodes6});
   CHECK(s.egress.sets.at("sel") == t.sets.at("sel"));
   CHECK(s.ingress.sets.at("sel") == t.sets.at("sel"));
   // Each part is a whole table: every reference resolves.

@@ -576,6 +576,23 @@ TEST_CASE("host endpoints: input/output verdicts equal Explain, failsafe ports, 
   fwd.oif = fwd_explain.oif;
   CHECK(interp.Forward(fwd) == policy::Explain(w.model, fwd.packet).allowed);
 
+  SECTION("VXLAN and IP-in-IP from Calico nodes pass host endpoints (hep-nodes4)") {
+    nft::DesiredTable with_nodes = t;
+    with_nodes.sets.at(nft::kHepNodes4).elements = {{"198.51.100.7", ""}};
+    Interpreter i2(with_nodes, &compiler.link_groups());
+    auto vxlan = [&](const char* src, int proto, int port) {
+      Probe p{World::Make(src, "192.168.8.10", proto, port), "eth8", "lo"};
+      return i2.Hook("input", p);
+    };
+    CHECK(vxlan("198.51.100.7", policy::kProtoUdp, 4789));
+    CHECK_FALSE(vxlan("198.51.100.8", policy::kProtoUdp, 4789));  // not a node: default deny
+    CHECK_FALSE(vxlan("198.51.100.7", policy::kProtoUdp, 4790));  // a node, not VXLAN
+    Probe ipip{World::Make("198.51.100.7", "192.168.8.10", 4, 0), "eth8", "lo"};
+    CHECK(i2.Hook("input", ipip));
+    Probe out{World::Make("192.168.8.10", "198.51.100.7", policy::kProtoUdp, 4789), "lo", "eth8"};
+    CHECK(i2.Hook("output", out));
+    CHECK_FALSE(interp.Hook("output", out));  // without the node's address
+  }
   SECTION("failsafe ports configured: none") {
     policy::Failsafe none;
     w.model.SetFailsafe(none);
