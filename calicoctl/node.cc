@@ -44,15 +44,21 @@ std::optional<pb::GetStatusResponse> FelixStatus(const NodeArgs& args) {
   return status;
 }
 
+bool HasVxlan(const pb::GetStatusResponse& felix) { return felix.has_vxlan() || felix.has_vxlan6(); }
+
 void PrintVxlan(const pb::GetStatusResponse& felix, std::ostream& out) {
-  if (!felix.has_vxlan()) return;
-  const pb::VxlanStatus& v = felix.vxlan();
+  if (!HasVxlan(felix)) return;
+  std::vector<std::vector<std::string>> rows;
+  for (const pb::VxlanStatus* v : {felix.has_vxlan() ? &felix.vxlan() : nullptr,
+                                   felix.has_vxlan6() ? &felix.vxlan6() : nullptr}) {
+    if (v == nullptr) continue;
+    rows.push_back({v->device(), v->tunnel_ip().empty() ? "(waiting for ipamd)" : v->tunnel_ip(),
+                    v->mac(), std::to_string(v->vteps()), std::to_string(v->routes()),
+                    std::to_string(v->mtu())});
+  }
   out << "\nVXLAN status\n";
   PrintBorderedTable(out, {"DEVICE", "TUNNEL ADDRESS", "VTEP MAC", "REMOTE VTEPS", "ROUTES", "MTU"},
-                     {{v.device(), v.tunnel_ip().empty() ? "(waiting for ipamd)" : v.tunnel_ip(),
-                       v.mac(), std::to_string(v.vteps()), std::to_string(v.routes()),
-                       std::to_string(v.mtu())}},
-                     {}, true);
+                     rows, {}, true);
 }
 
 // Upstream's `calicoctl node status`: whether the BGP daemon runs, then a peer table per family;
@@ -66,7 +72,7 @@ int NodeStatus(const NodeArgs& args, std::ostream& out, std::ostream& err) {
   grpc::Status st = stub->GetStatus(&ctx, {}, &status);
   if (!st.ok()) {
     std::optional<pb::GetStatusResponse> felix = FelixStatus(args);
-    if (felix && felix->has_vxlan()) {
+    if (felix && HasVxlan(*felix)) {
       out << "Calico process is running.\n\nNone of the BGP backend processes (birdd) are running.\n";
       PrintVxlan(*felix, out);
       out << "\n";
@@ -173,11 +179,12 @@ int NodeWorkloads(const NodeArgs& args, std::ostream& out, std::ostream& err) {
       << status.route_protocol() << "), MTU " << status.mtu() << ", " << status.resyncs()
       << " resyncs, " << status.repairs() << " repairs\n";
   for (const std::string& p : status.problems()) out << "problem: " << p << "\n";
-  if (status.has_vxlan()) {
-    const pb::VxlanStatus& v = status.vxlan();
-    out << "vxlan: " << v.device() << " "
-        << (v.tunnel_ip().empty() ? "(no tunnel address yet)" : v.tunnel_ip()) << " " << v.mac()
-        << ", " << v.vteps() << " remote VTEPs, " << v.routes() << " routes, MTU " << v.mtu()
+  for (const pb::VxlanStatus* v : {status.has_vxlan() ? &status.vxlan() : nullptr,
+                                   status.has_vxlan6() ? &status.vxlan6() : nullptr}) {
+    if (v == nullptr) continue;
+    out << "vxlan: " << v->device() << " "
+        << (v->tunnel_ip().empty() ? "(no tunnel address yet)" : v->tunnel_ip()) << " " << v->mac()
+        << ", " << v->vteps() << " remote VTEPs, " << v->routes() << " routes, MTU " << v->mtu()
         << "\n";
   }
   if (status.has_policy()) {

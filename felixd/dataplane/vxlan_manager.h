@@ -1,5 +1,7 @@
 #pragma once
-// felixd/dataplane/vxlan_manager.h — Felix's VXLAN mode (IPv4) on this node.
+// felixd/dataplane/vxlan_manager.h — Felix's VXLAN mode on this node, one instance per family:
+// vxlan.calico for IPv4 and vxlan-v6.calico for IPv6 (as upstream), each with its own tunnel
+// address, VTEP MAC and outer family.
 //
 // PlanVxlan (pure) turns the cluster's view — IPv4 pools with their vxlanMode, every Node's
 // address, tunnel address and VTEP MAC, every node's affine blocks, and workload addresses
@@ -30,9 +32,13 @@
 namespace calico::felixd {
 
 inline constexpr char kVxlanDevice[] = "vxlan.calico";
+inline constexpr char kVxlanDeviceV6[] = "vxlan-v6.calico";
 inline constexpr uint32_t kVxlanVni = 4096;
 inline constexpr uint16_t kVxlanPort = 4789;
-inline constexpr int kVxlanOverhead = 50;  // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
+inline constexpr int kVxlanOverhead = 50;    // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
+inline constexpr int kVxlanOverheadV6 = 70;  // outer IPv6 40 + UDP 8 + VXLAN 8 + Ethernet 14
+inline const char* VxlanDevice(int family) { return family == 6 ? kVxlanDeviceV6 : kVxlanDevice; }
+inline int VxlanOverhead(int family) { return family == 6 ? kVxlanOverheadV6 : kVxlanOverhead; }
 
 enum class EncapMode { kNever, kAlways, kCrossSubnet };
 std::optional<EncapMode> ParseEncapMode(std::string_view text);  // "Never", "Always", "CrossSubnet"
@@ -43,6 +49,8 @@ struct VxlanPool {
   bool disabled = false;
 };
 
+// One Node as one family's VXLAN sees it (IPv6: ipv6Address, ipv6VXLANTunnelAddr,
+// vxlanTunnelMACAddrV6).
 struct VxlanNode {
   std::optional<net::Prefix> address;         // spec.bgp.ipv4Address: underlay IP and subnet
   std::optional<net::IpAddress> tunnel_ip;    // spec.ipv4VXLANTunnelAddr (ipamd assigns it)
@@ -50,6 +58,7 @@ struct VxlanNode {
 };
 
 struct VxlanInputs {
+  int family = 4;    // pools, blocks and addresses of the other family are ignored
   std::string node;  // this node
   std::vector<VxlanPool> pools;
   std::map<std::string, VxlanNode> nodes;
@@ -66,7 +75,8 @@ struct Vtep {
 };
 
 struct VxlanPlan {
-  bool wanted = false;          // some enabled IPv4 pool uses VXLAN
+  int family = 4;
+  bool wanted = false;          // some enabled pool of the family uses VXLAN
   std::optional<Vtep> local;    // set when wanted and this node's VTEP is complete
   std::vector<Vtep> remotes;    // complete remote VTEPs, by node name
   std::vector<kernel::Route> routes;  // to remote blocks/addresses (no protocol: the table sets it)
@@ -77,10 +87,11 @@ struct VxlanPlan {
 };
 
 // The MAC felixd gives its VTEP when the Node has none: locally administered unicast (0x66 …),
-// stable for a node name so a restart never changes it.
-kernel::MacAddress VtepMacFor(std::string_view node);
+// stable for a node name and family so a restart never changes it.
+kernel::MacAddress VtepMacFor(std::string_view node, int family = 4);
 
-// Whether `cidr` lies in an enabled pool with VXLAN (its blocks are routed by felixd, not BGP).
+// Whether `cidr` lies in an enabled pool of its family with VXLAN (its blocks are routed by
+// felixd, not BGP).
 bool InVxlanPool(const std::vector<VxlanPool>& pools, const net::Prefix& cidr);
 
 VxlanPlan PlanVxlan(const VxlanInputs& in);
@@ -93,7 +104,8 @@ struct VxlanStats {
 
 class VxlanManager {
  public:
-  explicit VxlanManager(kernel::Netlink& host) : host_(host) {}
+  explicit VxlanManager(kernel::Netlink& host, int family = 4)
+      : host_(host), family_(family), device_(VxlanDevice(family)) {}
 
   void Set(VxlanPlan plan) { plan_ = std::move(plan); }
   const VxlanPlan& plan() const { return plan_; }
@@ -103,6 +115,8 @@ class VxlanManager {
   // same name but the wrong VNI/port/local/parent is recreated. Returns the first failure.
   absl::Status Apply();
 
+  int family() const { return family_; }
+  const std::string& device() const { return device_; }
   // The parent's MTU minus the VXLAN overhead once the device exists; 0 before.
   int device_mtu() const { return device_mtu_; }
   const VxlanStats& stats() const { return stats_; }
@@ -111,6 +125,8 @@ class VxlanManager {
   absl::Status EnsureDevice(const Vtep& local, int& ifindex);
 
   kernel::Netlink& host_;
+  int family_;
+  std::string device_;
   VxlanPlan plan_;
   int device_mtu_ = 0;
   VxlanStats stats_;

@@ -105,15 +105,16 @@ grpc::Status DataplaneService::GetStatus(grpc::ServerContext*, const pb::GetStat
   resp->set_route_protocol(std::to_string(felix_.options().route_protocol));
   resp->set_mtu(s.mtu);
   for (const std::string& p : s.problems) resp->add_problems(p);
-  if (s.vxlan) {
-    pb::VxlanStatus* v = resp->mutable_vxlan();
-    v->set_device(kVxlanDevice);
-    v->set_tunnel_ip(s.vxlan->tunnel_ip);
-    v->set_mac(s.vxlan->mac);
-    v->set_vteps(static_cast<int32_t>(s.vxlan->vteps));
-    v->set_routes(static_cast<int32_t>(s.vxlan->routes));
-    v->set_mtu(s.vxlan->device_mtu);
-  }
+  auto fill = [](const VxlanStatus& in, pb::VxlanStatus* v) {
+    v->set_device(in.device);
+    v->set_tunnel_ip(in.tunnel_ip);
+    v->set_mac(in.mac);
+    v->set_vteps(static_cast<int32_t>(in.vteps));
+    v->set_routes(static_cast<int32_t>(in.routes));
+    v->set_mtu(in.device_mtu);
+  };
+  if (s.vxlan) fill(*s.vxlan, resp->mutable_vxlan());
+  if (s.vxlan6) fill(*s.vxlan6, resp->mutable_vxlan6());
   if (policy_ != nullptr) {
     PolicyStatus ps = policy_->Status();
     pb::PolicyStatus* out = resp->mutable_policy();

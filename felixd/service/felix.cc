@@ -1,6 +1,7 @@
 #include "felixd/service/felix.h"
 
 #include <algorithm>
+#include <array>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -130,7 +131,7 @@ Felix::Felix(datastore::Datastore& store, kernel::Netlink& host, NetlinkOpener o
       plumber_(std::move(open)),
       options_(std::move(options)),
       manager_(host, options_.route_protocol),
-      vxlan_(host) {}
+      vxlan_{VxlanManager(host, 4), VxlanManager(host, 6)} {}
 
 Felix::~Felix() { Stop(); }
 
@@ -188,36 +189,54 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   absl::StatusOr<std::vector<resources::Resource>> nodes = client_.List(NodeKind());
   if (!nodes.ok()) return Annotate(nodes.status(), "listing Nodes");
 
-  VxlanInputs vin;
-  vin.node = options_.node;
+  // One VXLAN per family (vxlan.calico, vxlan-v6.calico), fed from the same lists.
+  std::array<VxlanInputs, 2> vin;
+  vin[0].family = 4;
+  vin[1].family = 6;
   // IP-in-IP pools need tunl0 (the kernel's ipip module). Checked with every kernel read.
   bool ipip = false;
+  std::vector<VxlanPool> all_pools;
   for (const resources::Resource& pool : *pools) {
     const resources::Json& spec = pool.object["spec"];
     std::optional<net::Prefix> cidr = net::ParsePrefix(spec.value("cidr", ""));
     if (!cidr) continue;
     const bool disabled = spec.value("disabled", false);
     if (!disabled && cidr->addr.family == 4 && spec.value("ipipMode", "Never") != "Never") ipip = true;
-    vin.pools.push_back({.cidr = *cidr,
+    all_pools.push_back({.cidr = *cidr,
                          .vxlan = ParseEncapMode(spec.value("vxlanMode", "Never")).value_or(EncapMode::kNever),
                          .disabled = disabled});
   }
-  const bool vxlan_wanted = std::any_of(vin.pools.begin(), vin.pools.end(), [](const VxlanPool& p) {
-    return !p.disabled && p.vxlan != EncapMode::kNever && p.cidr.addr.family == 4;
-  });
+  std::array<bool, 2> wanted{};
+  for (int i = 0; i < 2; ++i) {
+    vin[i].node = options_.node;
+    vin[i].pools = all_pools;
+    wanted[i] = std::any_of(all_pools.begin(), all_pools.end(), [&](const VxlanPool& p) {
+      return !p.disabled && p.vxlan != EncapMode::kNever && p.cidr.addr.family == vin[i].family;
+    });
+  }
+  const bool vxlan_wanted = wanted[0] || wanted[1];
   for (const resources::Resource& node : *nodes) {
     const resources::Json& spec = node.object["spec"];
-    VxlanNode n;
-    if (spec.contains("bgp") && spec["bgp"].is_object()) {
-      n.address = net::ParseCidrOrIp(spec["bgp"].value("ipv4Address", ""));
+    const resources::Json bgp = spec.contains("bgp") && spec["bgp"].is_object() ? spec["bgp"] : resources::Json::object();
+    for (int i = 0; i < 2; ++i) {
+      const bool v6 = vin[i].family == 6;
+      VxlanNode n;
+      n.address = net::ParseCidrOrIp(bgp.value(v6 ? "ipv6Address" : "ipv4Address", ""));
+      n.tunnel_ip = net::ParseIp(spec.value(v6 ? "ipv6VXLANTunnelAddr" : "ipv4VXLANTunnelAddr", ""));
+      n.mac = kernel::ParseMac(spec.value(v6 ? "vxlanTunnelMACAddrV6" : "vxlanTunnelMACAddr", ""));
+      vin[i].nodes.emplace(node.Name(), std::move(n));
     }
-    n.tunnel_ip = net::ParseIp(spec.value("ipv4VXLANTunnelAddr", ""));
-    n.mac = kernel::ParseMac(spec.value("vxlanTunnelMACAddr", ""));
-    if (node.Name() == options_.node && vxlan_wanted && !n.mac) {
-      // This node's VTEP MAC is felixd's to publish (as upstream Felix does).
-      n.mac = PublishVtepMac(node);
+    if (node.Name() == options_.node) {
+      // This node's VTEP MACs are felixd's to publish (as upstream Felix does).
+      const bool need4 = wanted[0] && !vin[0].nodes[node.Name()].mac;
+      const bool need6 = wanted[1] && !vin[1].nodes[node.Name()].mac;
+      if (need4 || need6) {
+        if (PublishVtepMacs(node, need4, need6)) {
+          if (need4) vin[0].nodes[node.Name()].mac = VtepMacFor(options_.node, 4);
+          if (need6) vin[1].nodes[node.Name()].mac = VtepMacFor(options_.node, 6);
+        }
+      }
     }
-    vin.nodes.emplace(node.Name(), std::move(n));
   }
   std::vector<net::Prefix> blocks;
   std::map<std::string, std::vector<net::Prefix>> blocks_by_node;
@@ -230,7 +249,7 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
     std::string node(rest.substr(0, rest.find('/')));
     if (node == options_.node) blocks.push_back(*cidr);
     blocks_by_node[node].push_back(*cidr);
-    vin.blocks.emplace_back(*cidr, node);
+    vin[cidr->addr.family == 6].blocks.emplace_back(*cidr, node);
   }
   std::map<std::string, LocalEndpoint> endpoints;
   for (const datastore::Entry& entry : weps.entries) {
@@ -251,14 +270,14 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
     const std::vector<net::Prefix>& theirs = blocks_by_node[node];
     for (const auto& cidr : spec["ipNetworks"]) {
       std::optional<net::Prefix> ip = net::ParseCidrOrIp(cidr.get<std::string>());
-      if (!ip || ip->addr.family != 4 || ip->len != 32) continue;
+      if (!ip || ip->len != ip->addr.Bits()) continue;
       if (std::none_of(theirs.begin(), theirs.end(),
                        [&](const net::Prefix& b) { return net::Contains(b, *ip); })) {
-        vin.borrowed.emplace_back(*ip, node);
+        vin[ip->addr.family == 6].borrowed.emplace_back(*ip, node);
       }
     }
   }
-  VxlanPlan plan = PlanVxlan(vin);
+  std::array<VxlanPlan, 2> plans = {PlanVxlan(vin[0]), PlanVxlan(vin[1])};
 
   std::lock_guard<std::mutex> lock(mu_);
   // Requests in flight (or whose write this list predates) override the list.
@@ -279,18 +298,25 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   for (auto& [name, e] : endpoints) list.push_back(std::move(e));
   manager_.ReplaceEndpoints(std::move(list));
   manager_.SetAffineBlocks(std::move(blocks));
-  manager_.SetRemoteRoutes(plan.routes);
-  vxlan_pools_ = vin.pools;
-  vxlan_wanted_ = plan.wanted;
-  if (options_.mtu <= 0) mtu_ = base_mtu_ - (plan.wanted ? kVxlanOverhead : 0);
-  // The device first, so the routes through it can be written.
-  const bool plan_changed = !(plan == vxlan_.plan());
-  vxlan_.Set(std::move(plan));
-  if (read_kernel || plan_changed || !vxlan_problem_.empty()) {
-    absl::Status v = vxlan_.Apply();
-    std::string problem = v.ok() ? "" : absl::StrCat("VXLAN: ", ToStd(v.message()));
-    if (problem != vxlan_problem_ && !problem.empty()) log::Error("vxlan_failed", {{"problem", problem}});
-    vxlan_problem_ = problem;
+  std::vector<kernel::Route> remote = plans[0].routes;
+  remote.insert(remote.end(), plans[1].routes.begin(), plans[1].routes.end());
+  manager_.SetRemoteRoutes(std::move(remote));
+  vxlan_pools_ = std::move(all_pools);
+  vxlan_wanted_ = vxlan_wanted;
+  // New pods fit the largest encapsulation in use.
+  if (options_.mtu <= 0) {
+    mtu_ = base_mtu_ - (wanted[1] ? kVxlanOverheadV6 : wanted[0] ? kVxlanOverhead : 0);
+  }
+  // The devices first, so the routes through them can be written.
+  for (int i = 0; i < 2; ++i) {
+    const bool plan_changed = !(plans[i] == vxlan_[i].plan());
+    vxlan_[i].Set(std::move(plans[i]));
+    if (read_kernel || plan_changed || !vxlan_problem_[i].empty()) {
+      absl::Status v = vxlan_[i].Apply();
+      std::string problem = v.ok() ? "" : absl::StrCat("VXLAN (", vxlan_[i].device(), "): ", ToStd(v.message()));
+      if (problem != vxlan_problem_[i] && !problem.empty()) log::Error("vxlan_failed", {{"problem", problem}});
+      vxlan_problem_[i] = problem;
+    }
   }
   absl::Status status;
   if (read_kernel) {
@@ -306,18 +332,20 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   return absl::OkStatus();
 }
 
-std::optional<kernel::MacAddress> Felix::PublishVtepMac(const resources::Resource& node) {
-  const kernel::MacAddress mac = VtepMacFor(options_.node);
+bool Felix::PublishVtepMacs(const resources::Resource& node, bool v4, bool v6) {
   resources::Resource updated = node;
-  updated.object["spec"]["vxlanTunnelMACAddr"] = kernel::FormatMac(mac);
-  // resourceVersion makes it a compare-and-swap: ipamd writes the tunnel address concurrently.
+  if (v4) updated.object["spec"]["vxlanTunnelMACAddr"] = kernel::FormatMac(VtepMacFor(options_.node, 4));
+  if (v6) updated.object["spec"]["vxlanTunnelMACAddrV6"] = kernel::FormatMac(VtepMacFor(options_.node, 6));
+  // resourceVersion makes it a compare-and-swap: ipamd writes the tunnel addresses concurrently.
   absl::StatusOr<resources::Resource> written = client_.Replace(updated);
   if (!written.ok()) {
     log::Warn("vtep_mac_not_published", {{"node", options_.node}, {"error", ToStd(written.status().message())}});
-    return std::nullopt;  // retried by the next sync (a Node event marks one dirty)
+    return false;  // retried by the next sync (a Node event marks one dirty)
   }
-  log::Info("vtep_mac_published", {{"node", options_.node}, {"mac", kernel::FormatMac(mac)}});
-  return mac;
+  log::Info("vtep_mac_published", {{"node", options_.node},
+                                   {"mac", v4 ? kernel::FormatMac(VtepMacFor(options_.node, 4)) : ""},
+                                   {"mac_v6", v6 ? kernel::FormatMac(VtepMacFor(options_.node, 6)) : ""}});
+  return true;
 }
 
 void Felix::PublishAdvertisedLocked() {
@@ -699,16 +727,20 @@ FelixStatus Felix::Status() {
   EndpointManagerStats stats = manager_.stats();
   std::vector<std::string> problems;
   if (!ipip_problem_.empty()) problems.push_back(ipip_problem_);
-  if (!vxlan_problem_.empty()) problems.push_back(vxlan_problem_);
-  const VxlanPlan& plan = vxlan_.plan();
-  for (const std::string& w : plan.waiting) problems.push_back(absl::StrCat("VXLAN waits: ", w));
-  std::optional<VxlanStatus> vxlan;
-  if (plan.wanted) {
-    vxlan = VxlanStatus{.tunnel_ip = plan.local ? net::FormatIp(plan.local->tunnel_ip) : "",
-                        .mac = plan.local ? kernel::FormatMac(plan.local->mac) : "",
-                        .vteps = plan.remotes.size(),
-                        .routes = plan.routes.size(),
-                        .device_mtu = vxlan_.device_mtu()};
+  std::array<std::optional<VxlanStatus>, 2> vxlan;
+  for (int i = 0; i < 2; ++i) {
+    if (!vxlan_problem_[i].empty()) problems.push_back(vxlan_problem_[i]);
+    const VxlanPlan& plan = vxlan_[i].plan();
+    for (const std::string& w : plan.waiting) {
+      problems.push_back(absl::StrCat("VXLAN (IPv", plan.family, ") waits: ", w));
+    }
+    if (!plan.wanted) continue;
+    vxlan[i] = VxlanStatus{.device = vxlan_[i].device(),
+                           .tunnel_ip = plan.local ? net::FormatIp(plan.local->tunnel_ip) : "",
+                           .mac = plan.local ? kernel::FormatMac(plan.local->mac) : "",
+                           .vteps = plan.remotes.size(),
+                           .routes = plan.routes.size(),
+                           .device_mtu = vxlan_[i].device_mtu()};
   }
   return {.ready = ready_,
           .workloads = manager_.endpoints().size(),
@@ -718,7 +750,8 @@ FelixStatus Felix::Status() {
           .repairs = stats.sysctl_repairs,
           .mtu = mtu_,
           .problems = problems,
-          .vxlan = std::move(vxlan)};
+          .vxlan = std::move(vxlan[0]),
+          .vxlan6 = std::move(vxlan[1])};
 }
 
 }  // namespace calico::felixd

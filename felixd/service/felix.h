@@ -11,6 +11,7 @@
 // on the caller's thread (its own netlink sockets), shared state under one mutex; one loop
 // thread and one watch thread. Not ready until the first full sync has been applied.
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -88,6 +89,7 @@ struct WorkloadInfo {
 };
 
 struct VxlanStatus {
+  std::string device;     // vxlan.calico, vxlan-v6.calico
   std::string tunnel_ip;  // empty while ipamd has not assigned one
   std::string mac;
   size_t vteps = 0;       // remote VTEPs programmed (neighbour + FDB)
@@ -104,7 +106,8 @@ struct FelixStatus {
   int64_t repairs = 0;
   int mtu = 0;
   std::vector<std::string> problems;  // what this node cannot do, and why (e.g. no ipip module)
-  std::optional<VxlanStatus> vxlan;  // set while an IPv4 pool uses VXLAN
+  std::optional<VxlanStatus> vxlan;   // set while an IPv4 pool uses VXLAN
+  std::optional<VxlanStatus> vxlan6;  // set while an IPv6 pool uses VXLAN
 };
 
 // Names derived from a request: the same for Setup, Teardown and Check.
@@ -175,8 +178,8 @@ class Felix {
   // IP-in-IP: tunl0 is wanted while an enabled IPv4 pool has ipipMode Always or CrossSubnet.
   void EnsureIpipTunnel(bool wanted);  // under mu_
   std::string ipip_problem_;
-  // Writes this node's VTEP MAC into its Node (CAS); nullopt when the write failed.
-  std::optional<kernel::MacAddress> PublishVtepMac(const resources::Resource& node);
+  // Writes this node's VTEP MACs (either family) into its Node (CAS); false when it failed.
+  bool PublishVtepMacs(const resources::Resource& node, bool v4, bool v6);
   NetlinkOpener open_;
   Plumber plumber_;
   FelixOptions options_;
@@ -184,10 +187,10 @@ class Felix {
   mutable std::mutex mu_;
   std::condition_variable changed_;  // advertised routes, stop, dirty
   EndpointManager manager_;          // guarded by mu_
-  VxlanManager vxlan_;               // guarded by mu_
+  std::array<VxlanManager, 2> vxlan_;  // IPv4, IPv6; guarded by mu_
   std::vector<VxlanPool> vxlan_pools_;
   bool vxlan_wanted_ = false;
-  std::string vxlan_problem_;
+  std::array<std::string, 2> vxlan_problem_;
   std::map<std::string, Pending> pending_;
   std::set<AdvertisedRoute> advertised_;
   uint64_t advertised_version_ = 0;

@@ -120,8 +120,11 @@ absl::Status Daemon::RunLoopOnce() {
 
 void Daemon::EnsureTunnel() {
   if (!options_.vxlan_tunnel) return;
-  absl::StatusOr<TunnelResult> r = EnsureVxlanTunnelAddress(*allocator_, store_, options_.node);
-  std::string error = r.ok() ? "" : r.status().ToString();
+  std::string error;
+  for (int family : {4, 6}) {
+    absl::StatusOr<TunnelResult> r = EnsureVxlanTunnelAddress(*allocator_, store_, options_.node, family);
+    if (!r.ok() && error.empty()) error = r.status().ToString();
+  }
   if (!error.empty() && error != tunnel_error_) {
     log::Warn("vxlan_tunnel_address_failed", {{"node", options_.node}, {"error", error}});
   }

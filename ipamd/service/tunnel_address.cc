@@ -19,9 +19,9 @@ struct VxlanPool {
   net::Prefix cidr;
 };
 
-// Enabled IPv4 pools with VXLAN that allow tunnel addresses and select the node.
+// Enabled pools of the family with VXLAN that allow tunnel addresses and select the node.
 absl::StatusOr<std::vector<VxlanPool>> VxlanPoolsFor(resources::Client& client,
-                                                     const resources::Resource& node,
+                                                     const resources::Resource& node, int family,
                                                      bool ignore_selector) {
   ASSIGN_OR_RETURN(std::vector<resources::Resource> pools,
                    client.List(*resources::FindKind("IPPool")));
@@ -35,7 +35,7 @@ absl::StatusOr<std::vector<VxlanPool>> VxlanPoolsFor(resources::Client& client,
   for (const resources::Resource& pool : pools) {
     const Json& spec = pool.object["spec"];
     std::optional<net::Prefix> cidr = net::ParsePrefix(spec.value("cidr", ""));
-    if (!cidr || cidr->addr.family != 4 || spec.value("disabled", false)) continue;
+    if (!cidr || cidr->addr.family != family || spec.value("disabled", false)) continue;
     const std::string mode = spec.value("vxlanMode", "Never");
     if (mode != "Always" && mode != "CrossSubnet") continue;
     if (spec.contains("allowedUses") && spec["allowedUses"].is_array()) {
@@ -52,13 +52,16 @@ absl::StatusOr<std::vector<VxlanPool>> VxlanPoolsFor(resources::Client& client,
 
 }  // namespace
 
-std::string VxlanTunnelHandle(std::string_view node) { return "vxlan-tunnel-addr-" + std::string(node); }
+std::string VxlanTunnelHandle(std::string_view node, int family) {
+  return (family == 6 ? "vxlan-v6-tunnel-addr-" : "vxlan-tunnel-addr-") + std::string(node);
+}
 
 absl::StatusOr<TunnelResult> EnsureVxlanTunnelAddress(Allocator& allocator, datastore::Datastore& store,
-                                                      const std::string& node) {
+                                                      const std::string& node, int family) {
   resources::Client client(store);
   const resources::KindInfo& node_kind = *resources::FindKind("Node");
-  const std::string handle = VxlanTunnelHandle(node);
+  const std::string handle = VxlanTunnelHandle(node, family);
+  const char* field = family == 6 ? "ipv6VXLANTunnelAddr" : "ipv4VXLANTunnelAddr";
   // Node writes race felixd's (it publishes the VTEP MAC): compare-and-swap, re-read on conflict.
   for (int attempt = 0; attempt < 5; ++attempt) {
     absl::StatusOr<resources::Resource> got = client.Get(node_kind, "", node);
@@ -66,17 +69,18 @@ absl::StatusOr<TunnelResult> EnsureVxlanTunnelAddress(Allocator& allocator, data
       // Standalone set-ups without Node resources are fine as long as nothing needs VXLAN.
       resources::Resource bare;
       bare.object = Json::object();
-      ASSIGN_OR_RETURN(std::vector<VxlanPool> any, VxlanPoolsFor(client, bare, /*ignore_selector=*/true));
+      ASSIGN_OR_RETURN(std::vector<VxlanPool> any,
+                       VxlanPoolsFor(client, bare, family, /*ignore_selector=*/true));
       if (any.empty()) return TunnelResult{};
       return absl::NotFoundError(absl::StrCat(
           "IPPool ", any.front().name, " uses VXLAN but there is no Node resource named ", node,
-          " to hold this node's tunnel address: create it (calicoctl apply)"));
+          " to hold this node's tunnel address: create it (felixd registers it at start)"));
     }
     RETURN_IF_ERROR(got.status());
     resources::Resource current = std::move(*got);
-    ASSIGN_OR_RETURN(std::vector<VxlanPool> pools, VxlanPoolsFor(client, current, false));
+    ASSIGN_OR_RETURN(std::vector<VxlanPool> pools, VxlanPoolsFor(client, current, family, false));
     Json& spec = current.object["spec"];
-    const std::string have = spec.is_object() ? spec.value("ipv4VXLANTunnelAddr", "") : "";
+    const std::string have = spec.is_object() ? spec.value(field, "") : "";
     std::optional<net::IpAddress> have_ip = net::ParseIp(have);
 
     if (pools.empty()) {
@@ -85,7 +89,7 @@ absl::StatusOr<TunnelResult> EnsureVxlanTunnelAddress(Allocator& allocator, data
         ASSIGN_OR_RETURN(std::vector<net::IpAddress> freed, allocator.ReleaseByHandle(handle));
         return TunnelResult{.address = "", .changed = !freed.empty()};
       }
-      spec.erase("ipv4VXLANTunnelAddr");
+      spec.erase(field);
       absl::StatusOr<resources::Resource> w = client.Replace(current);
       if (absl::IsAborted(w.status())) continue;
       RETURN_IF_ERROR(w.status());
@@ -107,24 +111,25 @@ absl::StatusOr<TunnelResult> EnsureVxlanTunnelAddress(Allocator& allocator, data
     RETURN_IF_ERROR(allocator.ReleaseByHandle(handle).status());
     AutoAssignRequest req;
     req.handle_id = handle;
-    req.num_v4 = 1;
-    for (const VxlanPool& p : pools) req.v4_pools.push_back(p.name);
-    req.attributes = {{"node", node}, {"type", "vxlanTunnelAddress"}};
+    (family == 6 ? req.num_v6 : req.num_v4) = 1;
+    for (const VxlanPool& p : pools) (family == 6 ? req.v6_pools : req.v4_pools).push_back(p.name);
+    req.attributes = {{"node", node}, {"type", family == 6 ? "vxlanV6TunnelAddress" : "vxlanTunnelAddress"}};
     req.node = node;
     req.use = Use::kTunnel;
     ASSIGN_OR_RETURN(AutoAssignResult assigned, allocator.AutoAssign(req));
-    if (assigned.v4.empty()) return absl::InternalError("AutoAssign returned no IPv4 address");
-    const std::string address = net::FormatIp(assigned.v4.front().ip);
-    spec["ipv4VXLANTunnelAddr"] = address;
+    const std::vector<Assigned>& got_addrs = family == 6 ? assigned.v6 : assigned.v4;
+    if (got_addrs.empty()) return absl::InternalError("AutoAssign returned no address");
+    const std::string address = net::FormatIp(got_addrs.front().ip);
+    spec[field] = address;
     absl::StatusOr<resources::Resource> w = client.Replace(current);
     if (!w.ok()) {
       // Not recorded on the Node: nobody would know it is in use.
       (void)allocator.ReleaseByHandle(handle);
       if (absl::IsAborted(w.status())) continue;
-      return Annotate(w.status(), absl::StrCat("writing ipv4VXLANTunnelAddr ", address, " to Node ", node));
+      return Annotate(w.status(), absl::StrCat("writing ", field, " ", address, " to Node ", node));
     }
     log::Info("vxlan_tunnel_address_assigned",
-              {{"node", node}, {"address", address}, {"was", have}, {"how", assigned.v4.front().how}});
+              {{"node", node}, {"address", address}, {"was", have}, {"how", got_addrs.front().how}});
     return TunnelResult{.address = address, .changed = true};
   }
   return absl::AbortedError(absl::StrCat("Node ", node, " kept changing while writing its VXLAN tunnel address"));

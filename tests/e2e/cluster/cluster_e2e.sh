@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# e2e on the cluster in a box, in the routing mode $MODE (default bgp): 3 nodes over a
-# 3-member etcd — dual-stack with BGP; IPv4 with felixd's VXLAN (vxlan: every node on one
-# subnet; vxlan-crosssubnet: node3 on a second subnet behind a router, encapsulated only there).
-#  1. every pod reaches every other (2 per node), over IPv4 (and IPv6 with BGP); with VXLAN the
-#     routes, neighbours and FDB entries are checked, and which traffic is encapsulated;
+# e2e on the cluster in a box, in the routing mode $MODE (default bgp): 3 dual-stack nodes over
+# a 3-member etcd — BGP, or felixd's VXLAN (vxlan: every node on one subnet; vxlan-crosssubnet:
+# node3 on a second subnet behind a router, encapsulated only there).
+#  1. every pod reaches every other (2 per node), over IPv4 and IPv6; with VXLAN the routes,
+#     neighbours and FDB entries are checked, and which traffic is encapsulated (both families);
 #  2. a pod added on node3 is reachable from node1: the time it takes;
 #  3. continuous pod-to-pod traffic across nodes while felixd, birdd and ipamd are SIGKILLed and
 #     restarted, then stopped with SIGTERM and started again (an upgrade): no packet lost, the
@@ -22,14 +22,15 @@ routes() {  # every node's routes but the pods' own /32s, which change with pods
   for n in 1 2 3; do echo "node$n"; ip -n "cib-node$n" route show | grep -v ' dev cali' | sort; done
 }
 mode="${MODE:-bgp}"
-vxlan_tx() {  # packets node$1's vxlan.calico has sent
-  ip -n "cib-node$1" -s -j link show vxlan.calico | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["packets"])'
+vxlan_tx() {  # packets node$1's VXLAN device $2 has sent
+  ip -n "cib-node$1" -s -j link show "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["packets"])'
 }
+ip6_of() { cut -d' ' -f3 "$CLUSTER_DIR/pods/$1"; }
 start=$(date +%s.%N)
 
 case "$mode" in
   bgp) "$cluster" up --nodes=3 --ipv6 ;;
-  vxlan|vxlan-crosssubnet) "$cluster" up --nodes=3 --mode="$mode" ;;
+  vxlan|vxlan-crosssubnet) "$cluster" up --nodes=3 --ipv6 --mode="$mode" ;;
   *) fail "MODE=$mode: bgp, vxlan or vxlan-crosssubnet" ;;
 esac
 for n in 1 2 3; do for p in a b; do "$cluster" pod-add "$n" "p$n$p" > /dev/null; done; done
@@ -39,42 +40,47 @@ matrix=$("$cluster" matrix)
 echo "$matrix"
 grep -q BLOCKED <<< "$matrix" && fail "pods cannot reach each other"
 [ "$(grep -o 'ok' <<< "$matrix" | wc -l)" = 30 ] || fail "expected 30 ok cells (6 pods, each to 5 others)"
-if [ "$mode" = bgp ]; then
-  echo "== 1b. the same over IPv6 (dual-stack pool, MP-BGP)"
-  matrix6=$("$cluster" matrix -6)
-  echo "$matrix6"
-  [ "$(grep -o 'ok' <<< "$matrix6" | wc -l)" = 30 ] || fail "IPv6: expected 30 ok cells"
-else
-  echo "== 1b. VXLAN state on node1: routes, neighbours, FDB; what is encapsulated"
-  block_of() {  # node1's route to the /26 block of pod $1
-    local b
-    b=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1] + "/26", strict=False))' "$(ip_of "$1")")
-    echo "$b $(ip -n cib-node1 route show "$b")"
+echo "== 1b. the same over IPv6 (dual-stack pool; $([ "$mode" = bgp ] && echo MP-BGP || echo vxlan-v6.calico))"
+matrix6=$("$cluster" matrix -6)
+echo "$matrix6"
+[ "$(grep -o 'ok' <<< "$matrix6" | wc -l)" = 30 ] || fail "IPv6: expected 30 ok cells"
+if [ "$mode" != bgp ]; then
+  echo "== 1c. VXLAN state on node1: routes, neighbours, FDB; what is encapsulated"
+  route_to() {  # route_to FAMILY POD: node1's route to the block of pod POD
+    local ip b
+    if [ "$1" = 4 ]; then ip=$(ip_of "$2"); b=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1] + "/26", strict=False))' "$ip")
+    else ip=$(ip6_of "$2"); b=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1] + "/122", strict=False))' "$ip"); fi
+    echo "$b $(ip -n cib-node1 -"$1" route show "$b")"
   }
-  r2=$(block_of p2a); r3=$(block_of p3a)
-  echo "node1: $r2"; echo "node1: $r3"
-  grep -q 'dev vxlan.calico proto 80 onlink' <<< "$r3" || fail "node3's block is not routed through vxlan.calico: $r3"
-  if [ "$mode" = vxlan ]; then
-    grep -q 'dev vxlan.calico proto 80 onlink' <<< "$r2" || fail "node2's block is not routed through vxlan.calico: $r2"
-  else
-    grep -q 'via 10.99.0.2 dev eth0 proto 80' <<< "$r2" || fail "node2 (same subnet) is not routed directly: $r2"
-  fi
-  [ "$(ip -n cib-node1 neigh show dev vxlan.calico | grep -c PERMANENT)" = 2 ] || fail "node1 lacks a VTEP neighbour"
-  [ "$(bridge -n cib-node1 fdb show dev vxlan.calico | grep -c 'dst 10.99')" = 2 ] || fail "node1 lacks a VTEP FDB entry"
-  tx0=$(vxlan_tx 1)
-  ip netns exec cib-pod-p1a ping -c3 -i 0.05 -W1 "$(ip_of p2a)" > /dev/null
-  tx1=$(vxlan_tx 1)
-  ip netns exec cib-pod-p1a ping -c3 -i 0.05 -W1 "$(ip_of p3a)" > /dev/null
-  tx2=$(vxlan_tx 1)
-  echo "vxlan.calico tx packets: +$((tx1 - tx0)) for 3 pings to node2, +$((tx2 - tx1)) for 3 to node3"
-  [ $((tx2 - tx1)) -ge 3 ] || fail "pings to node3's pod were not encapsulated"
-  if [ "$mode" = vxlan ]; then
-    [ $((tx1 - tx0)) -ge 3 ] || fail "pings to node2's pod were not encapsulated"
-  else
-    [ $((tx1 - tx0)) = 0 ] || fail "pings to node2's pod (same subnet) were encapsulated"
-  fi
+  for fam in 4 6; do
+    dev=vxlan.calico; [ $fam = 6 ] && dev=vxlan-v6.calico
+    under=10.99.0.2; [ $fam = 6 ] && under=fd99::2
+    r2=$(route_to $fam p2a); r3=$(route_to $fam p3a)
+    echo "node1: $r2"; echo "node1: $r3"
+    grep -q "dev $dev proto 80 .*onlink" <<< "$r3" || fail "node3's IPv$fam block is not routed through $dev: $r3"
+    if [ "$mode" = vxlan ]; then
+      grep -q "dev $dev proto 80 .*onlink" <<< "$r2" || fail "node2's IPv$fam block is not routed through $dev: $r2"
+    else
+      grep -q "via $under dev eth0 proto 80" <<< "$r2" || fail "node2 (same subnet) is not routed directly over IPv$fam: $r2"
+    fi
+    [ "$(ip -n cib-node1 neigh show dev $dev | grep -c PERMANENT)" = 2 ] || fail "node1 lacks a VTEP neighbour on $dev"
+    [ "$(bridge -n cib-node1 fdb show dev $dev | grep -c 'dst fd99\|dst 10.99')" = 2 ] || fail "node1 lacks a VTEP FDB entry on $dev"
+    of=ip_of; [ $fam = 6 ] && of=ip6_of
+    tx0=$(vxlan_tx 1 $dev)
+    ip netns exec cib-pod-p1a ping -c3 -i 0.05 -W1 "$($of p2a)" > /dev/null
+    tx1=$(vxlan_tx 1 $dev)
+    ip netns exec cib-pod-p1a ping -c3 -i 0.05 -W1 "$($of p3a)" > /dev/null
+    tx2=$(vxlan_tx 1 $dev)
+    echo "$dev tx packets: +$((tx1 - tx0)) for 3 pings to node2, +$((tx2 - tx1)) for 3 to node3"
+    [ $((tx2 - tx1)) -ge 3 ] || fail "IPv$fam pings to node3's pod were not encapsulated"
+    if [ "$mode" = vxlan ]; then
+      [ $((tx1 - tx0)) -ge 3 ] || fail "IPv$fam pings to node2's pod were not encapsulated"
+    else
+      [ $((tx1 - tx0)) = 0 ] || fail "IPv$fam pings to node2's pod (same subnet) were encapsulated"
+    fi
+  done
   mtu=$(ip -n cib-pod-p1a -j link show eth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["mtu"])')
-  [ "$mtu" = 1450 ] || fail "pod MTU $mtu: expected 1450 (1500 - VXLAN's 50)"
+  [ "$mtu" = 1430 ] || fail "pod MTU $mtu: expected 1430 (1500 - IPv6 VXLAN's 70)"
 fi
 
 echo "== diags of every node"
@@ -87,8 +93,9 @@ if [ "$mode" = bgp ]; then
   [ "$(tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -c Established)" = 4 ] ||
     fail "node2's status in the diags does not show 4 Established sessions (IPv4 and IPv6)"
 else
-  tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt' | grep -q '| vxlan.calico | 10.244.' ||
-    fail "node2's status in the diags does not show its VXLAN tunnel"
+  status2=$(tar -xzOf "$tarball" --wildcards '*/node2/node-status.txt')
+  grep -q '| vxlan.calico *| 10.244.' <<< "$status2" || fail "node2's status in the diags does not show its VXLAN tunnel"
+  grep -q '| vxlan-v6.calico *| fd44:' <<< "$status2" || fail "node2's status in the diags does not show its IPv6 VXLAN tunnel"
 fi
 resources=$(tar -xzOf "$tarball" --wildcards '*/resources.yaml')
 grep -q 'kind: IPPool' <<< "$resources" || fail "diags lack the IP pools"
@@ -161,8 +168,8 @@ check=$("$cluster" calicoctl 1 ipam check)
 echo "$check" | tail -n 2
 grep -q 'found 0 problems' <<< "$check" || fail "ipam check found problems"
 inuse=$("$cluster" calicoctl 1 ipam show | awk -F'|' '/IP Pool/ { split($5, f, " "); n += f[1] } END { print n + 0 }')
-# What stays: each node's VXLAN tunnel address.
-tunnels=0; [ "$mode" = bgp ] || tunnels=3
+# What stays: each node's two VXLAN tunnel addresses (IPv4 and IPv6).
+tunnels=0; [ "$mode" = bgp ] || tunnels=6
 [ "$inuse" = "$tunnels" ] || fail "$inuse addresses in use after every pod was deleted (expected $tunnels tunnel addresses)"
 
 awk -v a="$start" -v b="$(date +%s.%N)" -v m="$mode" 'BEGIN { printf "e2e wall time (%s): %.0f s\n", m, b - a }'

@@ -261,3 +261,55 @@ TEST_CASE("a failing FDB write is reported and retried by the next apply") {
 
 }  // namespace
 }  // namespace calico::felixd
+
+namespace calico::felixd {
+namespace {
+
+TEST_CASE("IPv6: vxlan-v6.calico, /128 tunnel address, NDP neighbours, routes with metric 1024") {
+  VxlanInputs in;
+  in.family = 6;
+  in.node = "node1";
+  in.pools = {{.cidr = P("10.244.0.0/16"), .vxlan = EncapMode::kAlways},  // the other family
+              {.cidr = P("fd44::/48"), .vxlan = EncapMode::kCrossSubnet}};
+  in.nodes["node1"] = NodeAt("fd99::1/64", "fd44::1");
+  in.nodes["node2"] = NodeAt("fd99::2/64", "fd44::41", "66:00:00:00:06:02");
+  in.nodes["node3"] = NodeAt("fd99:1::3/64", "fd44::81", "66:00:00:00:06:03");
+  in.blocks = {{P("fd44::/122"), "node1"}, {P("fd44::40/122"), "node2"}, {P("fd44::80/122"), "node3"},
+               {P("10.244.2.0/26"), "node2"}};
+  VxlanPlan plan = PlanVxlan(in);
+  REQUIRE(plan.local);
+  CHECK(plan.local->mac == VtepMacFor("node1", 6));
+  CHECK(plan.local->mac != VtepMacFor("node1", 4));
+  CHECK(Texts(plan.routes) == std::vector<std::string>{"fd44::40/122 via fd99::2",
+                                                       "fd44::80/122 via fd44::81 dev vxlan-v6.calico onlink"});
+  for (const kernel::Route& r : plan.routes) CHECK(r.priority == kernel::kIpv6DefaultMetric);
+
+  kernel::FakeNetlink nl;
+  kernel::Link eth0;
+  eth0.name = "eth0";
+  eth0.mtu = 1500;
+  eth0.up = true;
+  int index = nl.AddLinkByHand(eth0).index;
+  REQUIRE(nl.ReplaceAddress({.prefix = P("fd99::1/64"), .ifindex = index, .nodad = true}).ok());
+  VxlanManager m(nl, 6);
+  m.Set(plan);
+  REQUIRE(m.Apply().ok());
+  absl::StatusOr<kernel::Link> dev = nl.GetLink(kVxlanDeviceV6);
+  REQUIRE(dev.ok());
+  CHECK(dev->mtu == 1430);
+  CHECK(dev->vxlan->local == Ip("fd99::1"));
+  std::vector<kernel::Address> addrs = *nl.ListAddresses(dev->index);
+  REQUIRE(addrs.size() == 1);
+  CHECK(addrs[0].prefix == P("fd44::1/128"));
+  std::vector<kernel::Neighbor> neigh = *nl.ListNeighbors(dev->index);
+  REQUIRE(neigh.size() == 2);
+  std::vector<kernel::FdbEntry> fdb = *nl.ListFdb(dev->index);
+  REQUIRE(fdb.size() == 2);
+  const int writes = nl.Writes();
+  REQUIRE(m.Apply().ok());
+  CHECK(nl.Writes() == writes);
+  CHECK(absl::IsNotFound(nl.GetLink(kVxlanDevice).status()));  // the IPv4 device is another manager's
+}
+
+}  // namespace
+}  // namespace calico::felixd

@@ -23,7 +23,9 @@ struct Harness {
     Ok(client.Apply(MakeResource({{"apiVersion", "projectcalico.org/v3"},
                                   {"kind", "IPPool"},
                                   {"metadata", {{"name", name}}},
-                                  {"spec", {{"cidr", cidr}, {"blockSize", 26}, {"vxlanMode", vxlan},
+                                  {"spec", {{"cidr", cidr},
+                                            {"blockSize", cidr.find(':') == std::string::npos ? 26 : 122},
+                                            {"vxlanMode", vxlan},
                                             {"nodeSelector", selector}}}})));
   }
   std::string NodeField(const std::string& node) {
@@ -127,6 +129,35 @@ TEST_CASE("a VXLAN pool whose nodeSelector leaves the node out gives it no addre
   CreateNode(*h.store, "node1");
   CHECK(h.Pass().address.empty());
   CHECK(h.Held().empty());
+}
+
+}  // namespace
+}  // namespace calico::ipamd::testing
+
+namespace calico::ipamd::testing {
+namespace {
+
+TEST_CASE("an IPv6 VXLAN pool: its own handle and ipv6VXLANTunnelAddr, next to the IPv4 one",
+          "[unit][tunnel]") {
+  Harness h;
+  h.Pool("vx4", "10.80.0.0/16", "Always");
+  h.Pool("vx6", "fd00:80::/48", "Always");
+  CreateNode(*h.store, "node1");
+  TunnelResult v4 = Ok(service::EnsureVxlanTunnelAddress(*h.allocator, *h.store, "node1", 4));
+  TunnelResult v6 = Ok(service::EnsureVxlanTunnelAddress(*h.allocator, *h.store, "node1", 6));
+  CHECK(net::Contains(*net::ParsePrefix("fd00:80::/48"), *net::ParseIp(v6.address)));
+  resources::Client client(*h.store);
+  resources::Json spec = Ok(client.Get(*resources::FindKind("Node"), "", "node1")).object["spec"];
+  CHECK(spec.value("ipv4VXLANTunnelAddr", "") == v4.address);
+  CHECK(spec.value("ipv6VXLANTunnelAddr", "") == v6.address);
+  CHECK(h.Held("node1").size() == 1);
+  CHECK(Ok(h.allocator->GetHandle("vxlan-v6-tunnel-addr-node1")).size() == 1);
+  // Only the IPv6 pool leaves VXLAN: only its address goes.
+  h.Pool("vx6", "fd00:80::/48", "Never");
+  CHECK(Ok(service::EnsureVxlanTunnelAddress(*h.allocator, *h.store, "node1", 6)).address.empty());
+  spec = Ok(client.Get(*resources::FindKind("Node"), "", "node1")).object["spec"];
+  CHECK_FALSE(spec.contains("ipv6VXLANTunnelAddr"));
+  CHECK(spec.value("ipv4VXLANTunnelAddr", "") == v4.address);
 }
 
 }  // namespace
