@@ -357,6 +357,7 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
   }
   table_ = nft::Skeleton(layout);
   endpoints_.clear();
+  host_endpoints_.clear();
   any_.clear();
   combos_.clear();
   group_owner_.clear();
@@ -387,11 +388,7 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
   // A host endpoint's forward chains depend on its policies' applyOnForward, which a policy
   // change can flip without changing which endpoints it selects: re-render the (few) local
   // host endpoints; unchanged ones cost nothing in the delta.
-  if (!changed.policies.empty()) {
-    for (const auto& [id, state] : endpoints_) {
-      if (state.host) endpoints.insert(id);
-    }
-  }
+  if (!changed.policies.empty()) endpoints.insert(host_endpoints_.begin(), host_endpoints_.end());
   if (!changed.profiles.empty()) {
     for (const auto& [id, state] : endpoints_) {
       for (const std::string& p : changed.profiles) {
@@ -582,10 +579,12 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
       link_groups_.erase(old->second.ifname);
     }
     endpoints_.erase(old);
+    host_endpoints_.erase(id);
   }
   if (next) {
     if (next->any) any_[id] = *next->any;
     if (!next->combo.empty()) link_groups_[next->ifname] = combos_.at(next->combo).first;
+    if (next->host) host_endpoints_.insert(id);
     endpoints_[id] = std::move(*next);
   }
 }

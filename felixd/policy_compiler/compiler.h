@@ -124,6 +124,7 @@ class Compiler {
   Options options_;
   nft::DesiredTable table_;
   std::map<std::string, EndpointState> endpoints_;
+  std::set<std::string> host_endpoints_;  // ids of endpoints_ that are host endpoints (few)
   std::map<std::string, nft::HostEndpoint> any_;  // rendered all-interfaces host endpoints by id
   std::map<std::string, int> group_refs_;    // group chain → endpoints using it
   std::map<std::pair<std::string, std::string>, ElementRef> element_refs_;  // (set, key)

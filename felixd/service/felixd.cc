@@ -65,6 +65,10 @@ ABSL_FLAG(std::string, policy_dispatch, "linkgroup",
           "How table inet calico finds a workload's policy: linkgroup (its host veth carries a "
           "link group naming its policy combination: a pod joining one costs no jump-graph "
           "validation) or interface (one verdict-map element per interface).");
+ABSL_FLAG(std::string, policy_egress_hook, "prerouting",
+          "Where workloads' egress policy runs: prerouting (one base chain for traffic to the "
+          "host and through it: the kernel's validation of a chain change walks the egress "
+          "groups once) or forward (forward and input both: walked twice). Same verdicts.");
 ABSL_FLAG(std::string, policy_setup_timeout, "2s",
           "How long a workload setup (CNI ADD) waits for its policy to be in the kernel before "
           "returning anyway (with a warning); 0s: do not wait.");
@@ -132,6 +136,15 @@ absl::Status Run(const sigset_t& signals) {
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--policy_dispatch=\"", dispatch, "\": expected linkgroup or interface"));
+  }
+  const std::string egress_hook = absl::GetFlag(FLAGS_policy_egress_hook);
+  if (egress_hook == "prerouting") {
+    policy_options.layout.egress = nft::EgressHook::kPrerouting;
+  } else if (egress_hook == "forward") {
+    policy_options.layout.egress = nft::EgressHook::kForwardAndInput;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--policy_egress_hook=\"", egress_hook, "\": expected prerouting or forward"));
   }
   if (!absl::ParseDuration(absl::GetFlag(FLAGS_policy_refresh_interval), &policy_options.refresh_interval) ||
       policy_options.refresh_interval <= absl::ZeroDuration()) {

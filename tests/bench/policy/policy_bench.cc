@@ -328,12 +328,16 @@ int Main() {
   std::printf("full rebuild reference, nft -f of the same table (%zu KiB): %.1f ms (median of 3)\n",
               script.size() / 1024, full_ref);
 
+  // felixd's default: link groups, egress policy at prerouting; and the alternatives it offers.
   nft::LayoutOptions link;
   link.dispatch = nft::Dispatch::kByLinkGroup;
-  std::vector<Layout> layouts = {{"by link group (felixd's default)", link}, {"by interface", {}}};
+  link.egress = nft::EgressHook::kPrerouting;
+  nft::LayoutOptions link_forward = link;
+  link_forward.egress = nft::EgressHook::kForwardAndInput;
+  std::vector<Layout> layouts = {{"by link group, egress at prerouting (felixd's default)", link},
+                                 {"by interface", {}}};
   if (const char* all = getenv("POLICY_BENCH_LAYOUTS"); all != nullptr && std::string(all) == "all") {
-    link.egress = nft::EgressHook::kPrerouting;
-    layouts.push_back({"by link group + prerouting", link});
+    layouts.push_back({"by link group, egress at forward+input", link_forward});
   }
   bool ok = true;
   for (const Layout& layout : layouts) {

@@ -205,6 +205,23 @@ void CheckLoads(const nft::DesiredTable& table) {
   CHECK(*kernel.Read() == nft::ExpectedState(table));
 }
 
+// The table shapes felixd can program: every dispatch, and link groups with egress policy at
+// prerouting (felixd's default).
+struct LayoutCase {
+  nft::Dispatch dispatch;
+  nft::EgressHook egress;
+};
+constexpr LayoutCase kLayouts[] = {
+    {nft::Dispatch::kByInterface, nft::EgressHook::kForwardAndInput},
+    {nft::Dispatch::kByGroup, nft::EgressHook::kForwardAndInput},
+    {nft::Dispatch::kByLinkGroup, nft::EgressHook::kForwardAndInput},
+    {nft::Dispatch::kByLinkGroup, nft::EgressHook::kPrerouting},
+};
+void SetLayout(Options& options, const LayoutCase& l) {
+  options.layout.dispatch = l.dispatch;
+  options.layout.egress = l.egress;
+}
+
 void RunScenario(const Scenario& sc, int& probes) {
   World w = Cluster();
   INFO("scenario: " << sc.name);
@@ -212,11 +229,10 @@ void RunScenario(const Scenario& sc, int& probes) {
     INFO("step " << i);
     w.Apply(sc.steps[i]);
     SelectionIndex index = SelectionIndex::Build(w.model);
-    for (nft::Dispatch dispatch :
-         {nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup}) {
-      INFO("dispatch " << int(dispatch));
+    for (const LayoutCase& layout : kLayouts) {
+      INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
       Options options;
-      options.layout.dispatch = dispatch;
+      SetLayout(options, layout);
       Compiler compiler(options);
       const nft::DesiredTable& table = compiler.Build(w.model, index);
       CheckLoads(table);
@@ -271,8 +287,8 @@ TEST_CASE("rule translation: one nft rule per alternative, actions as marks", "[
 // A felixd-like driver: the model changes, the index follows incrementally where it can, the
 // compiler's delta goes to the (fake) kernel.
 struct Driver {
-  explicit Driver(nft::Dispatch dispatch = nft::Dispatch::kByInterface) {
-    options.layout.dispatch = dispatch;
+  explicit Driver(LayoutCase layout = kLayouts[0]) {
+    SetLayout(options, layout);
     compiler = Compiler(options);
   }
   Options options;
@@ -321,9 +337,9 @@ struct Driver {
 std::string PodId(const std::string& ns, const std::string& name) { return ns + "/node1-k8s-" + name + "-eth0"; }
 
 TEST_CASE("incremental: one change at a time ends in the full rebuild's table", "[unit][policy_compiler][incremental]") {
-  nft::Dispatch dispatch =
-      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
-  Driver d(dispatch);
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
+  Driver d(layout);
   for (const Scenario& sc : kExtraScenarios) {
     for (const char* y : sc.steps) d.w.Apply(y);
   }
@@ -529,12 +545,12 @@ int CheckHostOracle(const policy::Model& model, const nft::DesiredTable& table,
 }
 
 TEST_CASE("host endpoints: input/output verdicts equal Explain, failsafe ports, default deny", "[unit][policy_compiler][hostendpoint]") {
-  nft::Dispatch dispatch =
-      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
   World w = Cluster();
   w.Apply(kHostEndpoints);
   Options options;
-  options.layout.dispatch = dispatch;
+  SetLayout(options, layout);
   options.node = "node1";
   Compiler compiler(options);
   const nft::DesiredTable& t = compiler.Build(w.model, SelectionIndex::Build(w.model));
@@ -639,9 +655,9 @@ spec:
 }
 
 TEST_CASE("host endpoints: each incremental step equals a fresh build", "[unit][policy_compiler][hostendpoint][incremental]") {
-  nft::Dispatch dispatch =
-      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
-  Driver d(dispatch);
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
+  Driver d(layout);
   d.options.node = "node1";
   d.compiler = Compiler(d.options);
   d.Start();
@@ -734,13 +750,13 @@ spec:
 )";
 
 TEST_CASE("host endpoints: interfaceName \"*\" covers every interface but named ones, lo and workloads", "[unit][policy_compiler][hostendpoint]") {
-  nft::Dispatch dispatch =
-      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
   World w = Cluster();
   w.Apply(kHostEndpoints);
   w.Apply(kAnyHostEndpoint);
   Options options;
-  options.layout.dispatch = dispatch;
+  SetLayout(options, layout);
   options.node = "node1";
   Compiler compiler(options);
   const nft::DesiredTable& t = compiler.Build(w.model, SelectionIndex::Build(w.model));
@@ -770,9 +786,9 @@ TEST_CASE("host endpoints: interfaceName \"*\" covers every interface but named 
 }
 
 TEST_CASE("host endpoints: \"*\" endpoints added, replaced and removed incrementally equal a fresh build", "[unit][policy_compiler][hostendpoint][incremental]") {
-  nft::Dispatch dispatch =
-      GENERATE(nft::Dispatch::kByInterface, nft::Dispatch::kByGroup, nft::Dispatch::kByLinkGroup);
-  Driver d(dispatch);
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
+  Driver d(layout);
   d.options.node = "node1";
   d.compiler = Compiler(d.options);
   d.forward_oracle = false;

@@ -32,17 +32,17 @@ class Interpreter {
                        const std::map<std::string, uint32_t>* link_groups = nullptr)
       : t_(table), groups_(link_groups) {}
 
-  // true: accepted by the base chain `forward`.
-  bool Forward(const Probe& probe) {
-    p_ = &probe;
-    mark_ = 0;
-    return Run("forward", 0) != Result::kDrop;  // base chain: policy accept
-  }
+  // true: accepted by the base chain `forward` (after `prerouting`, when the table has one:
+  // egress policy there; the packet's mark carries over, as in the kernel).
+  bool Forward(const Probe& probe) { return Hook("forward", probe); }
   // Likewise through another base chain ("input": to the host, "output": from it).
   bool Hook(const std::string& base, const Probe& probe) {
     p_ = &probe;
     mark_ = 0;
-    return Run(base, 0) != Result::kDrop;
+    if (base != "output" && t_.chains.contains("prerouting") && Run("prerouting", 0) == Result::kDrop) {
+      return false;
+    }
+    return Run(base, 0) != Result::kDrop;  // base chains: policy accept
   }
 
  private:
