@@ -9,7 +9,8 @@
 #     restarted, then stopped with SIGTERM and started again (an upgrade): no packet lost, the
 #     longest gap between replies reported, routes unchanged after;
 #  4. 100 pods added and deleted across the nodes: no address held by two live pods, and
-#     `calicoctl ipam check` clean at the end.
+#     `calicoctl ipam check` clean at the end;
+#  5. (VXLAN) node3 removed: node1 drops its routes, neighbour and FDB entry.
 # Everything it makes is torn down on exit, also on failure.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -171,6 +172,25 @@ inuse=$("$cluster" calicoctl 1 ipam show | awk -F'|' '/IP Pool/ { split($5, f, "
 # What stays: each node's two VXLAN tunnel addresses (IPv4 and IPv6).
 tunnels=0; [ "$mode" = bgp ] || tunnels=6
 [ "$inuse" = "$tunnels" ] || fail "$inuse addresses in use after every pod was deleted (expected $tunnels tunnel addresses)"
+
+if [ "$mode" != bgp ]; then
+  echo "== 5. node3 removed: the others drop its VTEP and the routes through it at once"
+  "$cluster" pod-add 3 last > /dev/null
+  block3=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1] + "/26", strict=False))' "$(ip_of last)")
+  "$cluster" pod-del last
+  ip -n cib-node1 route show "$block3" | grep -q vxlan.calico || fail "node1 has no VXLAN route to node3's block $block3"
+  t0=$(date +%s.%N)
+  "$cluster" node-remove 3
+  gone=""
+  for _ in $(seq 100); do
+    if [ -z "$(ip -n cib-node1 route show "$block3")" ] &&
+       [ "$(ip -n cib-node1 neigh show dev vxlan.calico | grep -c PERMANENT)" = 1 ] &&
+       [ "$(bridge -n cib-node1 fdb show dev vxlan.calico | grep -c 'dst ')" = 1 ]; then gone=1; break; fi
+    sleep 0.1
+  done
+  [ -n "$gone" ] || fail "node1 still has node3's route, neighbour or FDB entry"
+  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "node3 removed: its VTEP and routes gone from node1 in %.0f ms (the removal included)\n", (b - a) * 1000 }'
+fi
 
 awk -v a="$start" -v b="$(date +%s.%N)" -v m="$mode" 'BEGIN { printf "e2e wall time (%s): %.0f s\n", m, b - a }'
 echo PASS
