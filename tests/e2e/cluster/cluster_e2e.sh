@@ -5,9 +5,10 @@
 #  1. every pod reaches every other (2 per node), over IPv4 and IPv6; with VXLAN the routes,
 #     neighbours and FDB entries are checked, and which traffic is encapsulated (both families);
 #  2. a pod added on node3 is reachable from node1: the time it takes;
-#  3. continuous pod-to-pod traffic across nodes while felixd, birdd and ipamd are SIGKILLed and
-#     restarted, then stopped with SIGTERM and started again (an upgrade): no packet lost, the
-#     longest gap between replies reported, routes unchanged after;
+#  3. continuous pod-to-pod traffic across nodes while felixd, birdd (felixd on the peer's node
+#     with VXLAN) and ipamd are SIGKILLed and restarted, then upgraded (SIGTERM, the node's
+#     binary replaced by a new file, the new one started): no packet lost, the longest gap
+#     between replies per step reported, routes unchanged after;
 #  4. 100 pods added and deleted across the nodes: no address held by two live pods, and
 #     `calicoctl ipam check` clean at the end;
 #  5. (VXLAN) node3 removed: node1 drops its routes, neighbour and FDB entry.
@@ -121,15 +122,25 @@ ip netns exec cib-pod-p1a ping -D -i 0.01 -c 2500 -W 1 "$target" > "$CLUSTER_DIR
 pinger=$!
 sleep 1
 pn=${peer:1:1}  # the peer pod's node
-steps=("1 felixd KILL" "$pn birdd KILL" "1 ipamd KILL" "1 felixd TERM" "$pn birdd TERM" "1 ipamd TERM")
-[ "$mode" = bgp ] || steps=("1 felixd KILL" "$pn felixd KILL" "1 ipamd KILL" "1 felixd TERM" "$pn felixd TERM" "1 ipamd TERM")
+# SIGKILL + restart (a crash), then an upgrade (SIGTERM, the binary replaced, the new one started).
+steps=("1 felixd KILL" "$pn birdd KILL" "1 ipamd KILL" "1 felixd UPGRADE" "$pn birdd UPGRADE" "1 ipamd UPGRADE")
+[ "$mode" = bgp ] || steps=("1 felixd KILL" "$pn felixd KILL" "1 ipamd KILL" "1 felixd UPGRADE" "$pn felixd UPGRADE" "1 ipamd UPGRADE")
 : > "$CLUSTER_DIR/windows.txt"
 for step in "${steps[@]}"; do
   set -- $step
-  echo "restart node$1 $2 (SIG$3)"
   t0=$(date +%s.%N)
-  "$cluster" restart "$1" "$2" "$3"
-  echo "$t0 $(date +%s.%N) node$1-$2-SIG$3" >> "$CLUSTER_DIR/windows.txt"
+  if [ "$3" = UPGRADE ]; then
+    echo "upgrade node$1 $2 (SIGTERM, binary replaced, started)"
+    inode=$(stat -c %i "$CLUSTER_DIR/node$1/bin/$2")
+    "$cluster" upgrade "$1" "$2"
+    [ "$(stat -c %i "$CLUSTER_DIR/node$1/bin/$2")" != "$inode" ] || fail "node$1's $2 binary was not replaced"
+    [ "$(readlink "/proc/$(cat "$CLUSTER_DIR/node$1/$2.pid")/exe")" = "$CLUSTER_DIR/node$1/bin/$2" ] ||
+      fail "node$1's $2 does not run the new binary"
+  else
+    echo "restart node$1 $2 (SIG$3)"
+    "$cluster" restart "$1" "$2" "$3"
+  fi
+  echo "$t0 $(date +%s.%N) node$1-$2-$3" >> "$CLUSTER_DIR/windows.txt"
   sleep 1
 done
 wait $pinger || true
