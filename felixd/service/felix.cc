@@ -240,6 +240,7 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   }
   std::vector<net::Prefix> blocks;
   std::map<std::string, std::vector<net::Prefix>> blocks_by_node;
+  std::set<std::string> borrowing;  // keys of other nodes' endpoints with a borrowed address
   const std::string host_prefix = AllAffinitiesPrefix();
   for (const datastore::Entry& entry : affinities.entries) {
     std::optional<net::Prefix> cidr = ipamd::CidrFromKey(entry.key);
@@ -264,6 +265,7 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
     }
     // Another node's workload address outside that node's blocks (borrowed): VXLAN routes it.
     if (!vxlan_wanted) continue;
+    const size_t borrowed_before = vin[0].borrowed.size() + vin[1].borrowed.size();
     const resources::Json& spec = wep->object["spec"];
     const std::string node = spec.value("node", "");
     if (node.empty() || !spec.contains("ipNetworks")) continue;
@@ -276,6 +278,7 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
         vin[ip->addr.family == 6].borrowed.emplace_back(*ip, node);
       }
     }
+    if (vin[0].borrowed.size() + vin[1].borrowed.size() > borrowed_before) borrowing.insert(entry.key);
   }
   std::array<VxlanPlan, 2> plans = {PlanVxlan(vin[0]), PlanVxlan(vin[1])};
 
@@ -303,6 +306,8 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
   manager_.SetRemoteRoutes(std::move(remote));
   vxlan_pools_ = std::move(all_pools);
   vxlan_wanted_ = vxlan_wanted;
+  blocks_by_node_ = std::move(blocks_by_node);
+  borrowing_endpoints_ = std::move(borrowing);
   // New pods fit the largest encapsulation in use.
   if (options_.mtu <= 0) {
     mtu_ = base_mtu_ - (wanted[1] ? kVxlanOverheadV6 : wanted[0] ? kVxlanOverhead : 0);
@@ -436,10 +441,10 @@ void Felix::WatchLoop() {
         std::string_view name = e.key;
         name = name.substr(name.rfind('/') + 1);
         if (name.substr(0, name_prefix.size()) != name_prefix) {
-          // Another node's workload: only VXLAN mode cares (an address borrowed outside that
-          // node's blocks needs its own route here).
-          std::lock_guard<std::mutex> lock(mu_);
-          if (vxlan_wanted_) relist = true;
+          // Another node's workload: only VXLAN mode cares, and only when it has (or had) an
+          // address borrowed outside its node's blocks, which needs a route of its own here.
+          // Anything else would make every felixd re-list on every pod event of the cluster.
+          if (RemoteEndpointMatters(e)) relist = true;
           continue;
         }
         EndpointUpdate u{.name = std::string(name), .revision = e.revision, .endpoint = std::nullopt};
@@ -461,6 +466,32 @@ void Felix::WatchLoop() {
       changed_.notify_all();
     }
   }
+}
+
+bool Felix::RemoteEndpointMatters(const datastore::Event& e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!vxlan_wanted_) return false;
+    if (borrowing_endpoints_.count(e.key)) return true;  // changed or gone
+  }
+  if (e.type != datastore::EventType::kPut) return false;
+  absl::StatusOr<resources::Resource> wep = resources::FromStored(e.value, e.revision);
+  if (!wep.ok()) return true;  // let the re-list report it
+  const resources::Json& spec = wep->object["spec"];
+  const std::string node = spec.value("node", "");
+  if (!spec.contains("ipNetworks") || node.empty()) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto theirs = blocks_by_node_.find(node);
+  for (const auto& cidr : spec["ipNetworks"]) {
+    std::optional<net::Prefix> ip = net::ParseCidrOrIp(cidr.get<std::string>());
+    if (!ip) continue;
+    if (theirs == blocks_by_node_.end() ||
+        std::none_of(theirs->second.begin(), theirs->second.end(),
+                     [&](const net::Prefix& b) { return net::Contains(b, *ip); })) {
+      return true;  // borrowed (or its node's block is not known here yet)
+    }
+  }
+  return false;
 }
 
 void Felix::ApplyEndpointUpdates(const std::vector<EndpointUpdate>& updates) {

@@ -169,6 +169,8 @@ class Felix {
   void Loop();
   void WatchLoop();
   void ApplyEndpointUpdates(const std::vector<EndpointUpdate>& updates);
+  // Whether another node's endpoint event changes this node's VXLAN routes (a borrowed address).
+  bool RemoteEndpointMatters(const datastore::Event& e);
   void PublishAdvertisedLocked();
   absl::StatusOr<std::optional<resources::Resource>> GetEndpoint(const WorkloadNames& names);
 
@@ -190,6 +192,10 @@ class Felix {
   std::array<VxlanManager, 2> vxlan_;  // IPv4, IPv6; guarded by mu_
   std::vector<VxlanPool> vxlan_pools_;
   bool vxlan_wanted_ = false;
+  // From the last sync: every node's confirmed blocks, and the other nodes' endpoints holding an
+  // address outside them (borrowed). A remote endpoint event re-lists only if it touches those.
+  std::map<std::string, std::vector<net::Prefix>> blocks_by_node_;
+  std::set<std::string> borrowing_endpoints_;  // datastore keys
   std::array<std::string, 2> vxlan_problem_;
   std::map<std::string, Pending> pending_;
   std::set<AdvertisedRoute> advertised_;

@@ -422,6 +422,32 @@ TEST_CASE("a VXLAN pool: felixd publishes its VTEP MAC, builds vxlan.calico, rou
   // VXLAN blocks are not advertised over BGP.
   auto [version, advertised] = *n.felix->WaitAdvertised(0, absl::ZeroDuration());
   CHECK(advertised.empty());
+  // Another node's pod with an address borrowed from this node's block: the watch brings its
+  // /32 through node2's VTEP (no SyncOnce here), and its deletion takes it away again.
+  resources::Json wep = {{"apiVersion", "projectcalico.org/v3"}, {"kind", "WorkloadEndpoint"},
+                         {"metadata", {{"name", "node2-k8s-b-eth0"}, {"namespace", "default"}}},
+                         {"spec", {{"node", "node2"}, {"orchestrator", "k8s"}, {"pod", "b"},
+                                   {"endpoint", "eth0"}, {"interfaceName", "cali0000000000b"},
+                                   {"ipNetworks", {"10.65.0.10/32"}}}}};
+  ApplyYamlLike(*n.store, wep);
+  auto has_borrowed = [&] {
+    for (const kernel::Route& r : n.FelixRoutes()) {
+      if (r.dst == P("10.65.0.10/32")) return r.hop.ifname == kVxlanDevice;
+    }
+    return false;
+  };
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    seen = has_borrowed();
+  }
+  CHECK(seen);
+  REQUIRE(client.Delete(*resources::FindKind("WorkloadEndpoint"), "default", "node2-k8s-b-eth0").ok());
+  for (int i = 0; i < 100 && seen; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    seen = has_borrowed();
+  }
+  CHECK_FALSE(seen);
   // Pool back to Never: the device and its routes go.
   ApplyYamlLike(*n.store, {{"apiVersion", "projectcalico.org/v3"}, {"kind", "IPPool"},
                            {"metadata", {{"name", "vx"}}},
