@@ -7,6 +7,7 @@
 #include "common/base/status_macros.h"
 #include "common/log/log.h"
 #include "ipamd/allocator/resource_environment.h"
+#include "common/resources/resource.h"
 #include "ipamd/service/tunnel_address.h"
 
 namespace calico::ipamd::service {
@@ -51,8 +52,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(datastore::Datastore& stor
   ro.services = {d->service_.get()};
   ro.service_names = {"calico.ipam.v1.Ipam"};
   ASSIGN_OR_RETURN(d->rpc_, rpc::UnixServer::Start(ro));
-  d->EnsureTunnel();  // before serving the first ADD's neighbours: felixd waits for it
+  d->EnsureTunnel();  // at once: felixd configures VXLAN from the Node as soon as it is there
   d->loop_ = std::thread([raw = d.get()] { raw->Loop(); });
+  if (d->options_.vxlan_tunnel) d->tunnel_loop_ = std::thread([raw = d.get()] { raw->TunnelLoop(); });
   log::Info("started", {{"node", d->options_.node},
                         {"socket", d->options_.socket_path},
                         {"datastore", store.Describe()},
@@ -72,6 +74,7 @@ void Daemon::Stop(absl::Duration grace) {
   wake_.notify_all();
   if (rpc_ != nullptr) rpc_->Shutdown(grace);
   if (loop_.joinable()) loop_.join();
+  if (tunnel_loop_.joinable()) tunnel_loop_.join();
   if (http_ != nullptr) http_->Stop();
   log::Info("stopped", {{"node", options_.node}});
 }
@@ -133,20 +136,53 @@ void Daemon::EnsureTunnel() {
 
 void Daemon::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
-  absl::Time next_pass = absl::InfinitePast();
   while (!stopping_) {
     lock.unlock();
-    if (absl::Now() >= next_pass) {
-      absl::Status s = RunLoopOnce();
-      if (!s.ok()) log::Warn("background_pass_failed", {{"error", s.ToString()}});
-      next_pass = absl::Now() + options_.loop_interval;
-    }
-    EnsureTunnel();
+    absl::Status s = RunLoopOnce();
+    if (!s.ok()) log::Warn("background_pass_failed", {{"error", s.ToString()}});
     lock.lock();
-    absl::Duration wait = std::min(next_pass - absl::Now(), options_.tunnel_interval);
-    wake_.wait_for(lock, absl::ToChronoNanoseconds(std::max(wait, absl::ZeroDuration())),
+    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.loop_interval),
                    [this] { return stopping_; });
   }
 }
 
+// Pools and this node's Node are watched, so a pool switched to VXLAN gets its tunnel address
+// at once without every ipamd polling the datastore; the interval pass catches anything missed.
+void Daemon::TunnelLoop() {
+  const std::vector<std::string> prefixes = {
+      resources::KeyPrefix(*resources::FindKind("IPPool")),
+      resources::KeyPrefix(*resources::FindKind("Node")) + options_.node};
+  std::vector<std::unique_ptr<datastore::Watch>> watches(prefixes.size());
+  absl::Time next_pass = absl::Now() + options_.tunnel_interval;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    bool changed = false;
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      if (watches[i] == nullptr) {
+        absl::StatusOr<datastore::Revision> rev = store_.CurrentRevision();
+        absl::StatusOr<std::unique_ptr<datastore::Watch>> w =
+            rev.ok() ? store_.WatchPrefix(prefixes[i], *rev) : rev.status();
+        if (!w.ok()) {
+          absl::SleepFor(absl::Milliseconds(200));  // the datastore is down: the pass retries
+          continue;
+        }
+        watches[i] = std::move(*w);
+        changed = true;  // whatever happened while it was not watched
+      }
+      absl::StatusOr<std::vector<datastore::Event>> events = watches[i]->Next(absl::Milliseconds(200));
+      if (!events.ok()) {
+        watches[i].reset();
+      } else if (!events->empty()) {
+        changed = true;
+      }
+    }
+    if (changed || absl::Now() >= next_pass) {
+      EnsureTunnel();
+      next_pass = absl::Now() + options_.tunnel_interval;
+    }
+  }
+}
 }  // namespace calico::ipamd::service

@@ -32,9 +32,10 @@ struct DaemonOptions {
   absl::Duration loop_interval = absl::Seconds(30);  // gauges + one leak collection pass
   bool collect_leaks = true;                         // needs an InUseLoader as well
   absl::Duration env_cache_ttl = absl::Seconds(1);
-  // This node's VXLAN tunnel address (tunnel_address.h): checked at start and every interval.
+  // This node's VXLAN tunnel addresses (tunnel_address.h): checked at start, whenever an IPPool
+  // or this node's Node changes (watched), and every interval as a safety net.
   bool vxlan_tunnel = true;
-  absl::Duration tunnel_interval = absl::Seconds(5);
+  absl::Duration tunnel_interval = absl::Seconds(60);
   AllocatorOptions allocator;
 };
 
@@ -60,6 +61,7 @@ class Daemon {
   Daemon(datastore::Datastore& store, DaemonOptions options, InUseLoader load_in_use);
   absl::Status UpdatePoolGauges();
   void EnsureTunnel();
+  void TunnelLoop();
   void Loop();
 
   const DaemonOptions options_;
@@ -77,6 +79,7 @@ class Daemon {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::thread loop_;
+  std::thread tunnel_loop_;
   std::string tunnel_error_;  // last logged, so a persisting problem is logged once
 };
 

@@ -162,3 +162,42 @@ TEST_CASE("an IPv6 VXLAN pool: its own handle and ipv6VXLANTunnelAddr, next to t
 
 }  // namespace
 }  // namespace calico::ipamd::testing
+
+namespace calico::ipamd::testing {
+namespace {
+
+TEST_CASE("a running ipamd gives its node a tunnel address as soon as a pool turns to VXLAN",
+          "[unit][tunnel]") {
+  InProcessIpamd ipamd;
+  ipamd.options.tunnel_interval = absl::Hours(1);  // only the watch can be in time
+  resources::Client client(*ipamd.store);
+  auto pool = [&](const std::string& mode) {
+    Ok(client.Apply(MakeResource({{"apiVersion", "projectcalico.org/v3"},
+                                  {"kind", "IPPool"},
+                                  {"metadata", {{"name", "p"}}},
+                                  {"spec", {{"cidr", "10.80.0.0/16"}, {"vxlanMode", mode}}}})));
+  };
+  pool("Never");
+  CreateNode(*ipamd.store, "node1");
+  ipamd.Start();
+  auto field = [&] {
+    return Ok(client.Get(*resources::FindKind("Node"), "", "node1")).object["spec"].value("ipv4VXLANTunnelAddr", "");
+  };
+  CHECK(field().empty());
+  pool("Always");
+  std::string got;
+  for (int i = 0; i < 150 && got.empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    got = field();
+  }
+  CHECK_FALSE(got.empty());
+  pool("Never");
+  for (int i = 0; i < 150 && !got.empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    got = field();
+  }
+  CHECK(got.empty());
+}
+
+}  // namespace
+}  // namespace calico::ipamd::testing
