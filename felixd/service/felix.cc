@@ -324,6 +324,8 @@ absl::Status Felix::SyncOnce(bool read_kernel) {
     }
   }
   absl::Status status;
+  ipip_wanted_ = ipip;
+  last_list_ = absl::Now();
   if (read_kernel) {
     EnsureIpipTunnel(ipip);
     status = manager_.Resync();
@@ -383,6 +385,10 @@ void Felix::Loop() {
     const bool due = absl::Now() >= last_resync_ + options_.resync_interval;
     const bool was_dirty = dirty_;
     if (!due && !was_dirty) continue;
+    // The datastore is re-listed only when the watch says something changed (or restarted), and
+    // every relist interval as a safety net: listing every endpoint of the cluster every resync
+    // interval on every node would load the datastore with the cluster's size times its nodes.
+    const bool relist = was_dirty || absl::Now() >= last_list_ + options_.relist_interval;
     lock.unlock();
     // Coalesce a burst of datastore events (a node's pods starting) into one sync.
     if (was_dirty && !due) absl::SleepFor(absl::Milliseconds(50));
@@ -390,12 +396,27 @@ void Felix::Loop() {
       std::lock_guard<std::mutex> l(mu_);
       dirty_ = false;
     }
-    absl::Status s = SyncOnce(/*read_kernel=*/due);
+    absl::Status s = relist ? SyncOnce(/*read_kernel=*/due) : KernelResync();
     if (!s.ok()) log::Warn("sync_failed", {{"error", ToStd(s.message())}});
     lock.lock();
   }
 }
 
+absl::Status Felix::KernelResync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  EnsureIpipTunnel(ipip_wanted_);
+  for (int i = 0; i < 2; ++i) {
+    absl::Status v = vxlan_[i].Apply();
+    std::string problem = v.ok() ? "" : absl::StrCat("VXLAN (", vxlan_[i].device(), "): ", ToStd(v.message()));
+    if (problem != vxlan_problem_[i] && !problem.empty()) log::Error("vxlan_failed", {{"problem", problem}});
+    vxlan_problem_[i] = problem;
+  }
+  absl::Status status = manager_.Resync();
+  last_resync_ = absl::Now();
+  PublishAdvertisedLocked();
+  if (!status.ok()) log::Warn("resync_incomplete", {{"error", ToStd(status.message())}});
+  return absl::OkStatus();
+}
 // This node's endpoint events are applied as they come (parsed here, outside the lock); an
 // affinity event or a (re)started watch marks the state dirty and the loop re-lists. Per-event
 // cost stays constant however many endpoints the node has.

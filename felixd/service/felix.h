@@ -43,7 +43,10 @@ struct FelixOptions {
   std::string node;
   uint8_t route_protocol = kDefaultRouteProtocol;
   int mtu = 0;  // 0: the MTU of the device holding the default route, else 1500
-  absl::Duration resync_interval = absl::Seconds(10);
+  absl::Duration resync_interval = absl::Seconds(10);  // kernel read back, drift repaired
+  // The datastore re-listed without a watch event asking for it (a safety net; the watch is
+  // what keeps felixd current).
+  absl::Duration relist_interval = absl::Minutes(5);
   // Set when felixd programs policy: Setup waits (up to policy_setup_timeout) until the policy
   // for the endpoint it just wrote is in the kernel, so a pod whose ADD returned is reachable
   // (its interface is dropped until then). Returns false on timeout; Setup then succeeds anyway
@@ -169,6 +172,8 @@ class Felix {
   void Loop();
   void WatchLoop();
   void ApplyEndpointUpdates(const std::vector<EndpointUpdate>& updates);
+  // The kernel read back against the desired state as it is (no datastore read); drift repaired.
+  absl::Status KernelResync();
   // Whether another node's endpoint event changes this node's VXLAN routes (a borrowed address).
   bool RemoteEndpointMatters(const datastore::Event& e);
   void PublishAdvertisedLocked();
@@ -206,6 +211,8 @@ class Felix {
   int mtu_ = 1500;       // for new workloads: the base minus the VXLAN overhead when VXLAN is on
   int base_mtu_ = 1500;
   absl::Time last_resync_ = absl::InfinitePast();
+  absl::Time last_list_ = absl::InfinitePast();
+  bool ipip_wanted_ = false;
   std::unique_ptr<datastore::Watch> watch_;
   std::thread loop_;
   std::thread watcher_;

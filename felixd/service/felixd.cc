@@ -53,6 +53,9 @@ ABSL_FLAG(int, route_protocol, calico::felixd::kDefaultRouteProtocol,
           "rtnetlink protocol number that marks felixd's routes (1-255, not 12: BIRD's).");
 ABSL_FLAG(int, mtu, 0, "Workload MTU; 0: the MTU of the host's default-route device.");
 ABSL_FLAG(std::string, resync_interval, "10s", "How often the kernel is re-read and repaired.");
+ABSL_FLAG(std::string, datastore_relist_interval, "5m",
+          "How often the datastore is re-listed without a watch event asking for it (a safety "
+          "net; the watch keeps felixd current).");
 ABSL_FLAG(bool, set_forwarding, true,
           "Set net.ipv4.ip_forward and net.ipv6.conf.all.forwarding to 1 at start.");
 ABSL_FLAG(bool, policy, true,
@@ -110,6 +113,12 @@ absl::Status Run(const sigset_t& signals) {
   }
   options.route_protocol = static_cast<uint8_t>(protocol);
   options.mtu = absl::GetFlag(FLAGS_mtu);
+  if (!absl::ParseDuration(absl::GetFlag(FLAGS_datastore_relist_interval), &options.relist_interval) ||
+      options.relist_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--datastore_relist_interval=\"",
+                                                   absl::GetFlag(FLAGS_datastore_relist_interval),
+                                                   "\": expected a positive duration, e.g. 5m"));
+  }
   if (!absl::ParseDuration(absl::GetFlag(FLAGS_resync_interval), &options.resync_interval) ||
       options.resync_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -1,6 +1,7 @@
 #include "felixd/service/felix.h"
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <cerrno>
 #include <functional>
 
@@ -457,6 +458,86 @@ TEST_CASE("a VXLAN pool: felixd publishes its VTEP MAC, builds vxlan.calico, rou
   for (const kernel::Route& r : n.FelixRoutes()) CHECK(r.dst != P("10.65.0.64/26"));
   CHECK(n.felix->Status().mtu == 9000);
   CHECK_FALSE(n.felix->Status().vxlan);
+}
+
+}  // namespace
+}  // namespace calico::felixd
+
+namespace calico::felixd {
+namespace {
+
+// Counts List calls on its way to a real store.
+class ListCounter : public datastore::Datastore {
+ public:
+  explicit ListCounter(datastore::Datastore& inner) : inner_(inner) {}
+  std::atomic<int> lists{0};
+  absl::StatusOr<datastore::Entry> Get(std::string_view key) override { return inner_.Get(key); }
+  absl::StatusOr<datastore::ListResult> List(std::string_view prefix) override {
+    ++lists;
+    return inner_.List(prefix);
+  }
+  absl::StatusOr<datastore::Revision> Create(std::string_view key, std::string_view value,
+                                             const datastore::CreateOptions& options) override {
+    return inner_.Create(key, value, options);
+  }
+  absl::StatusOr<datastore::Revision> Update(std::string_view key, std::string_view value,
+                                             datastore::Revision expected) override {
+    return inner_.Update(key, value, expected);
+  }
+  absl::StatusOr<datastore::Revision> Delete(std::string_view key, datastore::Revision expected) override {
+    return inner_.Delete(key, expected);
+  }
+  absl::StatusOr<std::vector<datastore::Revision>> Commit(const std::vector<datastore::TxnOp>& ops) override {
+    return inner_.Commit(ops);
+  }
+  absl::StatusOr<std::unique_ptr<datastore::Watch>> WatchPrefix(std::string_view prefix,
+                                                                datastore::Revision after) override {
+    return inner_.WatchPrefix(prefix, after);
+  }
+  absl::Status Compact(datastore::Revision revision) override { return inner_.Compact(revision); }
+  absl::StatusOr<datastore::Revision> CurrentRevision() override { return inner_.CurrentRevision(); }
+  std::string Describe() const override { return inner_.Describe(); }
+
+ private:
+  datastore::Datastore& inner_;
+};
+
+TEST_CASE("the periodic resync repairs the kernel without re-listing the datastore; a watch event re-lists") {
+  Node n;
+  n.felix.reset();
+  ListCounter counting(*n.store);
+  FelixOptions o;
+  o.node = "node1";
+  o.resync_interval = absl::Milliseconds(50);
+  o.relist_interval = absl::Hours(1);
+  Felix felix(counting, n.host, n.kernel.Opener(), o);
+  REQUIRE(felix.Start().ok());
+  n.kernel.AddNetns("/run/netns/web1");
+  REQUIRE(felix.Setup(Pod("web1", "10.65.0.3/32")).ok());
+  absl::SleepFor(absl::Milliseconds(200));  // the setup's own events settle
+  const int lists = counting.lists;
+  // A route deleted by hand comes back within a few resync intervals, with no datastore list.
+  const kernel::Route route = n.FelixRoutes().at(0);
+  n.kernel.host.DeleteRouteByHand(route.Key());
+  bool back = false;
+  for (int i = 0; i < 50 && !back; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    back = !n.FelixRoutes().empty();
+  }
+  CHECK(back);
+  CHECK(counting.lists == lists);
+  // An affinity written by ipamd is a watch event: that re-lists (and programs the blackhole).
+  ipamd::BlockAffinity confirmed;
+  confirmed.state = ipamd::AffinityState::kConfirmed;
+  REQUIRE(n.store->Create(ipamd::AffinityKey("node1", P("10.65.0.0/26")), ipamd::EncodeAffinity(confirmed)).ok());
+  bool blackhole = false;
+  for (int i = 0; i < 50 && !blackhole; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    for (const kernel::Route& r : n.FelixRoutes()) blackhole |= r.type == kernel::RouteType::kBlackhole;
+  }
+  CHECK(blackhole);
+  CHECK(counting.lists > lists);
+  felix.Stop();
 }
 
 }  // namespace
