@@ -502,7 +502,7 @@ class ListCounter : public datastore::Datastore {
   datastore::Datastore& inner_;
 };
 
-TEST_CASE("the periodic resync repairs the kernel without re-listing the datastore; a watch event re-lists") {
+TEST_CASE("the periodic resync repairs the kernel without re-listing the datastore, a watch event re-lists") {
   Node n;
   n.felix.reset();
   ListCounter counting(*n.store);
