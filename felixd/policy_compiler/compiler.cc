@@ -363,6 +363,7 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
   group_owner_.clear();
   link_groups_.clear();
   group_refs_.clear();
+  element_refs_.clear();  // else a rebuild adds no element an earlier build had counted
   profile_refs_.clear();
   set_refs_.clear();
   dynamic_sets_.clear();

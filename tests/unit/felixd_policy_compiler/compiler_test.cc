@@ -217,6 +217,12 @@ constexpr LayoutCase kLayouts[] = {
     {nft::Dispatch::kByLinkGroup, nft::EgressHook::kForwardAndInput},
     {nft::Dispatch::kByLinkGroup, nft::EgressHook::kPrerouting},
 };
+constexpr char kHostEndpointsForRebuild[] = R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth9, labels: {role: host}}
+spec: {node: node1, interfaceName: eth9, expectedIPs: [192.168.9.10]}
+)";
 void SetLayout(Options& options, const LayoutCase& l) {
   options.layout.dispatch = l.dispatch;
   options.layout.egress = l.egress;
@@ -282,6 +288,25 @@ TEST_CASE("rule translation: one nft rule per alternative, actions as marks", "[
   policy::Rule http;
   http.unsupported = "http";
   CHECK(CompileRules({http}).rules.empty());
+}
+
+TEST_CASE("Build again on the same compiler equals a fresh compiler's Build", "[unit][policy_compiler]") {
+  // The policy manager rebuilds on a burst of events (more than incremental_limit); the dispatch
+  // and anti-spoofing elements must come back (they were left out: every pod dropped).
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  World w = Cluster();
+  w.Apply(kHostEndpointsForRebuild);
+  Options options;
+  SetLayout(options, layout);
+  options.node = "node1";
+  Compiler compiler(options);
+  SelectionIndex index = SelectionIndex::Build(w.model);
+  compiler.Build(w.model, index);
+  const nft::DesiredTable again = compiler.Build(w.model, index);
+  Compiler fresh(options);
+  CHECK(again == fresh.Build(w.model, index));
+  CHECK_FALSE(again.sets.at(nft::kWepSrc4).elements.empty());
+  CHECK_FALSE(again.sets.at(nft::kHepInMap).elements.empty());
 }
 
 // A felixd-like driver: the model changes, the index follows incrementally where it can, the
