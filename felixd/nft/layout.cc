@@ -100,7 +100,7 @@ DesiredTable Skeleton(const LayoutOptions& options) {
   };
   t.sets[kHepNodes4] = {SetSpec{kHepNodes4, KeyType::kIpv4}, {}};
   t.sets[kHepNodes6] = {SetSpec{kHepNodes6, KeyType::kIpv6}, {}};
-  for (const char* map : {kHepInMap, kHepOutMap, kHepFwdInMap, kHepFwdOutMap}) {
+  for (const char* map : {kHepInMap, kHepOutMap, kHepFwdInMap, kHepFwdOutMap, kHepPreDnatMap}) {
     t.sets[map] = {SetSpec{map, KeyType::kIfname, false, true}, {}};
   }
   auto dispatch = [&](const char* name, bool in, const char* map, bool nd, const char* any) {
@@ -136,6 +136,9 @@ DesiredTable Skeleton(const LayoutOptions& options) {
     t.chains[c.name] = std::move(c);
   }
   t.chains[output.name] = std::move(output);
+  // preDNAT: a miss (not a host endpoint with preDNAT policies) falls through: accepted here.
+  t.chains[kPreDnatChain] = Chain{kPreDnatChain, BaseChain{Hook::kPrerouting, kPriorityPreDnat, true},
+                                  {R({IfnameVmap{true, kHepPreDnatMap}})}};
 
   Chain from{"from-wep", std::nullopt, {}};
   from.rules = {
@@ -247,8 +250,36 @@ Chain HostChain(HostPath path, const EndpointPolicies& policies) {
   return c;
 }
 
+std::string PreDnatChainName(const EndpointPolicies& policies) {
+  uint64_t h = Fnv(absl::StrCat("hpd:", GroupChainName(true, policies)));
+  return absl::StrFormat("hpd-%016x", h);
+}
+
+Chain PreDnatChain(const EndpointPolicies& policies) {
+  Chain c{PreDnatChainName(policies), std::nullopt, {R({MarkSet{kMarkMask, 0}}), R({Jump(kFailsafeInChain)})}};
+  // As GroupChain, but an Allow accepts and there is no end-of-tier or profile drop.
+  for (const TierChains& tier : policies.tiers) {
+    bool first_policy = true;
+    for (const std::string& policy : tier.policy_chains) {
+      if (first_policy) c.rules.push_back(R({Jump(policy)}));
+      else c.rules.push_back(R({MarkMatch{kMarkMask, 0, false}, Jump(policy)}));
+      first_policy = false;
+    }
+    // Accepted for this stage, marks cleared (normal policy runs later with its own).
+    c.rules.push_back(R({MarkMatch{kMarkAccept, kMarkAccept, false}, MarkSet{kMarkMask, 0}, Accept()}));
+    c.rules.push_back(R({MarkSet{kMarkPass, 0}}));
+  }
+  return c;
+}
+
 void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint) {
   const bool any = endpoint.ifname == "*";
+  // preDNAT: named interfaces only (TODO(#6): the all-interfaces endpoint).
+  if (endpoint.pre_dnat && !any) {
+    Chain c = PreDnatChain(*endpoint.pre_dnat);
+    table.sets[kHepPreDnatMap].elements[endpoint.ifname] = absl::StrCat("goto ", c.name);
+    if (!table.chains.contains(c.name)) table.chains[c.name] = std::move(c);
+  }
   auto add = [&](HostPath path, const EndpointPolicies* p, const char* map) {
     if (p == nullptr) {
       // No applyOnForward policy that way: allowed, and not the all-interfaces endpoint's.
@@ -317,7 +348,7 @@ std::set<std::string> Reachable(const DesiredTable& t, std::initializer_list<con
 DirectionSplit SplitByDirection(const DesiredTable& table) {
   DirectionSplit s;
   s.egress_chains = Reachable(table, {"prerouting"});
-  s.ingress_chains = Reachable(table, {"forward", "input", "output"});
+  s.ingress_chains = Reachable(table, {"forward", "input", "output", kPreDnatChain});
   for (const auto& [name, chain] : table.chains) {
     bool egress = s.egress_chains.contains(name);
     bool ingress = s.ingress_chains.contains(name) || !egress;

@@ -156,9 +156,25 @@ inline constexpr char kHepAnyFwdOut[] = "hep-any-fwd-out";
 enum class HostPath { kIn, kOut, kFwdIn, kFwdOut };
 std::string HostChainName(HostPath path, const EndpointPolicies& policies);
 Chain HostChain(HostPath path, const EndpointPolicies& policies);
+// preDNAT policies (upstream's GlobalNetworkPolicy preDNAT: true): before DNAT, so they see
+// the original destination (a NodePort, a service address):
+//   chain pre-dnat (filter, hook prerouting, priority -110: after conntrack -200, before
+//                 dstnat -100, policy accept): iifname vmap @hep-pre-dnat
+//                 (ifname : goto hpd-<hash>; only host endpoints some preDNAT policy selects)
+//   chain hpd-<hash>: clear the marks; jump failsafe-in (accepts); per tier the policies'
+//                 ingress chains, an Allow accepts (for this stage: normal policy still runs
+//                 at input/forward), a Deny drops, a Pass or no decision goes on to the next
+//                 tier; nothing deciding falls through (no default deny here, as upstream).
+inline constexpr char kPreDnatChain[] = "pre-dnat";
+inline constexpr char kHepPreDnatMap[] = "hep-pre-dnat";
+inline constexpr int kPriorityPreDnat = -110;
+std::string PreDnatChainName(const EndpointPolicies& policies);
+Chain PreDnatChain(const EndpointPolicies& policies);
 struct HostEndpoint {
   std::string ifname;
   EndpointPolicies in, out;  // every policy selecting it, and its profiles
+  // preDNAT policies selecting it (tiers only); nullopt when none does.
+  std::optional<EndpointPolicies> pre_dnat;
   // applyOnForward policies only (no profiles); nullopt when none selects it that way.
   std::optional<EndpointPolicies> fwd_in, fwd_out;
 };

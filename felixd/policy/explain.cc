@@ -14,7 +14,8 @@ std::string DirectionVerdict::Describe() const {
                     (allowed ? "allowed" : "denied") + " by ";
   switch (reason) {
     case Reason::kRule:
-      out += "tier " + tier + " policy " + policy + " " + RuleName(rule_index, rule_origin);
+      out += std::string(pre_dnat ? "preDNAT " : "") + "tier " + tier + " policy " + policy + " " +
+             RuleName(rule_index, rule_origin);
       break;
     case Reason::kEndOfTier:
       out += "end of tier " + tier + " (no policy rule matched; defaultAction Deny)";
@@ -159,6 +160,48 @@ DirectionVerdict EvaluateHost(const Model& model, const Endpoint& host, Directio
   return EvaluateDirection(model, host, dir, ctx);
 }
 
+// preDNAT policies on a host endpoint's ingress: the deny that decides, if any.
+std::optional<DirectionVerdict> EvaluatePreDnat(const Model& model, const Endpoint& host,
+                                                const PacketContext& ctx) {
+  if (host.interface == "*") return std::nullopt;  // not programmed for "*" (TODO(#6))
+  const Packet& p = ctx.packet;
+  for (const FailsafePort& f : model.failsafe().inbound) {
+    if (f.protocol == p.protocol && f.port == p.dst_port) return std::nullopt;
+  }
+  std::optional<EntityView> self;
+  for (const Tier& tier : model.SortedTiers()) {
+    for (const Policy* pol : model.PoliciesInTier(tier.name)) {
+      if (!pol->ProgrammedPreDnat()) continue;
+      if (!self) self = ViewOf(model, host);
+      if (!Matches(pol->applies_to, *self)) continue;
+      bool passed = false;
+      for (size_t i = 0; i < pol->ingress_rules.size(); ++i) {
+        const Rule& r = pol->ingress_rules[i];
+        if (r.action == Action::kLog || !RuleMatches(r, ctx)) continue;
+        if (r.action == Action::kPass) {
+          passed = true;
+          break;
+        }
+        if (r.action == Action::kAllow) return std::nullopt;  // on to normal policy
+        DirectionVerdict v;
+        v.direction = Direction::kIngress;
+        v.endpoint = host.Id();
+        v.allowed = false;
+        v.reason = Reason::kRule;
+        v.pre_dnat = true;
+        v.policy_applied = true;
+        v.tier = tier.name;
+        v.policy = pol->Id();
+        v.rule_index = int(i);
+        v.rule_origin = r.origin;
+        return v;
+      }
+      if (passed) break;  // the rest of this tier is skipped; no end-of-tier deny here
+    }
+  }
+  return std::nullopt;
+}
+
 // The host endpoint checked for this end, if any: programmed, and the other end is not a
 // workload of the same host.
 const Endpoint* HostSide(const Endpoint* host, const Endpoint* other_workload) {
@@ -186,7 +229,8 @@ Verdict Explain(const Model& model, const Packet& packet) {
     out.ingress = EvaluateDirection(model, *ctx.dst_endpoint, Direction::kIngress, ctx);
     out.allowed = out.ingress->allowed;
   } else if (const Endpoint* host = HostSide(ctx.dst_host, ctx.src_endpoint)) {
-    out.ingress = EvaluateHost(model, *host, Direction::kIngress, ctx);
+    std::optional<DirectionVerdict> pre = EvaluatePreDnat(model, *host, ctx);
+    out.ingress = pre ? *std::move(pre) : EvaluateHost(model, *host, Direction::kIngress, ctx);
     out.allowed = out.ingress->allowed;
   }
   return out;

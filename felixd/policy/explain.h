@@ -41,6 +41,7 @@ struct DirectionVerdict {
   std::string profile;          // kProfileRule
   std::string failsafe;         // kFailsafe: "tcp:22"
   std::vector<std::string> trace;  // Pass and Log steps on the way, in order
+  bool pre_dnat = false;           // kRule: decided by a preDNAT policy (before DNAT)
 
   // e.g. "egress of ns1/a: allowed by tier default policy ns1/knp.default.x rule 0 (spec.egress[0])"
   std::string Describe() const;
@@ -53,6 +54,10 @@ struct DirectionVerdict {
 // as for workloads (no policy and no profile: deny). Traffic between a host and a workload on
 // that host is not checked on the host's side (as upstream). Host endpoints felixd does not
 // program (interfaceName empty: upstream finds the interface by expectedIPs) are not checked.
+// preDNAT policies (Policy::ProgrammedPreDnat) run first on a host endpoint's ingress (named
+// interface only): a failsafe port skips them, a Deny decides, an Allow or nothing deciding
+// goes on to the normal policy; the packet is taken as seen before DNAT (Explain models no
+// DNAT). doNotTrack policies are not modelled (felixd does not program them).
 struct Verdict {
   bool allowed = false;
   std::optional<DirectionVerdict> egress;   // set when the source is a workload or host endpoint

@@ -148,6 +148,13 @@ struct Policy {
     return d == Direction::kIngress ? ingress_rules : egress_rules;
   }
   bool Applies(Direction d) const { return d == Direction::kIngress ? ingress : egress; }
+  // A preDNAT policy felixd programs (upstream's validation): a GlobalNetworkPolicy with
+  // applyOnForward, ingress only, not also doNotTrack. Its ingress rules run at prerouting
+  // before DNAT for the host endpoints it selects (felixd/README.md "Policy table").
+  bool ProgrammedPreDnat() const {
+    return pre_dnat && !do_not_track && kind == PolicyKind::kGlobalNetworkPolicy &&
+           apply_on_forward && !egress && egress_rules.empty();
+  }
 };
 
 struct Tier {

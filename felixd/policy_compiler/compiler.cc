@@ -389,7 +389,8 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
   // A host endpoint's forward chains depend on its policies' applyOnForward, which a policy
   // change can flip without changing which endpoints it selects: re-render the (few) local
   // host endpoints; unchanged ones cost nothing in the delta.
-  if (!changed.policies.empty()) endpoints.insert(host_endpoints_.begin(), host_endpoints_.end());
+  // Always: their preDNAT lists are not in the index, so a tier change shows nowhere else.
+  endpoints.insert(host_endpoints_.begin(), host_endpoints_.end());
   if (!changed.profiles.empty()) {
     for (const auto& [id, state] : endpoints_) {
       for (const std::string& p : changed.profiles) {
@@ -434,8 +435,11 @@ void Compiler::RenderPolicy(const policy::Model& model, const policy::SelectionI
   for (Direction d : {Direction::kIngress, Direction::kEgress}) {
     std::string name = PolicyChainName(id, d);
     const policy::Policy* p = it == model.policies().end() ? nullptr : &it->second;
-    // preDNAT and doNotTrack policies apply to host endpoints only (none here yet).
-    if (!p || !p->Applies(d) || p->pre_dnat || p->do_not_track) {
+    // preDNAT policies: their ingress chain, entered from host endpoints' hpd- chains;
+    // doNotTrack ones are not programmed (the policy manager says so).
+    bool wanted = p && p->Applies(d) && !p->pre_dnat && !p->do_not_track;
+    if (p && p->ProgrammedPreDnat()) wanted = d == Direction::kIngress;
+    if (!wanted) {
       if (table_.chains.contains(name)) DeleteChain(name, delta);
       continue;
     }
@@ -443,6 +447,26 @@ void Compiler::RenderPolicy(const policy::Model& model, const policy::SelectionI
     nft::Chain chain{name, std::nullopt, std::move(c.rules)};
     PutChain(std::move(chain), &c, index, delta);
   }
+}
+
+std::optional<nft::EndpointPolicies> PreDnatPolicies(const policy::Model& model,
+                                                     const policy::Endpoint& host) {
+  // Not in the SelectionIndex (preDNAT policies select host endpoints only, and a node has few):
+  // every programmed preDNAT policy in tier order, matched against the endpoint here.
+  nft::EndpointPolicies out;
+  std::optional<policy::EntityView> self;
+  for (const policy::Tier& tier : model.SortedTiers()) {
+    nft::TierChains tc;
+    for (const policy::Policy* p : model.PoliciesInTier(tier.name)) {
+      if (!p->ProgrammedPreDnat()) continue;
+      if (!self) self = policy::ViewOf(model, host);
+      if (!policy::Matches(p->applies_to, *self)) continue;
+      tc.policy_chains.push_back(PolicyChainName(p->Id(), Direction::kIngress));
+    }
+    if (!tc.policy_chains.empty()) out.tiers.push_back(std::move(tc));
+  }
+  if (out.tiers.empty()) return std::nullopt;
+  return out;
 }
 
 void Compiler::RenderProfile(const policy::Model& model, const policy::SelectionIndex& index,
@@ -521,6 +545,7 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
         }
         if (!fwd.tiers.empty()) (d == Direction::kIngress ? he.fwd_in : he.fwd_out) = std::move(fwd);
       }
+      he.pre_dnat = PreDnatPolicies(model, *e);
       nft::AddHostEndpoint(scratch, he);
       if (he.ifname == "*") next->any = std::move(he);
     }

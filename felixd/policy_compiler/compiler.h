@@ -57,6 +57,10 @@ struct Changed {
   std::vector<std::string> profiles;
 };
 
+// The preDNAT policies selecting a host endpoint, as tiers of ingress chains; nullopt: none.
+std::optional<nft::EndpointPolicies> PreDnatPolicies(const policy::Model& model,
+                                                     const policy::Endpoint& host);
+
 class Compiler {
  public:
   explicit Compiler(Options options = {}) : options_(std::move(options)) {}

@@ -302,10 +302,17 @@ std::string PolicyManager::UnsupportedLocked(const resources::KindInfo& kind, co
   if (IsKind(kind, "GlobalNetworkPolicy") || IsKind(kind, "NetworkPolicy")) {
     auto it = model_.policies().find(PolicyIdOf(kind, ns, name));
     if (it == model_.policies().end() || !(it->second.pre_dnat || it->second.do_not_track)) return "";
-    // TODO(#6): preDNAT (a prerouting chain before DNAT) and doNotTrack (raw table, notrack).
-    return absl::StrCat("policy \"", it->second.Id(), "\": ",
-                        it->second.pre_dnat ? "preDNAT" : "doNotTrack",
-                        " policies are not implemented by felixd; it is not programmed");
+    const policy::Policy& p = it->second;
+    if (p.do_not_track) {
+      // TODO(#6): doNotTrack (a raw-priority chain with notrack).
+      return absl::StrCat("policy \"", p.Id(), "\": doNotTrack policies are not implemented by "
+                          "felixd; it is not programmed");
+    }
+    if (p.ProgrammedPreDnat()) return "";
+    // Upstream's validation refuses these; felixd programs nothing of the policy.
+    return absl::StrCat("policy \"", p.Id(), "\": a preDNAT policy must be a GlobalNetworkPolicy "
+                        "with applyOnForward: true and no egress (types Ingress only); it is not "
+                        "programmed");
   }
   return "";
 }

@@ -13,7 +13,9 @@
 // - `calicoctl policy explain` agrees for host traffic (failsafe, deny, allow);
 // - a SIGKILLed felixd adopts the table with the host endpoint with zero transactions;
 // - deleting the HostEndpoint opens the host again; an interfaceName "*" endpoint then polices
-//   hepup0 likewise, never loopback or the pod's traffic to its host.
+//   hepup0 likewise, never loopback or the pod's traffic to its host;
+// - preDNAT: a Deny drops what normal policy allows, matches the destination before a DNAT
+//   rule of the test's own table (tcp 18080 → 8080), failsafe ports come first; restart adopts.
 // Everything made is removed by destructors (namespaces by name, processes by pid).
 #include <signal.h>
 
@@ -367,6 +369,95 @@ spec:
   c.Ctl({"delete", "hostendpoint", "node1-all"});
   c.CheckMatrix("all-interfaces host endpoint deleted",
                 {{&peer, "peer", in("tcp:8080"), "ok"}, {&host, "host", out("tcp:8080"), "ok"}});
+}
+
+TEST_CASE("host endpoint: preDNAT policy runs before normal policy and sees the pre-DNAT "
+          "destination, failsafe first, restart writes nothing") {
+  HepCluster c;
+  c.Start();
+  c.MakePeer();
+  TestNetns& peer = c.peer();
+  auto in = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kHost, t.substr(3)); };
+  // The test's own DNAT (a table it owns, removed with the node's namespace): tcp 18080 to the
+  // host's 8080, at dstnat (-100), after felixd's pre-dnat chain (-110).
+  ExecResult r = c.node().Exec(
+      "nft add table ip hep-test-dnat && nft add chain ip hep-test-dnat pre '{ type nat hook "
+      "prerouting priority -100; }' && nft add rule ip hep-test-dnat pre tcp dport 18080 dnat "
+      "to 192.168.241.1:8080");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  c.Apply(kHostEndpoint);
+  // Normal policy: 80 and 8080 into the host.
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge-in}
+spec:
+  selector: role == 'edge'
+  types: [Ingress]
+  ingress:
+  - {action: Allow, protocol: TCP, destination: {ports: [80, 8080]}}
+)");
+  c.CheckMatrix("normal policy only", {{&peer, "peer", in("tcp:80"), "ok"},
+                                       {&peer, "peer", in("tcp:8080"), "ok"},
+                                       {&peer, "peer", in("tcp:18080"), "ok"},  // DNAT to 8080
+                                       {&peer, "peer", in("udp:53"), "blocked"}});
+  // preDNAT: deny the peer's TCP 80 (normal policy allows it) and the pre-DNAT port 18080 (its
+  // post-DNAT port, 8080, stays allowed); deny everything else from the peer's net — except
+  // the failsafe ports, which come first; an Allow only lets the packet on to normal policy.
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge-pre}
+spec:
+  selector: role == 'edge'
+  preDNAT: true
+  applyOnForward: true
+  ingress:
+  - {action: Deny, protocol: TCP, source: {nets: [192.168.241.2/32]}, destination: {ports: [80, 18080]}}
+  - {action: Allow, protocol: TCP, destination: {ports: [8080]}}
+  - {action: Allow, protocol: UDP, destination: {ports: [53]}}
+  - {action: Deny, source: {nets: [192.168.241.0/24]}}
+)");
+  c.CheckMatrix("preDNAT", {{&peer, "peer", in("tcp:80"), "blocked"},     // preDNAT Deny before an Allow
+                            {&peer, "peer", in("tcp:18080"), "blocked"},  // original destination port
+                            {&peer, "peer", in("tcp:8080"), "ok"},
+                            {&peer, "peer", in("udp:53"), "blocked"},     // preDNAT Allow, normal policy denies
+                            {&peer, "peer", in("tcp:22"), "ok"}});        // failsafe before the Deny
+  std::string table = c.node().Exec("nft list chain inet calico pre-dnat").output;
+  INFO(table);
+  CHECK(std::regex_search(table, std::regex("hook prerouting priority (-110|dstnat - 10)")));
+  {
+    CniRun e = c.node().Calicoctl({"policy", "explain", "--source=192.168.241.2", "--destination=192.168.241.1",
+                                   "--protocol=TCP", "--port=80",
+                                   "--felixd-socket=" + c.node().dir() + "/dataplane.sock"});
+    INFO(e.out << e.err);
+    CHECK(e.exit_code == 3);
+    CHECK((e.out + e.err).find("preDNAT") != std::string::npos);
+  }
+
+  // SIGKILLed and started again: the table, pre-dnat included, adopted with zero transactions.
+  std::string before = c.node().Exec("nft -s list table inet calico").output;
+  c.node().felixd().Signal(SIGKILL);
+  c.node().StartFelixd();
+  absl::Status ready = c.node().WaitReady();
+  INFO(ready.ToString());
+  REQUIRE(ready.ok());
+  std::string status;
+  long tx = -1;
+  for (int i = 0; i < 50 && tx < 0; ++i) {
+    status = c.Status();
+    tx = PolicyTransactions(status);
+    if (tx < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  status = c.Status();
+  INFO(status);
+  CHECK(PolicyTransactions(status) == 0);
+  CHECK(c.node().Exec("nft -s list table inet calico").output == before);
+
+  // The preDNAT policy deleted: normal policy alone again.
+  c.Ctl({"delete", "globalnetworkpolicy", "edge-pre"});
+  c.CheckMatrix("preDNAT deleted", {{&peer, "peer", in("tcp:80"), "ok"},
+                                    {&peer, "peer", in("tcp:18080"), "ok"}});
 }
 
 }  // namespace

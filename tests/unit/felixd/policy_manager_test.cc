@@ -393,8 +393,9 @@ TEST_CASE("policy manager: host endpoints — events equal a full build, restart
   CHECK(env.State().sets.at(nft::kHepFwdInMap).elements.contains("eth0"));
   CHECK(env.State() == env.FreshState());
 
-  // An interface-less host endpoint, a second "*" one and preDNAT are said to be unsupported,
-  // not silently ignored.
+  // An interface-less host endpoint, a second "*" one and doNotTrack are said to be unsupported,
+  // not silently ignored; a preDNAT policy is programmed (one upstream's validation would refuse
+  // never reaches the model: common/resources refuses it on write).
   env.Drain(env.Put(R"(
 apiVersion: projectcalico.org/v3
 kind: HostEndpoint
@@ -414,7 +415,12 @@ spec: {node: node1, expectedIPs: [192.168.1.12]}
 apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
 metadata: {name: pre}
-spec: {selector: role == 'host', preDNAT: true, applyOnForward: true, ingress: [{action: Deny}]}
+spec: {selector: role == 'host', preDNAT: true, applyOnForward: true, ingress: [{action: Deny, source: {nets: [198.51.100.0/24]}}]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: untracked}
+spec: {selector: role == 'host', doNotTrack: true, applyOnForward: true, ingress: [{action: Deny}]}
 )"));
   std::string problems;
   for (const std::string& p : env.manager->Status().problems) problems += p + "\n";
@@ -422,7 +428,17 @@ spec: {selector: role == 'host', preDNAT: true, applyOnForward: true, ingress: [
   CHECK(problems.find("HostEndpoint \"node1-all2\": another all-interfaces") != std::string::npos);
   CHECK(problems.find("HostEndpoint \"node1-byip\": no interfaceName") != std::string::npos);
   CHECK(env.State().chains.at(nft::kHepAnyIn).rule_tags.size() == 1);  // node1-all's chains
-  CHECK(problems.find("policy \"pre\": preDNAT policies are not implemented") != std::string::npos);
+  CHECK(problems.find("policy \"pre\"") == std::string::npos);
+  CHECK(problems.find("policy \"untracked\": doNotTrack policies are not implemented") != std::string::npos);
+  // Only "pre" is programmed: eth0 enters a preDNAT chain of one policy.
+  CHECK(env.State().sets.at(nft::kHepPreDnatMap).elements.size() == 1);
+  CHECK(env.State().sets.at(nft::kHepPreDnatMap).elements.contains("eth0"));
+  CHECK(env.manager->Explain(Tcp("198.51.100.7", "192.168.1.10", 22)).allowed);  // failsafe first
+  // Port 80 is allowed by normal policy; the preDNAT Deny for that source runs first.
+  CHECK(env.manager->Explain(Tcp("203.0.113.9", "192.168.1.10", 80)).allowed);
+  policy::Verdict pre_deny = env.manager->Explain(Tcp("198.51.100.7", "192.168.1.10", 80));
+  CHECK_FALSE(pre_deny.allowed);
+  CHECK(pre_deny.Describe().find("preDNAT tier default policy pre rule 0") != std::string::npos);
   CHECK(env.State() == env.FreshState());
 
   // Restart adopts with zero writes.

@@ -228,16 +228,18 @@ TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and
   DirectionSplit s = SplitByDirection(t);
   CHECK(s.egress_chains == std::set<std::string>{"prerouting", "from-wep", GroupChainName(false, out),
                                                  "po-e", "pro-all"});
-  // Host endpoint dispatch (input, output, forward) stays with the ingress side.
+  // Host endpoint dispatch (input, output, forward, pre-dnat) stays with the ingress side.
   CHECK(s.ingress_chains == std::set<std::string>{"forward", "input", "output", "to-wep",
                                                   GroupChainName(true, in), "po-i", "pro-all",
                                                   "stray", "from-hep", "to-hep", "from-hep-fwd",
                                                   "to-hep-fwd", "failsafe-in", "failsafe-out",
-                                                  kHepAnyIn, kHepAnyOut, kHepAnyFwdIn, kHepAnyFwdOut});
+                                                  kHepAnyIn, kHepAnyOut, kHepAnyFwdIn, kHepAnyFwdOut,
+                                                  kPreDnatChain});
   CHECK(s.egress_sets == std::set<std::string>{kFromWepMap, kFromGroupMap, kWepSrc4, kWepSrc6,
                                                "sel", "sel-out"});
   CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused", kHepInMap,
-                                                kHepOutMap, kHepFwdInMap, kHepFwdOutMap, kHepNodes4, kHepNodes6});
+                                                kHepOutMap, kHepFwdInMap, kHepFwdOutMap, kHepNodes4, kHepNodes6,
+                                                kHepPreDnatMap});
   CHECK(s.egress.sets.at("sel") == t.sets.at("sel"));
   CHECK(s.ingress.sets.at("sel") == t.sets.at("sel"));
   // Each part is a whole table: every reference resolves.

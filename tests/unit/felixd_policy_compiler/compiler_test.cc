@@ -843,5 +843,140 @@ spec: {node: node1, interfaceName: "*"}
   CHECK(d.compiler.desired().chains.at(nft::kHepAnyFwdIn).rules.empty());
 }
 
+// preDNAT: Deny 198.51.100.0/24 (and TCP 80 from 203.0.113.9 alone, which host-in allows), Pass
+// to the next tier for 443, Allow the rest of 203.0.113.0/24 for this stage only.
+constexpr char kPreDnat[] = R"(
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: early}
+spec: {order: 50}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: early.pre-pass}
+spec:
+  tier: early
+  selector: role == 'host'
+  preDNAT: true
+  applyOnForward: true
+  ingress:
+  - {action: Pass, protocol: TCP, destination: {ports: [443]}}
+  - {action: Deny, protocol: TCP, source: {nets: [203.0.113.9/32]}, destination: {ports: [80]}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: pre-deny}
+spec:
+  order: 1
+  selector: has(role)
+  preDNAT: true
+  applyOnForward: true
+  ingress:
+  - {action: Allow, source: {nets: [203.0.113.0/24]}}
+  - {action: Deny, source: {nets: [198.51.100.0/24]}}
+)";
+
+TEST_CASE("preDNAT: before normal policy, failsafe first, Deny drops, Allow goes on to normal policy", "[unit][policy_compiler][hostendpoint][prednat]") {
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
+  World w = Cluster();
+  w.Apply(kHostEndpoints);
+  w.Apply(kPreDnat);
+  Options options;
+  SetLayout(options, layout);
+  options.node = "node1";
+  Compiler compiler(options);
+  const nft::DesiredTable& t = compiler.Build(w.model, SelectionIndex::Build(w.model));
+  CheckLoads(t);
+  CHECK(t.chains.at(nft::kPreDnatChain).base->hook == nft::Hook::kPrerouting);
+  CHECK(t.chains.at(nft::kPreDnatChain).base->priority == -110);
+  // Both local endpoints (eth8 only through pre-deny); the remote one is not dispatched.
+  REQUIRE(t.sets.at(nft::kHepPreDnatMap).elements.size() == 2);
+  CHECK(t.sets.at(nft::kHepPreDnatMap).elements.at("eth9").starts_with("goto hpd-"));
+  CHECK(CheckHostOracle(w.model, t) > 100);
+  Interpreter interp(t, &compiler.link_groups());
+  auto in = [&](const char* iif, const char* src, const char* dst, int proto, int port) {
+    Probe p{World::Make(src, dst, proto, port), iif, "lo"};
+    return interp.Hook("input", p);
+  };
+  CHECK_FALSE(in("eth9", "203.0.113.9", "192.168.9.10", policy::kProtoTcp, 80));  // preDNAT Deny
+  CHECK(in("eth9", "203.0.113.8", "192.168.9.10", policy::kProtoTcp, 80));        // preDNAT Allow, host-in allows
+  CHECK_FALSE(in("eth9", "203.0.113.8", "192.168.9.10", policy::kProtoTcp, 8080));  // preDNAT Allow, host-in denies
+  CHECK(in("eth9", "198.51.100.9", "192.168.9.10", policy::kProtoTcp, 22));       // failsafe first
+  CHECK(in("eth8", "198.51.100.9", "192.168.8.10", policy::kProtoTcp, 179));      // failsafe first
+  CHECK_FALSE(in("eth8", "198.51.100.9", "192.168.8.10", policy::kProtoUdp, 5000));  // preDNAT Deny
+  // Forwarded traffic entering eth9 runs preDNAT too (it is prerouting), which Explain does not model.
+  std::string web_if = ToProbe(w.model, World::Make("10.0.9.9", "10.0.1.1", 6, 1)).oif;
+  Probe fwd{World::Make("198.51.100.9", "10.0.1.1", policy::kProtoTcp, 80), "eth9", web_if};
+  CHECK_FALSE(interp.Forward(fwd));
+  policy::Verdict v = policy::Explain(w.model, World::Make("203.0.113.9", "192.168.9.10", policy::kProtoTcp, 80));
+  CHECK(v.Describe().find("denied by preDNAT tier early policy early.pre-pass rule 1") != std::string::npos);
+  // A 443 Pass leaves tier early; default's pre-deny then allows 203.0.113.0/24 at this stage.
+  CHECK(policy::Explain(w.model, World::Make("203.0.113.9", "192.168.9.10", policy::kProtoTcp, 443)).ingress->reason !=
+        policy::Reason::kRule);
+
+  SECTION("restart: the kernel's table reads back equal") {
+    nft::FakeNftables kernel;
+    REQUIRE(kernel.Apply(nft::ComputeDelta(t, std::nullopt)).ok());
+    CHECK(nft::ComputeDelta(t, *kernel.Read()).empty());
+  }
+}
+
+TEST_CASE("preDNAT: each incremental step equals a fresh build", "[unit][policy_compiler][hostendpoint][prednat][incremental]") {
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
+  Driver d(layout);
+  d.options.node = "node1";
+  d.compiler = Compiler(d.options);
+  d.w.Apply(kHostEndpoints);
+  d.Start();
+  d.w.Apply(kPreDnat);
+  d.Rebuilt({{"early.pre-pass", "pre-deny"}, {}});
+  d.Check();
+  CheckHostOracle(d.w.model, d.compiler.desired());
+  // A policy change through UpdatePolicy (preDNAT policies are not in the index's lists).
+  d.w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: pre-deny}
+spec:
+  order: 1
+  selector: role == 'bare'
+  preDNAT: true
+  applyOnForward: true
+  ingress:
+  - {action: Deny, protocol: UDP}
+)");
+  d.Push(d.compiler.Update(d.w.model, d.index, d.index.UpdatePolicy(d.w.model, "pre-deny"), {{"pre-deny"}, {}}));
+  d.Check();
+  CheckHostOracle(d.w.model, d.compiler.desired());
+  // The host endpoint's labels change: it leaves the selector.
+  d.w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth8, labels: {role: other}}
+spec: {node: node1, interfaceName: eth8, expectedIPs: [192.168.8.10]}
+)");
+  d.Endpoint("hep:node1-eth8");
+  d.Check();
+  CHECK_FALSE(d.compiler.desired().sets.at(nft::kHepPreDnatMap).elements.contains("eth8"));
+  // The tier's order changes (a rebuild, no policy named): eth9's chain follows.
+  d.w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: early}
+spec: {order: 2000000}
+)");
+  d.Rebuilt({});
+  d.Check();
+  // Policies deleted: chains and elements go.
+  d.Delete("projectcalico.org/v3", "GlobalNetworkPolicy", "", "early.pre-pass");
+  d.Delete("projectcalico.org/v3", "GlobalNetworkPolicy", "", "pre-deny");
+  d.Rebuilt({{"early.pre-pass", "pre-deny"}, {}});
+  d.Check();
+  CHECK(d.compiler.desired().sets.at(nft::kHepPreDnatMap).elements.empty());
+  for (const auto& [name, _] : d.compiler.desired().chains) CHECK_FALSE(name.starts_with("hpd-"));
+}
+
 }  // namespace
 }  // namespace calico::felixd::policy_compiler::testing

@@ -32,13 +32,17 @@ class Interpreter {
                        const std::map<std::string, uint32_t>* link_groups = nullptr)
       : t_(table), groups_(link_groups) {}
 
-  // true: accepted by the base chain `forward` (after `prerouting`, when the table has one:
+  // true: accepted by the base chain `forward` (after `pre-dnat` and `prerouting`, when the table has them:
   // egress policy there; the packet's mark carries over, as in the kernel).
   bool Forward(const Probe& probe) { return Hook("forward", probe); }
   // Likewise through another base chain ("input": to the host, "output": from it).
   bool Hook(const std::string& base, const Probe& probe) {
     p_ = &probe;
     mark_ = 0;
+    // Hook order at prerouting: pre-dnat (priority -110), then prerouting (0).
+    if (base != "output" && t_.chains.contains("pre-dnat") && Run("pre-dnat", 0) == Result::kDrop) {
+      return false;
+    }
     if (base != "output" && t_.chains.contains("prerouting") && Run("prerouting", 0) == Result::kDrop) {
       return false;
     }
