@@ -377,6 +377,10 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
   return table_;
 }
 
+namespace {
+bool AnyPreDnat(const policy::Model& model);
+}  // namespace
+
 nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionIndex& index,
                             const policy::SelectionDelta& delta, const Changed& changed) {
   nft::Delta out;
@@ -389,8 +393,11 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
   // A host endpoint's forward chains depend on its policies' applyOnForward, which a policy
   // change can flip without changing which endpoints it selects: re-render the (few) local
   // host endpoints; unchanged ones cost nothing in the delta.
-  // Always: their preDNAT lists are not in the index, so a tier change shows nowhere else.
-  endpoints.insert(host_endpoints_.begin(), host_endpoints_.end());
+  // Their preDNAT lists are not in the index, so a tier change shows nowhere else: while any
+  // preDNAT policy exists, every change (a scan of the policies, no sorting when there is none).
+  if (!changed.policies.empty() || AnyPreDnat(model)) {
+    endpoints.insert(host_endpoints_.begin(), host_endpoints_.end());
+  }
   if (!changed.profiles.empty()) {
     for (const auto& [id, state] : endpoints_) {
       for (const std::string& p : changed.profiles) {
@@ -449,8 +456,18 @@ void Compiler::RenderPolicy(const policy::Model& model, const policy::SelectionI
   }
 }
 
+namespace {
+bool AnyPreDnat(const policy::Model& model) {
+  for (const auto& [_, p] : model.policies()) {
+    if (p.ProgrammedPreDnat()) return true;
+  }
+  return false;
+}
+}  // namespace
+
 std::optional<nft::EndpointPolicies> PreDnatPolicies(const policy::Model& model,
                                                      const policy::Endpoint& host) {
+  if (!AnyPreDnat(model)) return std::nullopt;
   // Not in the SelectionIndex (preDNAT policies select host endpoints only, and a node has few):
   // every programmed preDNAT policy in tier order, matched against the endpoint here.
   nft::EndpointPolicies out;
