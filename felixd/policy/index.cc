@@ -176,18 +176,34 @@ EndpointPolicies SelectionIndex::ComputeLists(const Model& model, const EntityVi
   return out;
 }
 
+template <typename F>
+void SelectionIndex::ForCandidates(const EntitySelector& selector, F&& f) const {
+  if (selector.scope != Scope::kNamespace) {
+    for (const auto& [ek, view] : views_) f(ek, view);
+    return;
+  }
+  // EntityKey: "endpoint:<ns>/<name>", "set:<ns>/<name>"; host endpoints ("endpoint:hep:...")
+  // and global sets have no namespace and never match a namespaced selector.
+  for (const char* kind : {"endpoint:", "set:"}) {
+    const std::string prefix = absl::StrCat(kind, selector.ns, "/");
+    for (auto it = views_.lower_bound(prefix); it != views_.end() && it->first.starts_with(prefix); ++it) {
+      f(it->first, it->second);
+    }
+  }
+}
+
 void SelectionIndex::AddSelector(const std::string& key, const EntitySelector& selector) {
   selectors_.emplace(key, selector);
   IpSet& members = ip_sets_[key];
   std::map<net::Prefix, int>& counts = set_counts_[key];
-  for (const auto& [ek, view] : views_) {
-    if (!Matches(selector, view)) continue;
+  ForCandidates(selector, [&](const std::string& ek, const EntityView& view) {
+    if (!Matches(selector, view)) return;
     entity_sets_[ek].insert(key);
     for (const net::Prefix& p : AddressesOf(view)) {
       members.insert(p);
       ++counts[p];
     }
-  }
+  });
 }
 
 void SelectionIndex::AddNamedPort(const Model& model, const std::string& key, const std::string& name,
@@ -246,12 +262,12 @@ SelectionDelta SelectionIndex::UpdatePolicy(const Model& model, const std::strin
     now_in = Selected(id, Direction::kIngress);
     now_eg = Selected(id, Direction::kEgress);
   } else if (p != nullptr && !p->pre_dnat && !p->do_not_track) {
-    for (const auto& [ek, view] : views_) {
-      if (view.endpoint == nullptr || !Matches(p->applies_to, view)) continue;
+    ForCandidates(p->applies_to, [&](const std::string&, const EntityView& view) {
+      if (view.endpoint == nullptr || !Matches(p->applies_to, view)) return;
       const std::string eid = view.endpoint->Id();
       if (p->ingress) now_in.insert(eid);
       if (p->egress) now_eg.insert(eid);
-    }
+    });
   }
   if (p != nullptr) {
     selection_keys_[id] = selection_key;
@@ -516,9 +532,14 @@ SelectionDelta SelectionIndex::UpdateEntity(const Model& model, const std::strin
     if (!delta.added.empty() || !delta.removed.empty()) d.sets_changed[key] = std::move(delta);
   }
   for (const auto& [key, members] : named_moved) {
-    if (std::any_of(members.begin(), members.end(), [](const auto& m) { return m.second != 0; })) {
-      d.named_ports_changed.push_back(key);
+    NamedPortDelta moves;
+    for (const auto& [m, n] : members) {
+      if (n > 0) moves.added.push_back(m);
+      if (n < 0) moves.removed.push_back(m);
     }
+    if (moves.added.empty() && moves.removed.empty()) continue;
+    d.named_ports_changed.push_back(key);
+    d.named_port_moves[key] = std::move(moves);
   }
   return d;
 }

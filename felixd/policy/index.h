@@ -45,6 +45,11 @@ struct NamedPortMember {
 
 using IpSet = std::set<net::Prefix>;
 
+struct NamedPortDelta {
+  std::vector<NamedPortMember> added;
+  std::vector<NamedPortMember> removed;
+};
+
 struct IpSetDelta {
   std::vector<net::Prefix> added;
   std::vector<net::Prefix> removed;
@@ -57,6 +62,10 @@ struct SelectionDelta {
   std::vector<std::string> sets_removed;
   std::map<std::string, IpSetDelta> sets_changed;  // existing sets whose members changed
   std::vector<std::string> named_ports_changed;    // "name/protocol"
+  // UpdateEndpoint/UpdateNetworkSet only: the members that moved, per key of
+  // named_ports_changed, so a consumer need not diff a set every endpoint may be in (a port name
+  // every pod has). Absent (Diff, UpdatePolicy): diff the whole set.
+  std::map<std::string, NamedPortDelta> named_port_moves;
   bool empty() const;
 };
 
@@ -101,6 +110,11 @@ class SelectionIndex {
   // An endpoint's tiers of policies from the ordered cache below.
   EndpointPolicies ComputeLists(const Model& model, const EntityView& view);
   void AddSelector(const std::string& key, const EntitySelector& selector);
+  // Calls f(entity key, view) for every view `selector` could match, in key order: a
+  // namespaced selector (a NetworkPolicy's own namespace) walks only that namespace's range of
+  // views_, so a new policy costs its namespace's endpoints, not the node's.
+  template <typename F>
+  void ForCandidates(const EntitySelector& selector, F&& f) const;
   void AddNamedPort(const Model& model, const std::string& key, const std::string& name, int protocol);
 
   // Policies in evaluation order per tier (tiers in order), kept by Build and UpdatePolicy so an

@@ -420,7 +420,11 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
     size_t slash = key.rfind('/');
     std::string name = key.substr(0, slash);
     int protocol = std::stoi(key.substr(slash + 1));
-    for (int f : {4, 6}) RefreshDynamicSet(NamedPortSetName(name, protocol, f), index, out);
+    auto moves = delta.named_port_moves.find(key);
+    for (int f : {4, 6}) {
+      RefreshDynamicSet(NamedPortSetName(name, protocol, f), index, out,
+                        moves == delta.named_port_moves.end() ? nullptr : &moves->second);
+    }
   }
   CollectGarbage(out);
   // An element deleted and re-added in one delta (unchanged): drop both halves.
@@ -777,11 +781,28 @@ void DiffMembers(std::set<T>& stored, const std::set<T>& now, int family, Format
 }  // namespace
 
 void Compiler::RefreshDynamicSet(const std::string& name, const policy::SelectionIndex& index,
-                                 nft::Delta& delta) {
+                                 nft::Delta& delta, const policy::NamedPortDelta* moves) {
   auto it = dynamic_sets_.find(name);
   if (it == dynamic_sets_.end() || !table_.sets.contains(name)) return;
   DynamicSet& d = it->second;
   nft::Elements& current = table_.sets[name].elements;
+  if (d.named_port && moves != nullptr) {
+    // Only what moved: a port every pod names is a set of every pod's address, and diffing it
+    // whole cost O(pods) per pod event.
+    for (const NamedPortMember& m : moves->removed) {
+      if (FamilyOf(m) != d.family || d.ports.erase(m) == 0) continue;
+      std::string k = NamedPortElement(m, d.protocol);
+      current.erase(k);
+      delta.delete_elements.push_back({name, std::move(k), ""});
+    }
+    for (const NamedPortMember& m : moves->added) {
+      if (FamilyOf(m) != d.family || !d.ports.insert(m).second) continue;
+      std::string k = NamedPortElement(m, d.protocol);
+      current.emplace(k, "");
+      delta.add_elements.push_back({name, std::move(k), ""});
+    }
+    return;
+  }
   if (d.named_port) {
     DiffMembers(d.ports, index.NamedPortMembers(d.key, d.protocol), d.family,
                 [&](const NamedPortMember& m) { return NamedPortElement(m, d.protocol); }, name,

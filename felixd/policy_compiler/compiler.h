@@ -114,8 +114,10 @@ class Compiler {
   void DeleteChain(const std::string& name, nft::Delta& delta);
   void RefSets(const nft::Chain& chain, int by);
   void SetElements(const std::string& set, nft::Elements elements, nft::Delta& delta);
+  // Brings a selector or named-port set to the index's members: the named port's `moves` when
+  // the caller has them, else a diff of the whole set.
   void RefreshDynamicSet(const std::string& name, const policy::SelectionIndex& index,
-                         nft::Delta& delta);
+                         nft::Delta& delta, const policy::NamedPortDelta* moves = nullptr);
   nft::Elements DynamicElements(DynamicSet& set, const policy::SelectionIndex& index) const;
   void CollectGarbage(nft::Delta& delta);
   // The hep-any-* chains after the endpoints changed.

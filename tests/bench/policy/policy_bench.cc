@@ -180,6 +180,12 @@ std::vector<Result> RunLayout(Store& store, const Layout& layout, double* cold_m
   auto t0 = Clock::now();
   Check(manager.Start(), "start");
   *cold_ms = Ms(Clock::now() - t0);
+  if (const char* dump = getenv("POLICY_BENCH_DUMP"); dump != nullptr) {
+    // The table this layout programs, as nft syntax: what the kernel validates on a change.
+    std::ofstream(absl::StrCat(dump, ".", layout.options.dispatch == nft::Dispatch::kByLinkGroup ? "link" : "if",
+                               ".nft"))
+        << nft::ToNftScript(manager.Desired());
+  }
   std::vector<Result> out;
   // From the moment the write is committed (its own cost is the datastore's) to the moment
   // felixd's transaction for it has returned: the rule is in the kernel.

@@ -14,6 +14,13 @@
 namespace calico::felixd::nft {
 namespace {
 
+LayoutOptions Options(Dispatch dispatch, EgressHook egress = EgressHook::kForwardAndInput) {
+  LayoutOptions o;
+  o.dispatch = dispatch;
+  o.egress = egress;
+  return o;
+}
+
 std::string Canon(KeyType t, bool interval, std::string_view k) {
   auto c = CanonicalKey(t, interval, k);
   REQUIRE(c.ok());
@@ -102,7 +109,7 @@ TEST_CASE("group chains: tiers, pass, profiles, and sharing between endpoints", 
   CHECK(c.name.rfind("tw-", 0) == 0);
   CHECK(GroupChainName(false, p).rfind("fw-", 0) == 0);
 
-  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByInterface});
+  DesiredTable t = Skeleton(Options(Dispatch::kByInterface));
   size_t chains = t.chains.size();
   AddEndpoint(t, Endpoint{"cali1", {"10.0.0.1"}, p, p});
   AddEndpoint(t, Endpoint{"cali2", {"10.0.0.2", "fd00::2"}, p, p});
@@ -125,8 +132,7 @@ TEST_CASE("egress at prerouting: one base chain jumps from-wep, forward and inpu
   CHECK(jumps_from_wep(before.chains.at("forward")));
   CHECK(jumps_from_wep(before.chains.at("input")));
   CHECK(!before.chains.contains("prerouting"));
-  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByInterface,
-                                          EgressHook::kPrerouting});
+  DesiredTable t = Skeleton(Options(Dispatch::kByInterface, EgressHook::kPrerouting));
   const Chain& pre = t.chains.at("prerouting");
   REQUIRE(pre.base);
   CHECK(pre.base->hook == Hook::kPrerouting);
@@ -147,7 +153,7 @@ TEST_CASE("egress at prerouting: one base chain jumps from-wep, forward and inpu
 TEST_CASE("dispatch by group: interface to group key, group key to group chain", "[unit][nft]") {
   EndpointPolicies p{{TierChains{{"po-a"}, false}}, {}};
   EndpointPolicies q{{TierChains{{"po-b"}, false}}, {}};
-  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByGroup});
+  DesiredTable t = Skeleton(Options(Dispatch::kByGroup));
   REQUIRE(t.sets.at(kFromWepMap).spec.data == KeyType::kIfname);
   CHECK(!t.sets.at(kFromWepMap).spec.verdict_map);
   CHECK(t.sets.at(kFromGroupMap).spec.verdict_map);
@@ -194,7 +200,7 @@ TEST_CASE("dispatch by group: interface to group key, group key to group chain",
   bad_value.add_elements.push_back({kFromWepMap, "cali9", "a-name-longer-than-15"});
   CHECK(!kernel.Apply(bad_value).ok());
   // Switching an existing table between layouts is one delta (maps re-made, dispatch refilled).
-  DesiredTable old = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByInterface});
+  DesiredTable old = Skeleton(Options(Dispatch::kByInterface));
   old.chains["po-a"] = t.chains["po-a"];
   old.chains["po-b"] = t.chains["po-b"];
   AddEndpoint(old, Endpoint{"cali1", {"10.0.0.1"}, p, p});
@@ -207,8 +213,7 @@ TEST_CASE("dispatch by group: interface to group key, group key to group chain",
 
 TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and sets in both",
           "[unit][nft]") {
-  DesiredTable t = Skeleton(LayoutOptions{EndpointToHost::kDrop, Dispatch::kByGroup,
-                                          EgressHook::kPrerouting});
+  DesiredTable t = Skeleton(Options(Dispatch::kByGroup, EgressHook::kPrerouting));
   t.sets["sel"] = {SetSpec{"sel", KeyType::kIpv4}, {{"10.0.0.1", ""}}};
   t.sets["sel-out"] = {SetSpec{"sel-out", KeyType::kIpv4}, {{"10.0.0.2", ""}}};
   t.sets["unused"] = {SetSpec{"unused", KeyType::kIpv4}, {}};

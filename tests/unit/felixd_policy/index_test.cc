@@ -409,6 +409,36 @@ spec:
   - from: [{namespaceSelector: {matchLabels: {team: b}}}]
 )");
   }, "prod/knp.default.web-in");
+  // A namespaced selector walks only its namespace's entities: network sets of the namespace
+  // count, those of a namespace whose name extends it ("dev2") and global ones do not.
+  w.Namespace("dev2", {{"team", "b"}});
+  w.Pod("dev2", "web", "10.0.3.2", {{"app", "web"}, {"role", "ext"}});
+  w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: partners, namespace: dev, labels: {role: ext}}
+spec: {nets: [192.0.2.0/24]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: partners, namespace: dev2, labels: {role: ext}}
+spec: {nets: [203.0.113.0/24]}
+)");
+  idx = SelectionIndex::Build(w.model);
+  d = step("a namespaced rule selector over network sets of its namespace", [&] {
+    w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: to-partners, namespace: dev}
+spec:
+  selector: role == 'ext' || app == 'web'
+  types: [Egress]
+  egress: [{action: Allow, destination: {selector: role == 'ext'}}]
+)");
+  }, "dev/to-partners");
+  CHECK(d.endpoints_changed == std::vector<std::string>{"dev/node1-k8s-web-eth0"});
+  REQUIRE(d.sets_added.size() == 1);
+  CHECK(idx.ip_sets().at(d.sets_added[0]) == IpSet{P("192.0.2.0/24")});
   step("a policy selecting nothing", [&] {
     w.Apply(R"(
 apiVersion: projectcalico.org/v3

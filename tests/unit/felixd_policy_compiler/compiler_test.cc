@@ -519,7 +519,7 @@ spec:
 // Peers and ports for host probes: failsafe (22, 68, 179, 53, 67), allowed, denied, other.
 std::vector<Packet> HostProbes(const std::vector<std::string>& hosts) {
   std::vector<Packet> out;
-  for (const std::string& peer : {"203.0.113.9", "198.51.100.9", "192.168.9.20"}) {
+  for (const std::string peer : {"203.0.113.9", "198.51.100.9", "192.168.9.20"}) {
     for (const std::string& host : hosts) {
       for (int port : {22, 80, 179, 443, 8080, 9443, 6443}) {
         out.push_back(World::Make(peer, host, policy::kProtoTcp, port));
