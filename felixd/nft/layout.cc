@@ -136,9 +136,12 @@ DesiredTable Skeleton(const LayoutOptions& options) {
     t.chains[c.name] = std::move(c);
   }
   t.chains[output.name] = std::move(output);
-  // preDNAT: a miss (not a host endpoint with preDNAT policies) falls through: accepted here.
+  // preDNAT: no host endpoint's chain deciding falls through: accepted here.
+  // A named host endpoint is always in the map (`return` without preDNAT policies), so only
+  // other host interfaces reach the all-interfaces endpoint; workload interfaces never do.
   t.chains[kPreDnatChain] = Chain{kPreDnatChain, BaseChain{Hook::kPrerouting, kPriorityPreDnat, true},
-                                  {R({IfnameVmap{true, kHepPreDnatMap}})}};
+                                  {R({IfnameVmap{true, kHepPreDnatMap}}),
+                                   R({not_in, IfnameMatch{true, "lo", false, true}, Goto(kHepAnyPreDnat)})}};
 
   Chain from{"from-wep", std::nullopt, {}};
   from.rules = {
@@ -274,11 +277,14 @@ Chain PreDnatChain(const EndpointPolicies& policies) {
 
 void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint) {
   const bool any = endpoint.ifname == "*";
-  // preDNAT: named interfaces only (TODO(#6): the all-interfaces endpoint).
-  if (endpoint.pre_dnat && !any) {
+  // preDNAT: a named interface's element either way (so its traffic never reaches the
+  // all-interfaces endpoint's); "*": its chain only (AnyHostEndpointChains points at it).
+  if (endpoint.pre_dnat) {
     Chain c = PreDnatChain(*endpoint.pre_dnat);
-    table.sets[kHepPreDnatMap].elements[endpoint.ifname] = absl::StrCat("goto ", c.name);
+    if (!any) table.sets[kHepPreDnatMap].elements[endpoint.ifname] = absl::StrCat("goto ", c.name);
     if (!table.chains.contains(c.name)) table.chains[c.name] = std::move(c);
+  } else if (!any) {
+    table.sets[kHepPreDnatMap].elements[endpoint.ifname] = "return";
   }
   auto add = [&](HostPath path, const EndpointPolicies* p, const char* map) {
     if (p == nullptr) {
@@ -308,6 +314,9 @@ std::vector<Chain> AnyHostEndpointChains(const HostEndpoint* endpoint) {
   chain(kHepAnyOut, HostPath::kOut, e ? &e->out : nullptr);
   chain(kHepAnyFwdIn, HostPath::kFwdIn, e && e->fwd_in ? &*e->fwd_in : nullptr);
   chain(kHepAnyFwdOut, HostPath::kFwdOut, e && e->fwd_out ? &*e->fwd_out : nullptr);
+  Chain pre{kHepAnyPreDnat, std::nullopt, {}};
+  if (e != nullptr && e->pre_dnat) pre.rules.push_back(R({Goto(PreDnatChainName(*e->pre_dnat))}));
+  out.push_back(std::move(pre));
   return out;
 }
 

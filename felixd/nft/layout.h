@@ -64,6 +64,12 @@ struct FailsafePort {
 };
 
 struct LayoutOptions {
+  // Constructors (not an aggregate) so `LayoutOptions{to_host, dispatch, egress}` stays
+  // warning-free under -Wextra with the failsafe lists defaulted.
+  LayoutOptions() = default;
+  LayoutOptions(EndpointToHost to_host, Dispatch dispatch = Dispatch::kByInterface,
+                EgressHook egress = EgressHook::kForwardAndInput)
+      : endpoint_to_host(to_host), dispatch(dispatch), egress(egress) {}
   EndpointToHost endpoint_to_host = EndpointToHost::kDrop;
   Dispatch dispatch = Dispatch::kByInterface;
   EgressHook egress = EgressHook::kForwardAndInput;
@@ -153,6 +159,8 @@ inline constexpr char kHepAnyIn[] = "hep-any-in";
 inline constexpr char kHepAnyOut[] = "hep-any-out";
 inline constexpr char kHepAnyFwdIn[] = "hep-any-fwd-in";
 inline constexpr char kHepAnyFwdOut[] = "hep-any-fwd-out";
+// The all-interfaces endpoint's preDNAT entry (pre-dnat's miss for a host interface).
+inline constexpr char kHepAnyPreDnat[] = "hep-any-pre-dnat";
 enum class HostPath { kIn, kOut, kFwdIn, kFwdOut };
 std::string HostChainName(HostPath path, const EndpointPolicies& policies);
 Chain HostChain(HostPath path, const EndpointPolicies& policies);
@@ -160,7 +168,10 @@ Chain HostChain(HostPath path, const EndpointPolicies& policies);
 // the original destination (a NodePort, a service address):
 //   chain pre-dnat (filter, hook prerouting, priority -110: after conntrack -200, before
 //                 dstnat -100, policy accept): iifname vmap @hep-pre-dnat
-//                 (ifname : goto hpd-<hash>; only host endpoints some preDNAT policy selects)
+//                 (ifname : goto hpd-<hash> for a named host endpoint some preDNAT policy
+//                 selects, `return` for one none selects); a miss on a host interface (not
+//                 cali*, not lo): goto hep-any-pre-dnat — the all-interfaces endpoint's hpd-
+//                 chain, or empty (accept)
 //   chain hpd-<hash>: clear the marks; jump failsafe-in (accepts); per tier the policies'
 //                 ingress chains, an Allow accepts (for this stage: normal policy still runs
 //                 at input/forward), a Deny drops, a Pass or no decision goes on to the next

@@ -163,7 +163,6 @@ DirectionVerdict EvaluateHost(const Model& model, const Endpoint& host, Directio
 // preDNAT policies on a host endpoint's ingress: the deny that decides, if any.
 std::optional<DirectionVerdict> EvaluatePreDnat(const Model& model, const Endpoint& host,
                                                 const PacketContext& ctx) {
-  if (host.interface == "*") return std::nullopt;  // not programmed for "*" (TODO(#6))
   const Packet& p = ctx.packet;
   for (const FailsafePort& f : model.failsafe().inbound) {
     if (f.protocol == p.protocol && f.port == p.dst_port) return std::nullopt;

@@ -404,7 +404,7 @@ spec:
   // preDNAT: deny the peer's TCP 80 (normal policy allows it) and the pre-DNAT port 18080 (its
   // post-DNAT port, 8080, stays allowed); deny everything else from the peer's net — except
   // the failsafe ports, which come first; an Allow only lets the packet on to normal policy.
-  c.Apply(R"(apiVersion: projectcalico.org/v3
+  const char* edge_pre = R"(apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
 metadata: {name: edge-pre}
 spec:
@@ -416,7 +416,8 @@ spec:
   - {action: Allow, protocol: TCP, destination: {ports: [8080]}}
   - {action: Allow, protocol: UDP, destination: {ports: [53]}}
   - {action: Deny, source: {nets: [192.168.241.0/24]}}
-)");
+)";
+  c.Apply(edge_pre);
   c.CheckMatrix("preDNAT", {{&peer, "peer", in("tcp:80"), "blocked"},     // preDNAT Deny before an Allow
                             {&peer, "peer", in("tcp:18080"), "blocked"},  // original destination port
                             {&peer, "peer", in("tcp:8080"), "ok"},
@@ -458,6 +459,28 @@ spec:
   c.Ctl({"delete", "globalnetworkpolicy", "edge-pre"});
   c.CheckMatrix("preDNAT deleted", {{&peer, "peer", in("tcp:80"), "ok"},
                                     {&peer, "peer", in("tcp:18080"), "ok"}});
+
+  // The same on an all-interfaces ("*") host endpoint instead of the named one.
+  c.Ctl({"delete", "hostendpoint", "node1-hepup0"});
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: node1-all
+  labels: {role: edge}
+spec:
+  node: node1
+  interfaceName: "*"
+  expectedIPs: [192.168.241.1]
+)");
+  c.Apply(edge_pre);
+  c.CheckMatrix("preDNAT on \"*\"", {{&peer, "peer", in("tcp:80"), "blocked"},
+                                      {&peer, "peer", in("tcp:18080"), "blocked"},
+                                      {&peer, "peer", in("tcp:8080"), "ok"},
+                                      {&peer, "peer", in("udp:53"), "blocked"},
+                                      {&peer, "peer", in("tcp:22"), "ok"}});
+  std::string any = c.node().Exec("nft list chain inet calico hep-any-pre-dnat").output;
+  INFO(any);
+  CHECK(any.find("goto hpd-") != std::string::npos);
 }
 
 }  // namespace

@@ -239,7 +239,7 @@ TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and
                                                   "stray", "from-hep", "to-hep", "from-hep-fwd",
                                                   "to-hep-fwd", "failsafe-in", "failsafe-out",
                                                   kHepAnyIn, kHepAnyOut, kHepAnyFwdIn, kHepAnyFwdOut,
-                                                  kPreDnatChain});
+                                                  kHepAnyPreDnat, kPreDnatChain});
   CHECK(s.egress_sets == std::set<std::string>{kFromWepMap, kFromGroupMap, kWepSrc4, kWepSrc6,
                                                "sel", "sel-out"});
   CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused", kHepInMap,

@@ -922,6 +922,71 @@ TEST_CASE("preDNAT: before normal policy, failsafe first, Deny drops, Allow goes
   }
 }
 
+// An all-interfaces endpoint (role host, like eth9) and a named one no preDNAT policy selects.
+constexpr char kAnyPreDnatEndpoints[] = R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-any, labels: {role: host}}
+spec: {node: node1, interfaceName: "*", expectedIPs: [192.168.5.10]}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth7}
+spec: {node: node1, interfaceName: eth7, expectedIPs: [192.168.7.10]}
+)";
+
+TEST_CASE("preDNAT: the all-interfaces host endpoint's policies run for host interfaces no named endpoint has", "[unit][policy_compiler][hostendpoint][prednat]") {
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
+  Driver d(layout);
+  d.options.node = "node1";
+  d.compiler = Compiler(d.options);
+  // Forward probes from outside enter through a host interface, so "*"'s preDNAT policies run
+  // for them; Explain does not model preDNAT on forwarded traffic (host traffic only).
+  d.forward_oracle = false;
+  d.w.Apply(kPreDnat);
+  d.Start();
+  // Endpoints arrive after the policies: each incremental step equals a fresh build.
+  d.w.Apply(kAnyPreDnatEndpoints);
+  d.Endpoint("hep:node1-any");
+  d.Endpoint("hep:node1-eth7");
+  d.Check();
+  const nft::DesiredTable& t = d.compiler.desired();
+  CheckLoads(t);
+  REQUIRE(t.chains.at(nft::kHepAnyPreDnat).rules.size() == 1);
+  CHECK(t.sets.at(nft::kHepPreDnatMap).elements.at("eth7") == "return");
+  CHECK(CheckHostOracle(d.w.model, t, {"192.168.5.10", "192.168.7.10"}) > 50);
+  Interpreter interp(t, &d.compiler.link_groups());
+  auto pre = [&](const char* iif, const char* src, const char* dst, int proto, int port) {
+    Probe p{World::Make(src, dst, proto, port), iif, "lo"};
+    return interp.Hook(nft::kPreDnatChain, p);
+  };
+  CHECK_FALSE(pre("eth5", "203.0.113.9", "192.168.5.10", policy::kProtoTcp, 80));  // early.pre-pass Deny
+  CHECK_FALSE(pre("eth5", "198.51.100.9", "192.168.5.10", policy::kProtoUdp, 53));  // pre-deny Deny
+  CHECK(pre("eth5", "198.51.100.9", "192.168.5.10", policy::kProtoTcp, 22));        // failsafe first
+  CHECK(pre("eth5", "203.0.113.8", "192.168.5.10", policy::kProtoTcp, 80));         // Allow: this stage
+  // A named endpoint without preDNAT policies, loopback and workload interfaces: not "*"'s.
+  CHECK(pre("eth7", "198.51.100.9", "192.168.7.10", policy::kProtoUdp, 53));
+  CHECK(pre("lo", "198.51.100.9", "192.168.5.10", policy::kProtoUdp, 53));
+  // (A spoofed source from a pod: only where no prerouting anti-spoofing runs after pre-dnat.)
+  const std::string web_if = ToProbe(d.w.model, World::Make("10.0.9.9", "10.0.1.1", 6, 1)).oif;
+  if (!t.chains.contains("prerouting")) CHECK(pre(web_if.c_str(), "198.51.100.9", "10.0.1.1", policy::kProtoUdp, 53));
+  CHECK(policy::Explain(d.w.model, World::Make("203.0.113.9", "192.168.5.10", policy::kProtoTcp, 80))
+            .Describe()
+            .find("denied by preDNAT tier early policy early.pre-pass rule 1") != std::string::npos);
+  // The endpoint leaves the selectors: its preDNAT entry empties, named ones are untouched.
+  d.w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-any}
+spec: {node: node1, interfaceName: "*", expectedIPs: [192.168.5.10]}
+)");
+  d.Endpoint("hep:node1-any");
+  d.Check();
+  CHECK(d.compiler.desired().chains.at(nft::kHepAnyPreDnat).rules.empty());
+  CHECK(d.compiler.desired().sets.at(nft::kHepPreDnatMap).elements.at("eth7") == "return");
+}
+
 TEST_CASE("preDNAT: each incremental step equals a fresh build", "[unit][policy_compiler][hostendpoint][prednat][incremental]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
@@ -959,7 +1024,8 @@ spec: {node: node1, interfaceName: eth8, expectedIPs: [192.168.8.10]}
 )");
   d.Endpoint("hep:node1-eth8");
   d.Check();
-  CHECK_FALSE(d.compiler.desired().sets.at(nft::kHepPreDnatMap).elements.contains("eth8"));
+  // Still in the map, so the all-interfaces endpoint's preDNAT never runs for it.
+  CHECK(d.compiler.desired().sets.at(nft::kHepPreDnatMap).elements.at("eth8") == "return");
   // The tier's order changes (a rebuild, no policy named): eth9's chain follows.
   d.w.Apply(R"(
 apiVersion: projectcalico.org/v3
@@ -974,7 +1040,9 @@ spec: {order: 2000000}
   d.Delete("projectcalico.org/v3", "GlobalNetworkPolicy", "", "pre-deny");
   d.Rebuilt({{"early.pre-pass", "pre-deny"}, {}});
   d.Check();
-  CHECK(d.compiler.desired().sets.at(nft::kHepPreDnatMap).elements.empty());
+  for (const auto& [ifname, verdict] : d.compiler.desired().sets.at(nft::kHepPreDnatMap).elements) {
+    CHECK(verdict == "return");
+  }
   for (const auto& [name, _] : d.compiler.desired().chains) CHECK_FALSE(name.starts_with("hpd-"));
 }
 
