@@ -12,6 +12,8 @@
 //   - iperf3 TCP between two pods through the node's forward path: no table at all vs. the table
 //     with every policy (3 runs each, alternating, median; target >= 0.95x).
 // Every layout felixd offers is measured when POLICY_BENCH_LAYOUTS=all (default: the default).
+// POLICY_BENCH_DUMP=<prefix> writes each layout's programmed table as <prefix>.<layout>.nft (what
+// the kernel validates on every chain change: its rule count sets that cost).
 
 #include <unistd.h>
 
