@@ -580,7 +580,15 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
       next->ifname = e->interface;
       ne.link_group = AcquireGroup(next->combo, nft::LinkGroupOf(ep_in, ep_out));
     }
-    if (!e->host) nft::AddEndpoint(scratch, ne);
+    if (!e->host) {
+      // A group chain some endpoint already uses is in the table: AddEndpoint need not build
+      // its rules again for every endpoint joining it (a new policy moves many at once).
+      for (bool ingress : {true, false}) {
+        std::string name = nft::GroupChainName(ingress, ingress ? ep_in : ep_out);
+        if (group_refs_.contains(name)) scratch.chains[name] = nft::Chain{name, std::nullopt, {}};
+      }
+      nft::AddEndpoint(scratch, ne);
+    }
     for (auto& [name, chain] : scratch.chains) {
       next->chains.push_back(name);
       if (group_refs_[name]++ == 0) PutChain(std::move(chain), nullptr, index, delta);
