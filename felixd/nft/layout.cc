@@ -166,6 +166,23 @@ DesiredTable Skeleton(const LayoutOptions& options) {
       R({Drop()}),
   };
   for (Chain* c : {&forward, &input, &from, &to}) t.chains[c->name] = std::move(*c);
+
+  // doNotTrack: before conntrack, named host endpoints only (as upstream). The untracked
+  // mark is cleared first so only an untracked Allow of ours carries it into the filter chains.
+  for (bool in : {true, false}) {
+    const char* map = in ? kHepUntrackedInMap : kHepUntrackedOutMap;
+    t.sets[map] = {SetSpec{map, KeyType::kIfname, false, true}, {}};
+    Chain raw{in ? kRawPreroutingChain : kRawOutputChain,
+              BaseChain{in ? Hook::kPrerouting : Hook::kOutput, kPriorityRaw, true},
+              {R({MarkSet{kMarkUntracked, 0}}), R({IfnameVmap{in, map}})}};
+    t.chains[raw.name] = std::move(raw);
+  }
+  // An untracked Allow skips preDNAT and normal policy (untracked packets have no conntrack
+  // state for the ct rules to accept).
+  for (const char* base : {"input", "forward", "output", kPreDnatChain}) {
+    std::vector<Rule>& rules = t.chains.at(base).rules;
+    rules.insert(rules.begin(), R({MarkMatch{kMarkUntracked, kMarkUntracked, false}, Accept()}));
+  }
   return t;
 }
 
@@ -253,6 +270,29 @@ Chain HostChain(HostPath path, const EndpointPolicies& policies) {
   return c;
 }
 
+std::string UntrackedChainName(bool ingress, const EndpointPolicies& policies) {
+  uint64_t h = Fnv(absl::StrCat(ingress ? "hui:" : "huo:", GroupChainName(ingress, policies)));
+  return absl::StrFormat("%s-%016x", ingress ? "hui" : "huo", h);
+}
+
+Chain UntrackedChain(bool ingress, const EndpointPolicies& policies) {
+  Chain c{UntrackedChainName(ingress, policies), std::nullopt,
+          {R({MarkSet{kMarkMask, 0}}), R({Jump(ingress ? kFailsafeInChain : kFailsafeOutChain)})}};
+  for (const TierChains& tier : policies.tiers) {
+    bool first_policy = true;
+    for (const std::string& policy : tier.policy_chains) {
+      if (first_policy) c.rules.push_back(R({Jump(policy)}));
+      else c.rules.push_back(R({MarkMatch{kMarkMask, 0, false}, Jump(policy)}));
+      first_policy = false;
+    }
+    // Allowed: not tracked, and marked so the filter chains accept it without policy.
+    c.rules.push_back(R({MarkMatch{kMarkAccept, kMarkAccept, false}, MarkSet{kMarkMask, kMarkUntracked},
+                         Notrack{}, Accept()}));
+    c.rules.push_back(R({MarkSet{kMarkPass, 0}}));
+  }
+  return c;
+}
+
 std::string PreDnatChainName(const EndpointPolicies& policies) {
   uint64_t h = Fnv(absl::StrCat("hpd:", GroupChainName(true, policies)));
   return absl::StrFormat("hpd-%016x", h);
@@ -285,6 +325,15 @@ void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint) {
     if (!table.chains.contains(c.name)) table.chains[c.name] = std::move(c);
   } else if (!any) {
     table.sets[kHepPreDnatMap].elements[endpoint.ifname] = "return";
+  }
+  // doNotTrack: named interfaces only (upstream does not support it on "*").
+  for (bool in : {true, false}) {
+    const std::optional<EndpointPolicies>& p = in ? endpoint.untracked_in : endpoint.untracked_out;
+    if (!p || any) continue;
+    Chain c = UntrackedChain(in, *p);
+    table.sets[in ? kHepUntrackedInMap : kHepUntrackedOutMap].elements[endpoint.ifname] =
+        absl::StrCat("goto ", c.name);
+    if (!table.chains.contains(c.name)) table.chains[c.name] = std::move(c);
   }
   auto add = [&](HostPath path, const EndpointPolicies* p, const char* map) {
     if (p == nullptr) {

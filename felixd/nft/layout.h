@@ -29,6 +29,8 @@ namespace calico::felixd::nft {
 inline constexpr uint32_t kMarkAccept = 0x10000;
 inline constexpr uint32_t kMarkPass = 0x20000;
 inline constexpr uint32_t kMarkMask = kMarkAccept | kMarkPass;
+// Set with notrack by a doNotTrack Allow at raw priority; input/forward/output/pre-dnat accept it.
+inline constexpr uint32_t kMarkUntracked = 0x40000;
 
 // kByGroup: ifname : GroupKey; kByInterface: ifname : goto fw-<group>.
 inline constexpr char kFromWepMap[] = "from-wep";
@@ -181,6 +183,26 @@ inline constexpr char kHepPreDnatMap[] = "hep-pre-dnat";
 inline constexpr int kPriorityPreDnat = -110;
 std::string PreDnatChainName(const EndpointPolicies& policies);
 Chain PreDnatChain(const EndpointPolicies& policies);
+// doNotTrack policies (upstream's untracked policy: GlobalNetworkPolicy doNotTrack: true,
+// applyOnForward: true; named host endpoints only, as upstream):
+//   chain raw-prerouting / raw-output (filter, hook prerouting / output, priority -300 raw:
+//                 before conntrack, policy accept): clear the untracked mark; iifname / oifname
+//                 vmap @hep-untracked-in / -out (ifname : goto hui-/huo-<hash>)
+//   chain hui-/huo-<hash>: clear the marks; jump failsafe-in / failsafe-out (accept, tracked);
+//                 per tier the policies' ingress / egress chains: an Allow sets the untracked
+//                 mark, notrack, accept; a Deny drops; a Pass or no decision goes on; nothing
+//                 deciding falls through (tracked, normal processing; no default deny)
+//   input, forward, output, pre-dnat start with: meta mark & untracked == untracked accept
+// So an untracked Allow skips preDNAT and normal policy. Ingress runs for everything arriving
+// on the interface (to the host or forwarded), egress for what the host sends out of it
+// (forwarded traffic's egress is not looked at: the route is not known at raw prerouting).
+inline constexpr char kRawPreroutingChain[] = "raw-prerouting";
+inline constexpr char kRawOutputChain[] = "raw-output";
+inline constexpr int kPriorityRaw = -300;
+inline constexpr char kHepUntrackedInMap[] = "hep-untracked-in";
+inline constexpr char kHepUntrackedOutMap[] = "hep-untracked-out";
+std::string UntrackedChainName(bool ingress, const EndpointPolicies& policies);
+Chain UntrackedChain(bool ingress, const EndpointPolicies& policies);
 struct HostEndpoint {
   std::string ifname;
   EndpointPolicies in, out;  // every policy selecting it, and its profiles
@@ -188,6 +210,8 @@ struct HostEndpoint {
   std::optional<EndpointPolicies> pre_dnat;
   // applyOnForward policies only (no profiles); nullopt when none selects it that way.
   std::optional<EndpointPolicies> fwd_in, fwd_out;
+  // doNotTrack policies selecting it (tiers only); nullopt when none does. Named ones only.
+  std::optional<EndpointPolicies> untracked_in, untracked_out;
 };
 // Its chains (added if missing) and its map elements; ifname "*" (all interfaces): its chains
 // only — SetAnyHostEndpoint points the hep-any-* chains at them.

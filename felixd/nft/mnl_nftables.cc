@@ -213,6 +213,7 @@ struct Compiler {
   }
   void operator()(const Counter&) { Add("counter"); }
   void operator()(const Masquerade&) { Add("masq"); }
+  void operator()(const Notrack&) { Add("notrack"); }
   void operator()(const Verdict& v) {
     nftnl_expr* e = Add("immediate");
     nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);

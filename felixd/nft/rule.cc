@@ -77,6 +77,7 @@ struct Printer {
   }
   std::string operator()(const Counter&) const { return "counter"; }
   std::string operator()(const Masquerade&) const { return "masquerade"; }
+  std::string operator()(const Notrack&) const { return "notrack"; }
   std::string operator()(const Verdict& v) const { return v.ToString(); }
   std::string operator()(const GroupVmap& v) const {
     return absl::StrCat(v.input ? "iifgroup" : "oifgroup", " vmap @", v.map);

@@ -109,6 +109,11 @@ struct Counter {
 struct Masquerade {
   bool operator==(const Masquerade&) const = default;
 };
+// `notrack`: the packet skips connection tracking (hooks prerouting and output only, the
+// kernel rejects it elsewhere; effective before conntrack, at raw priority -300).
+struct Notrack {
+  bool operator==(const Notrack&) const = default;
+};
 
 // Verdicts.
 enum class VerdictKind { kAccept, kDrop, kReturn, kJump, kGoto };
@@ -144,8 +149,8 @@ struct GroupVmap {
 
 using Expr = std::variant<IfnameMatch, NfprotoMatch, CtStateMatch, MarkMatch, L4ProtoMatch,
                           AddrSetMatch, PortMatch, PortSetMatch, NamedPortSetMatch,
-                          IfaceAddrSetMatch, IcmpMatch, MarkSet, Log, Counter, Masquerade, Verdict,
-                          IfnameVmap, GroupVmap>;
+                          IfaceAddrSetMatch, IcmpMatch, MarkSet, Log, Counter, Masquerade, Notrack,
+                          Verdict, IfnameVmap, GroupVmap>;
 
 struct Rule {
   std::vector<Expr> exprs;

@@ -14,7 +14,8 @@ std::string DirectionVerdict::Describe() const {
                     (allowed ? "allowed" : "denied") + " by ";
   switch (reason) {
     case Reason::kRule:
-      out += std::string(pre_dnat ? "preDNAT " : "") + "tier " + tier + " policy " + policy + " " +
+      out += std::string(pre_dnat ? "preDNAT " : untracked ? "doNotTrack " : "") + "tier " + tier +
+             " policy " + policy + " " +
              RuleName(rule_index, rule_origin);
       break;
     case Reason::kEndOfTier:
@@ -160,34 +161,41 @@ DirectionVerdict EvaluateHost(const Model& model, const Endpoint& host, Directio
   return EvaluateDirection(model, host, dir, ctx);
 }
 
-// preDNAT policies on a host endpoint's ingress: the deny that decides, if any.
-std::optional<DirectionVerdict> EvaluatePreDnat(const Model& model, const Endpoint& host,
-                                                const PacketContext& ctx) {
+// A host stage before normal policy (preDNAT: ingress; doNotTrack: either direction) on a host
+// endpoint: the verdict that decides, if any. preDNAT: only a Deny decides (an Allow goes on to
+// normal policy); doNotTrack: an Allow decides too (untracked, no further policy).
+std::optional<DirectionVerdict> EvaluateHostStage(const Model& model, const Endpoint& host,
+                                                  Direction dir, bool untracked,
+                                                  const PacketContext& ctx) {
   const Packet& p = ctx.packet;
-  for (const FailsafePort& f : model.failsafe().inbound) {
+  if (untracked && host.interface == "*") return std::nullopt;  // upstream: named ones only
+  const bool in = dir == Direction::kIngress;
+  for (const FailsafePort& f : in ? model.failsafe().inbound : model.failsafe().outbound) {
     if (f.protocol == p.protocol && f.port == p.dst_port) return std::nullopt;
   }
   std::optional<EntityView> self;
   for (const Tier& tier : model.SortedTiers()) {
     for (const Policy* pol : model.PoliciesInTier(tier.name)) {
-      if (!pol->ProgrammedPreDnat()) continue;
+      if (!(untracked ? pol->ProgrammedDoNotTrack() : pol->ProgrammedPreDnat()) || !pol->Applies(dir)) continue;
       if (!self) self = ViewOf(model, host);
       if (!Matches(pol->applies_to, *self)) continue;
       bool passed = false;
-      for (size_t i = 0; i < pol->ingress_rules.size(); ++i) {
-        const Rule& r = pol->ingress_rules[i];
+      const std::vector<Rule>& rules = pol->Rules(dir);
+      for (size_t i = 0; i < rules.size(); ++i) {
+        const Rule& r = rules[i];
         if (r.action == Action::kLog || !RuleMatches(r, ctx)) continue;
         if (r.action == Action::kPass) {
           passed = true;
           break;
         }
-        if (r.action == Action::kAllow) return std::nullopt;  // on to normal policy
+        if (r.action == Action::kAllow && !untracked) return std::nullopt;  // on to normal policy
         DirectionVerdict v;
-        v.direction = Direction::kIngress;
+        v.direction = dir;
         v.endpoint = host.Id();
-        v.allowed = false;
+        v.allowed = r.action == Action::kAllow;
         v.reason = Reason::kRule;
-        v.pre_dnat = true;
+        v.pre_dnat = !untracked;
+        v.untracked = untracked;
         v.policy_applied = true;
         v.tier = tier.name;
         v.policy = pol->Id();
@@ -218,7 +226,8 @@ Verdict Explain(const Model& model, const Packet& packet) {
   if (ctx.src_endpoint) {
     out.egress = EvaluateDirection(model, *ctx.src_endpoint, Direction::kEgress, ctx);
   } else if (const Endpoint* host = HostSide(ctx.src_host, ctx.dst_endpoint)) {
-    out.egress = EvaluateHost(model, *host, Direction::kEgress, ctx);
+    std::optional<DirectionVerdict> untracked = EvaluateHostStage(model, *host, Direction::kEgress, true, ctx);
+    out.egress = untracked ? *std::move(untracked) : EvaluateHost(model, *host, Direction::kEgress, ctx);
   }
   if (out.egress && !out.egress->allowed) {
     out.allowed = false;
@@ -228,7 +237,8 @@ Verdict Explain(const Model& model, const Packet& packet) {
     out.ingress = EvaluateDirection(model, *ctx.dst_endpoint, Direction::kIngress, ctx);
     out.allowed = out.ingress->allowed;
   } else if (const Endpoint* host = HostSide(ctx.dst_host, ctx.src_endpoint)) {
-    std::optional<DirectionVerdict> pre = EvaluatePreDnat(model, *host, ctx);
+    std::optional<DirectionVerdict> pre = EvaluateHostStage(model, *host, Direction::kIngress, true, ctx);
+    if (!pre) pre = EvaluateHostStage(model, *host, Direction::kIngress, false, ctx);
     out.ingress = pre ? *std::move(pre) : EvaluateHost(model, *host, Direction::kIngress, ctx);
     out.allowed = out.ingress->allowed;
   }

@@ -42,6 +42,7 @@ struct DirectionVerdict {
   std::string failsafe;         // kFailsafe: "tcp:22"
   std::vector<std::string> trace;  // Pass and Log steps on the way, in order
   bool pre_dnat = false;           // kRule: decided by a preDNAT policy (before DNAT)
+  bool untracked = false;          // kRule: decided by a doNotTrack policy (before conntrack)
 
   // e.g. "egress of ns1/a: allowed by tier default policy ns1/knp.default.x rule 0 (spec.egress[0])"
   std::string Describe() const;

@@ -155,6 +155,10 @@ struct Policy {
     return pre_dnat && !do_not_track && kind == PolicyKind::kGlobalNetworkPolicy &&
            apply_on_forward && !egress && egress_rules.empty();
   }
+  // doNotTrack as upstream validates it: a GlobalNetworkPolicy with applyOnForward, not preDNAT.
+  bool ProgrammedDoNotTrack() const {
+    return do_not_track && !pre_dnat && kind == PolicyKind::kGlobalNetworkPolicy && apply_on_forward;
+  }
 };
 
 struct Tier {

@@ -378,7 +378,7 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
 }
 
 namespace {
-bool AnyPreDnat(const policy::Model& model);
+bool AnyHostStage(const policy::Model& model);
 }  // namespace
 
 nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionIndex& index,
@@ -393,9 +393,10 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
   // A host endpoint's forward chains depend on its policies' applyOnForward, which a policy
   // change can flip without changing which endpoints it selects: re-render the (few) local
   // host endpoints; unchanged ones cost nothing in the delta.
-  // Their preDNAT lists are not in the index, so a tier change shows nowhere else: while any
-  // preDNAT policy exists, every change (a scan of the policies, no sorting when there is none).
-  if (!changed.policies.empty() || AnyPreDnat(model)) {
+  // Their preDNAT and doNotTrack lists are not in the index, so a tier change shows nowhere
+  // else: while any such policy exists, every change (a scan of the policies, no sorting when
+  // there is none).
+  if (!changed.policies.empty() || AnyHostStage(model)) {
     endpoints.insert(host_endpoints_.begin(), host_endpoints_.end());
   }
   if (!changed.profiles.empty()) {
@@ -447,9 +448,10 @@ void Compiler::RenderPolicy(const policy::Model& model, const policy::SelectionI
     std::string name = PolicyChainName(id, d);
     const policy::Policy* p = it == model.policies().end() ? nullptr : &it->second;
     // preDNAT policies: their ingress chain, entered from host endpoints' hpd- chains;
-    // doNotTrack ones are not programmed (the policy manager says so).
+    // doNotTrack ones: their chains, entered from hui-/huo- chains.
     bool wanted = p && p->Applies(d) && !p->pre_dnat && !p->do_not_track;
     if (p && p->ProgrammedPreDnat()) wanted = d == Direction::kIngress;
+    if (p && p->ProgrammedDoNotTrack()) wanted = p->Applies(d);
     if (!wanted) {
       if (table_.chains.contains(name)) DeleteChain(name, delta);
       continue;
@@ -461,33 +463,45 @@ void Compiler::RenderPolicy(const policy::Model& model, const policy::SelectionI
 }
 
 namespace {
-bool AnyPreDnat(const policy::Model& model) {
+bool AnyHostStage(const policy::Model& model) {
   for (const auto& [_, p] : model.policies()) {
-    if (p.ProgrammedPreDnat()) return true;
+    if (p.ProgrammedPreDnat() || p.ProgrammedDoNotTrack()) return true;
   }
   return false;
 }
-}  // namespace
 
-std::optional<nft::EndpointPolicies> PreDnatPolicies(const policy::Model& model,
-                                                     const policy::Endpoint& host) {
-  if (!AnyPreDnat(model)) return std::nullopt;
-  // Not in the SelectionIndex (preDNAT policies select host endpoints only, and a node has few):
-  // every programmed preDNAT policy in tier order, matched against the endpoint here.
+// Not in the SelectionIndex (preDNAT and doNotTrack policies select host endpoints only, and a
+// node has few): every programmed policy of the kind in tier order, matched here.
+std::optional<nft::EndpointPolicies> HostStagePolicies(const policy::Model& model,
+                                                       const policy::Endpoint& host, Direction d,
+                                                       bool (policy::Policy::*programmed)() const) {
+  if (!AnyHostStage(model)) return std::nullopt;
   nft::EndpointPolicies out;
   std::optional<policy::EntityView> self;
   for (const policy::Tier& tier : model.SortedTiers()) {
     nft::TierChains tc;
     for (const policy::Policy* p : model.PoliciesInTier(tier.name)) {
-      if (!p->ProgrammedPreDnat()) continue;
+      if (!(p->*programmed)() || !p->Applies(d)) continue;
       if (!self) self = policy::ViewOf(model, host);
       if (!policy::Matches(p->applies_to, *self)) continue;
-      tc.policy_chains.push_back(PolicyChainName(p->Id(), Direction::kIngress));
+      tc.policy_chains.push_back(PolicyChainName(p->Id(), d));
     }
     if (!tc.policy_chains.empty()) out.tiers.push_back(std::move(tc));
   }
   if (out.tiers.empty()) return std::nullopt;
   return out;
+}
+}  // namespace
+
+std::optional<nft::EndpointPolicies> PreDnatPolicies(const policy::Model& model,
+                                                     const policy::Endpoint& host) {
+  return HostStagePolicies(model, host, Direction::kIngress, &policy::Policy::ProgrammedPreDnat);
+}
+
+std::optional<nft::EndpointPolicies> UntrackedPolicies(const policy::Model& model,
+                                                       const policy::Endpoint& host, Direction d) {
+  if (host.interface == "*") return std::nullopt;  // upstream: not on all-interfaces endpoints
+  return HostStagePolicies(model, host, d, &policy::Policy::ProgrammedDoNotTrack);
 }
 
 void Compiler::RenderProfile(const policy::Model& model, const policy::SelectionIndex& index,
@@ -567,6 +581,8 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
         if (!fwd.tiers.empty()) (d == Direction::kIngress ? he.fwd_in : he.fwd_out) = std::move(fwd);
       }
       he.pre_dnat = PreDnatPolicies(model, *e);
+      he.untracked_in = UntrackedPolicies(model, *e, Direction::kIngress);
+      he.untracked_out = UntrackedPolicies(model, *e, Direction::kEgress);
       nft::AddHostEndpoint(scratch, he);
       if (he.ifname == "*") next->any = std::move(he);
     }

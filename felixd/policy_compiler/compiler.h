@@ -60,6 +60,10 @@ struct Changed {
 // The preDNAT policies selecting a host endpoint, as tiers of ingress chains; nullopt: none.
 std::optional<nft::EndpointPolicies> PreDnatPolicies(const policy::Model& model,
                                                      const policy::Endpoint& host);
+// The doNotTrack policies selecting a named host endpoint in a direction; nullopt: none (or "*").
+std::optional<nft::EndpointPolicies> UntrackedPolicies(const policy::Model& model,
+                                                       const policy::Endpoint& host,
+                                                       policy::Direction direction);
 
 class Compiler {
  public:

@@ -304,9 +304,10 @@ std::string PolicyManager::UnsupportedLocked(const resources::KindInfo& kind, co
     if (it == model_.policies().end() || !(it->second.pre_dnat || it->second.do_not_track)) return "";
     const policy::Policy& p = it->second;
     if (p.do_not_track) {
-      // TODO(#6): doNotTrack (a raw-priority chain with notrack).
-      return absl::StrCat("policy \"", p.Id(), "\": doNotTrack policies are not implemented by "
-                          "felixd; it is not programmed");
+      if (p.ProgrammedDoNotTrack()) return "";
+      return absl::StrCat("policy \"", p.Id(), "\": a doNotTrack policy must be a "
+                          "GlobalNetworkPolicy with applyOnForward: true (and not preDNAT); it is "
+                          "not programmed");
     }
     if (p.ProgrammedPreDnat()) return "";
     // Upstream's validation refuses these; felixd programs nothing of the policy.

@@ -483,5 +483,80 @@ spec:
   CHECK(any.find("goto hpd-") != std::string::npos);
 }
 
+TEST_CASE("host endpoint: doNotTrack policy decides before conntrack — its Allow skips normal "
+          "policy untracked, its Deny drops, failsafe first, deletion restores normal policy") {
+  HepCluster c;
+  c.Start();
+  c.MakePeer();
+  TestNetns& peer = c.peer();
+  TestNetns& host = c.node().ns();
+  auto in = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kHost, t.substr(3)); };
+  auto out = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kPeer, t.substr(3)); };
+  // The test's own observer (a table it owns, removed with the node's namespace): packets to
+  // 8080 that conntrack did not track, counted after felixd's input chain.
+  ExecResult r = c.node().Exec(
+      "nft add table inet dnt-test && nft add chain inet dnt-test in '{ type filter hook input "
+      "priority 10; }' && nft add rule inet dnt-test in tcp dport 8080 ct state untracked counter");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  c.Apply(kHostEndpoint);
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge-in}
+spec:
+  selector: role == 'edge'
+  types: [Ingress]
+  ingress:
+  - {action: Allow, protocol: TCP, destination: {ports: [80]}}
+)");
+  c.CheckMatrix("normal policy only", {{&peer, "peer", in("tcp:80"), "ok"},
+                                       {&peer, "peer", in("tcp:8080"), "blocked"},
+                                       {&peer, "peer", in("udp:53"), "blocked"},
+                                       {&host, "host", out("tcp:80"), "blocked"}});  // no egress policy
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge-dnt}
+spec:
+  selector: role == 'edge'
+  doNotTrack: true
+  applyOnForward: true
+  types: [Ingress, Egress]
+  ingress:
+  - {action: Deny, protocol: TCP, source: {nets: [192.168.241.2/32]}, destination: {ports: [80]}}
+  - {action: Allow, protocol: TCP, destination: {ports: [8080]}}
+  - {action: Allow, protocol: TCP, source: {ports: [80]}}
+  egress:
+  - {action: Allow, protocol: TCP, source: {ports: [8080]}}
+  - {action: Allow, protocol: TCP, destination: {ports: [80]}}
+)");
+  // Untracked traffic needs both directions allowed: the replies have no conntrack entry.
+  c.CheckMatrix("doNotTrack", {{&peer, "peer", in("tcp:80"), "blocked"},   // untracked Deny before normal Allow
+                               {&peer, "peer", in("tcp:8080"), "ok"},      // untracked Allow over normal deny
+                               {&peer, "peer", in("udp:53"), "blocked"},   // no decision: normal policy
+                               {&peer, "peer", in("tcp:22"), "ok"},        // failsafe before the Deny
+                               {&host, "host", out("tcp:80"), "ok"}});     // untracked out and back
+  std::string counted = c.node().Exec("nft list chain inet dnt-test in").output;
+  INFO(counted);
+  std::smatch m;
+  REQUIRE(std::regex_search(counted, m, std::regex("packets (\\d+)")));
+  CHECK(std::stol(m[1].str()) > 0);  // conntrack never saw the 8080 connection
+  std::string raw = c.node().Exec("nft list chain inet calico raw-prerouting").output;
+  INFO(raw);
+  CHECK(std::regex_search(raw, std::regex("hook prerouting priority (-300|raw)")));
+  {
+    CniRun e = c.node().Calicoctl({"policy", "explain", "--source=192.168.241.2", "--destination=192.168.241.1",
+                                   "--protocol=TCP", "--port=8080",
+                                   "--felixd-socket=" + c.node().dir() + "/dataplane.sock"});
+    INFO(e.out << e.err);
+    CHECK(e.exit_code == 0);
+    CHECK(e.out.find("doNotTrack") != std::string::npos);
+  }
+  c.Ctl({"delete", "globalnetworkpolicy", "edge-dnt"});
+  c.CheckMatrix("doNotTrack deleted", {{&peer, "peer", in("tcp:80"), "ok"},
+                                       {&peer, "peer", in("tcp:8080"), "blocked"},
+                                       {&host, "host", out("tcp:80"), "blocked"}});
+  CHECK(c.node().Exec("nft list map inet calico hep-untracked-in").output.find("hepup0") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace calico::cni::testing

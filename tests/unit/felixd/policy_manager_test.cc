@@ -420,7 +420,7 @@ spec: {selector: role == 'host', preDNAT: true, applyOnForward: true, ingress: [
 apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
 metadata: {name: untracked}
-spec: {selector: role == 'host', doNotTrack: true, applyOnForward: true, ingress: [{action: Deny}]}
+spec: {selector: role == 'host', doNotTrack: true, applyOnForward: true, ingress: [{action: Deny, source: {nets: [192.0.2.0/24]}}]}
 )"));
   std::string problems;
   for (const std::string& p : env.manager->Status().problems) problems += p + "\n";
@@ -429,7 +429,13 @@ spec: {selector: role == 'host', doNotTrack: true, applyOnForward: true, ingress
   CHECK(problems.find("HostEndpoint \"node1-byip\": no interfaceName") != std::string::npos);
   CHECK(env.State().chains.at(nft::kHepAnyIn).rule_tags.size() == 1);  // node1-all's chains
   CHECK(problems.find("policy \"pre\"") == std::string::npos);
-  CHECK(problems.find("policy \"untracked\": doNotTrack policies are not implemented") != std::string::npos);
+  CHECK(problems.find("policy \"untracked\"") == std::string::npos);
+  // doNotTrack: eth0 enters its untracked chain at raw priority; the "*" endpoint never does.
+  CHECK(env.State().sets.at(nft::kHepUntrackedInMap).elements.size() == 1);
+  CHECK(env.State().sets.at(nft::kHepUntrackedInMap).elements.contains("eth0"));
+  policy::Verdict untracked = env.manager->Explain(Tcp("192.0.2.5", "192.168.1.10", 80));
+  CHECK_FALSE(untracked.allowed);
+  CHECK(untracked.Describe().find("doNotTrack tier default policy untracked rule 0") != std::string::npos);
   // Only "pre" is programmed: eth0 enters a preDNAT chain of one policy.
   CHECK(env.State().sets.at(nft::kHepPreDnatMap).elements.size() == 1);
   CHECK(env.State().sets.at(nft::kHepPreDnatMap).elements.contains("eth0"));

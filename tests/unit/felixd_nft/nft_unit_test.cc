@@ -239,12 +239,13 @@ TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and
                                                   "stray", "from-hep", "to-hep", "from-hep-fwd",
                                                   "to-hep-fwd", "failsafe-in", "failsafe-out",
                                                   kHepAnyIn, kHepAnyOut, kHepAnyFwdIn, kHepAnyFwdOut,
-                                                  kHepAnyPreDnat, kPreDnatChain});
+                                                  kHepAnyPreDnat, kPreDnatChain, kRawPreroutingChain,
+                                                  kRawOutputChain});
   CHECK(s.egress_sets == std::set<std::string>{kFromWepMap, kFromGroupMap, kWepSrc4, kWepSrc6,
                                                "sel", "sel-out"});
   CHECK(s.ingress_sets == std::set<std::string>{kToWepMap, kToGroupMap, "sel", "unused", kHepInMap,
                                                 kHepOutMap, kHepFwdInMap, kHepFwdOutMap, kHepNodes4, kHepNodes6,
-                                                kHepPreDnatMap});
+                                                kHepPreDnatMap, kHepUntrackedInMap, kHepUntrackedOutMap});
   CHECK(s.egress.sets.at("sel") == t.sets.at("sel"));
   CHECK(s.ingress.sets.at("sel") == t.sets.at("sel"));
   // Each part is a whole table: every reference resolves.

@@ -922,6 +922,99 @@ TEST_CASE("preDNAT: before normal policy, failsafe first, Deny drops, Allow goes
   }
 }
 
+// doNotTrack: in, TCP 8080 allowed untracked (host-in denies it), 198.51.100.0/24 denied before
+// anything else but failsafe; out, UDP 5000 allowed untracked (host-in's egress does not allow
+// it), TCP to 192.168.9.20 denied (host-in allows it). A later tier passes 443.
+constexpr char kDoNotTrack[] = R"(
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: early}
+spec: {order: 50}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: early.dnt-pass}
+spec:
+  tier: early
+  selector: role == 'host'
+  doNotTrack: true
+  applyOnForward: true
+  ingress:
+  - {action: Pass, protocol: TCP, destination: {ports: [443]}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: dnt}
+spec:
+  order: 1
+  selector: role == 'host'
+  doNotTrack: true
+  applyOnForward: true
+  types: [Ingress, Egress]
+  ingress:
+  - {action: Allow, protocol: TCP, destination: {ports: [8080, 443]}}
+  - {action: Deny, source: {nets: [198.51.100.0/24]}}
+  egress:
+  - {action: Allow, protocol: UDP, destination: {ports: [5000]}}
+  - {action: Deny, protocol: TCP, destination: {nets: [192.168.9.20/32]}}
+)";
+
+TEST_CASE("doNotTrack: before conntrack on named host endpoints, an Allow skips all other policy, failsafe first", "[unit][policy_compiler][hostendpoint][donottrack]") {
+  const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
+  INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
+  Driver d(layout);
+  d.options.node = "node1";
+  d.compiler = Compiler(d.options);
+  d.w.Apply(kHostEndpoints);
+  d.Start();
+  d.w.Apply(kDoNotTrack);
+  d.Rebuilt({{"early.dnt-pass", "dnt"}, {}});
+  d.Check();
+  const nft::DesiredTable& t = d.compiler.desired();
+  CheckLoads(t);
+  CHECK(t.chains.at(nft::kRawPreroutingChain).base->priority == -300);
+  CHECK(t.chains.at(nft::kRawOutputChain).base->hook == nft::Hook::kOutput);
+  // eth9 only (eth8 is not role host; node2's is remote).
+  REQUIRE(t.sets.at(nft::kHepUntrackedInMap).elements.size() == 1);
+  const std::string hui = t.sets.at(nft::kHepUntrackedInMap).elements.at("eth9").substr(5);
+  bool notrack = false;
+  for (const nft::Rule& r : t.chains.at(hui).rules) notrack = notrack || r.ToString().find("notrack") != std::string::npos;
+  CHECK(notrack);
+  CHECK(CheckHostOracle(d.w.model, t) > 100);
+  Interpreter interp(t, &d.compiler.link_groups());
+  auto in = [&](const char* src, int proto, int port) {
+    return interp.Hook("input", Probe{World::Make(src, "192.168.9.10", proto, port), "eth9", "lo"});
+  };
+  auto out = [&](const char* dst, int proto, int port) {
+    return interp.Hook("output", Probe{World::Make("192.168.9.10", dst, proto, port), "lo", "eth9"});
+  };
+  CHECK(in("203.0.113.9", policy::kProtoTcp, 8080));         // untracked Allow over host-in's Deny
+  CHECK_FALSE(in("198.51.100.9", policy::kProtoTcp, 80));    // untracked Deny
+  CHECK(in("198.51.100.9", policy::kProtoTcp, 22));          // failsafe first
+  CHECK(in("203.0.113.9", policy::kProtoTcp, 80));           // no decision: host-in allows
+  CHECK(in("198.51.100.9", policy::kProtoTcp, 443));         // tier early passes; dnt allows 443 first
+  CHECK(out("203.0.113.9", policy::kProtoUdp, 5000));        // untracked Allow (host-in: no)
+  CHECK_FALSE(out("192.168.9.20", policy::kProtoTcp, 80));   // untracked Deny (host-in allows)
+  policy::Verdict v = policy::Explain(d.w.model, World::Make("203.0.113.9", "192.168.9.10", policy::kProtoTcp, 8080));
+  CHECK(v.allowed);
+  CHECK(v.Describe().find("doNotTrack tier default policy dnt rule 0") != std::string::npos);
+
+  SECTION("restart: the kernel's table reads back equal") {
+    nft::FakeNftables kernel;
+    REQUIRE(kernel.Apply(nft::ComputeDelta(t, std::nullopt)).ok());
+    CHECK(nft::ComputeDelta(t, *kernel.Read()).empty());
+  }
+  SECTION("deleted: no untracked chain or element stays") {
+    d.Delete("projectcalico.org/v3", "GlobalNetworkPolicy", "", "early.dnt-pass");
+    d.Delete("projectcalico.org/v3", "GlobalNetworkPolicy", "", "dnt");
+    d.Rebuilt({{"early.dnt-pass", "dnt"}, {}});
+    d.Check();
+    CHECK(d.compiler.desired().sets.at(nft::kHepUntrackedInMap).elements.empty());
+    CHECK(d.compiler.desired().sets.at(nft::kHepUntrackedOutMap).elements.empty());
+    for (const auto& [name, _] : d.compiler.desired().chains) CHECK_FALSE(name.starts_with("hu"));
+  }
+}
+
 // An all-interfaces endpoint (role host, like eth9) and a named one no preDNAT policy selects.
 constexpr char kAnyPreDnatEndpoints[] = R"(
 apiVersion: projectcalico.org/v3

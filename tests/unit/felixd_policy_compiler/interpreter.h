@@ -39,6 +39,9 @@ class Interpreter {
   bool Hook(const std::string& base, const Probe& probe) {
     p_ = &probe;
     mark_ = 0;
+    // Raw priority (-300) first: doNotTrack; its accept only ends that hook's chain.
+    const char* raw = base == "output" ? "raw-output" : "raw-prerouting";
+    if (t_.chains.contains(raw) && Run(raw, 0) == Result::kDrop) return false;
     // Hook order at prerouting: pre-dnat (priority -110), then prerouting (0).
     if (base != "output" && t_.chains.contains("pre-dnat") && Run("pre-dnat", 0) == Result::kDrop) {
       return false;
@@ -166,6 +169,7 @@ class Interpreter {
   Step Eval(const nft::Counter&, int) { return Step::kNext; }
   // The kernel's masq expression NATs and returns NF_ACCEPT (nat chains only; policy has none).
   Step Eval(const nft::Masquerade&, int depth) { return Apply("accept", depth); }
+  Step Eval(const nft::Notrack&, int) { return Step::kNext; }
   Step Eval(const nft::Verdict& v, int depth) { return Apply(v.ToString(), depth); }
   // iifgroup/oifgroup: the interface's link group is the key; no group (0) misses.
   Step Eval(const nft::GroupVmap& m, int depth) {
