@@ -391,13 +391,11 @@ void Birdd::Reoriginate() {
       }
     }
   }
-  for (auto it = originated_.begin(); it != originated_.end();) {
-    if (want.count(it->first) == 0) {
-      speaker_->Withdraw(it->first);
-      it = originated_.erase(it);
-    } else {
-      ++it;
-    }
+  // Make before break: what replaces a route (a block's /26 for its pods' /32s once the block
+  // is confirmed) goes out before the withdrawal, so peers never lack a route in between.
+  std::vector<net::Prefix> gone;
+  for (const auto& [p, _] : originated_) {
+    if (want.count(p) == 0) gone.push_back(p);
   }
   for (const net::Prefix& p : want) {
     // Communities of every prefixAdvertisements entry containing the route.
@@ -411,6 +409,10 @@ void Birdd::Reoriginate() {
     if (it != originated_.end() && it->second == c) continue;
     originated_[p] = c;
     speaker_->Originate(p, c.first, c.second);
+  }
+  for (const net::Prefix& p : gone) {
+    speaker_->Withdraw(p);
+    originated_.erase(p);
   }
 }
 
