@@ -367,6 +367,8 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
   profile_refs_.clear();
   set_refs_.clear();
   dynamic_sets_.clear();
+  full_chains_.clear();
+  set_users_.clear();
   skeleton_sets_.clear();
   for (const auto& [name, _] : table_.sets) skeleton_sets_.insert(name);
   nft::Delta scratch;
@@ -425,6 +427,28 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
     for (int f : {4, 6}) {
       RefreshDynamicSet(NamedPortSetName(name, protocol, f), index, out,
                         moves == delta.named_port_moves.end() ? nullptr : &moves->second);
+    }
+  }
+  // Chains with a rule over a selector or named-port set whose emptiness this change flipped
+  // (a set every policy uses changes with every pod: only its first or last member counts).
+  std::map<std::string, int> net;  // set → elements added minus deleted by this change
+  for (const nft::ElementChange& e : out.add_elements) ++net[e.set];
+  for (const nft::ElementChange& e : out.delete_elements) --net[e.set];
+  for (const auto& [set, n] : net) {
+    auto users = set_users_.find(set);
+    auto now = table_.sets.find(set);
+    if (users == set_users_.end() || now == table_.sets.end()) continue;
+    const int size = int(now->second.elements.size());
+    if ((size == 0) == (size - n == 0)) continue;
+    for (const std::string& name : users->second) {
+      nft::Chain elided = Elide(full_chains_.at(name));
+      nft::Chain& current = table_.chains.at(name);
+      if (current == elided) continue;
+      current = elided;
+      auto queued = std::find_if(out.put_chains.begin(), out.put_chains.end(),
+                                 [&](const nft::Chain& c) { return c.name == name; });
+      if (queued != out.put_chains.end()) *queued = std::move(elided);
+      else out.put_chains.push_back(std::move(elided));
     }
   }
   CollectGarbage(out);
@@ -694,10 +718,35 @@ void Compiler::RefSets(const nft::Chain& chain, int by) {
   }
 }
 
+nft::Chain Compiler::Elide(const nft::Chain& full) const {
+  // A rule that needs an address in an empty selector or named-port set never matches (an
+  // IPv4-only cluster's IPv6 alternatives): left out, the kernel validates fewer rules on every
+  // chain change. A negated match on an empty set matches everything and stays.
+  auto empty = [&](const std::string& set) {
+    if (!dynamic_sets_.contains(set)) return false;
+    auto it = table_.sets.find(set);
+    return it != table_.sets.end() && it->second.elements.empty();
+  };
+  nft::Chain out{full.name, full.base, {}};
+  for (const nft::Rule& r : full.rules) {
+    bool never = false;
+    for (const nft::Expr& e : r.exprs) {
+      if (const auto* m = std::get_if<nft::AddrSetMatch>(&e)) never = never || (!m->negate && empty(m->set));
+      if (const auto* m = std::get_if<nft::NamedPortSetMatch>(&e)) never = never || (!m->negate && empty(m->set));
+    }
+    if (!never) out.rules.push_back(r);
+  }
+  return out;
+}
+
 void Compiler::PutChain(nft::Chain chain, const CompiledRules* sources,
                         const policy::SelectionIndex& index, nft::Delta& delta) {
   auto it = table_.chains.find(chain.name);
-  if (it != table_.chains.end() && it->second == chain) return;
+  auto full = full_chains_.find(chain.name);
+  if (sources != nullptr ? full != full_chains_.end() && full->second == chain
+                         : it != table_.chains.end() && it->second == chain) {
+    return;
+  }
   // Sets first: a new set the chain needs is created with its members.
   for (const nft::Rule& r : chain.rules) {
     for (const std::string& s : nft::ReferencedSets(r)) {
@@ -728,20 +777,53 @@ void Compiler::PutChain(nft::Chain chain, const CompiledRules* sources,
       table_.sets[s] = std::move(set);
     }
   }
+  // References (what keeps a set) follow the full rules, elided or not.
   RefSets(chain, +1);
-  if (it != table_.chains.end()) {
+  if (full != full_chains_.end()) {
+    RefSets(full->second, -1);
+    SetUsers(full->second, -1);
+  } else if (it != table_.chains.end()) {
     RefSets(it->second, -1);
-    it->second = chain;
-  } else {
-    table_.chains[chain.name] = chain;
   }
-  delta.put_chains.push_back(std::move(chain));
+  nft::Chain programmed = chain;
+  if (sources != nullptr) {
+    SetUsers(chain, +1);
+    programmed = Elide(chain);
+    full_chains_[chain.name] = std::move(chain);
+  }
+  if (it != table_.chains.end()) {
+    if (it->second == programmed) return;  // only never-matching rules changed
+    it->second = programmed;
+  } else {
+    table_.chains[programmed.name] = programmed;
+  }
+  delta.put_chains.push_back(std::move(programmed));
+}
+
+void Compiler::SetUsers(const nft::Chain& chain, int by) {
+  for (const nft::Rule& r : chain.rules) {
+    for (const std::string& s : nft::ReferencedSets(r)) {
+      if (!dynamic_sets_.contains(s)) continue;
+      if (by > 0) {
+        set_users_[s].insert(chain.name);
+      } else if (auto u = set_users_.find(s); u != set_users_.end()) {
+        u->second.erase(chain.name);
+        if (u->second.empty()) set_users_.erase(u);
+      }
+    }
+  }
 }
 
 void Compiler::DeleteChain(const std::string& name, nft::Delta& delta) {
   auto it = table_.chains.find(name);
   if (it == table_.chains.end()) return;
-  RefSets(it->second, -1);
+  if (auto full = full_chains_.find(name); full != full_chains_.end()) {
+    RefSets(full->second, -1);
+    SetUsers(full->second, -1);
+    full_chains_.erase(full);
+  } else {
+    RefSets(it->second, -1);
+  }
   table_.chains.erase(it);
   delta.delete_chains.push_back(name);
 }

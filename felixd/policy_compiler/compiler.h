@@ -12,7 +12,9 @@
 //  - Update() after any sequence of changes leaves desired() equal to Build() of the end state
 //    (path independence), and its delta touches only what changed: set elements, map
 //    elements, chains of changed policies, a group chain when a new policy list appears.
-//  - A set exists exactly while a chain references it; a group chain while an endpoint uses it.
+//  - A set exists exactly while a chain references it (its rules as compiled: a rule needing a
+//    member of an empty selector or named-port set is left out of the table, and comes back with
+//    the set's first member); a group chain while an endpoint uses it.
 
 #include <map>
 #include <optional>
@@ -116,6 +118,9 @@ class Compiler {
   void PutChain(nft::Chain chain, const CompiledRules* sources, const policy::SelectionIndex& index,
                 nft::Delta& delta);
   void DeleteChain(const std::string& name, nft::Delta& delta);
+  // `full` without the rules that need a member of an empty selector or named-port set.
+  nft::Chain Elide(const nft::Chain& full) const;
+  void SetUsers(const nft::Chain& chain, int by);
   void RefSets(const nft::Chain& chain, int by);
   void SetElements(const std::string& set, nft::Elements elements, nft::Delta& delta);
   // Brings a selector or named-port set to the index's members: the named port's `moves` when
@@ -141,6 +146,10 @@ class Compiler {
   std::map<std::string, int> profile_refs_;  // profile → endpoints naming it
   std::map<std::string, int> set_refs_;      // set → rules referencing it
   std::map<std::string, DynamicSet> dynamic_sets_;  // by set name
+  // Policy and profile chains as compiled (table_ holds them elided), and which of them use
+  // each dynamic set, so a set's first member or last one re-renders exactly those.
+  std::map<std::string, nft::Chain> full_chains_;
+  std::map<std::string, std::set<std::string>> set_users_;
   std::set<std::string> skeleton_sets_;
   std::map<std::string, std::pair<uint32_t, int>> combos_;  // combo → (group, endpoints)
   std::map<uint32_t, std::string> group_owner_;

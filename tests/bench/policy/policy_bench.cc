@@ -91,7 +91,9 @@ Json Policy(int j, int variant = 0) {
             {"ingress",
              {{{"action", "Allow"},
                {"protocol", "TCP"},
-               {"source", {{"selector", absl::StrFormat("app == 'app%d'", (j + 1) % kApps)}}},
+               // Any namespace: app j+1's pods live in another namespace than the policy.
+               {"source", {{"selector", absl::StrFormat("app == 'app%d'", (j + 1) % kApps)},
+                           {"namespaceSelector", "all()"}}},
                {"destination", {{"ports", {80 + j % 10 + variant, "http"}}}}}}},
             {"egress",
              {{{"action", "Allow"},
