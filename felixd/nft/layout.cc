@@ -275,9 +275,12 @@ std::string UntrackedChainName(bool ingress, const EndpointPolicies& policies) {
   return absl::StrFormat("%s-%016x", ingress ? "hui" : "huo", h);
 }
 
-Chain UntrackedChain(bool ingress, const EndpointPolicies& policies) {
-  Chain c{UntrackedChainName(ingress, policies), std::nullopt,
-          {R({MarkSet{kMarkMask, 0}}), R({Jump(ingress ? kFailsafeInChain : kFailsafeOutChain)})}};
+namespace {
+// A host endpoint's stage before normal policy (preDNAT, doNotTrack): clear the marks, failsafe
+// first, then per tier the policies' chains as in GroupChain; `allowed` ends the stage for an
+// Allow; a Pass goes on to the next tier; no end-of-tier, profile or default drop.
+Chain StageChain(std::string name, const char* failsafe, const EndpointPolicies& policies, Rule allowed) {
+  Chain c{std::move(name), std::nullopt, {R({MarkSet{kMarkMask, 0}}), R({Jump(failsafe)})}};
   for (const TierChains& tier : policies.tiers) {
     bool first_policy = true;
     for (const std::string& policy : tier.policy_chains) {
@@ -285,12 +288,19 @@ Chain UntrackedChain(bool ingress, const EndpointPolicies& policies) {
       else c.rules.push_back(R({MarkMatch{kMarkMask, 0, false}, Jump(policy)}));
       first_policy = false;
     }
-    // Allowed: not tracked, and marked so the filter chains accept it without policy.
-    c.rules.push_back(R({MarkMatch{kMarkAccept, kMarkAccept, false}, MarkSet{kMarkMask, kMarkUntracked},
-                         Notrack{}, Accept()}));
+    c.rules.push_back(allowed);
     c.rules.push_back(R({MarkSet{kMarkPass, 0}}));
   }
   return c;
+}
+}  // namespace
+
+Chain UntrackedChain(bool ingress, const EndpointPolicies& policies) {
+  // Allowed: not tracked, and marked so the filter chains accept it without policy.
+  return StageChain(UntrackedChainName(ingress, policies), ingress ? kFailsafeInChain : kFailsafeOutChain,
+                    policies,
+                    R({MarkMatch{kMarkAccept, kMarkAccept, false}, MarkSet{kMarkMask, kMarkUntracked},
+                       Notrack{}, Accept()}));
 }
 
 std::string PreDnatChainName(const EndpointPolicies& policies) {
@@ -299,20 +309,9 @@ std::string PreDnatChainName(const EndpointPolicies& policies) {
 }
 
 Chain PreDnatChain(const EndpointPolicies& policies) {
-  Chain c{PreDnatChainName(policies), std::nullopt, {R({MarkSet{kMarkMask, 0}}), R({Jump(kFailsafeInChain)})}};
-  // As GroupChain, but an Allow accepts and there is no end-of-tier or profile drop.
-  for (const TierChains& tier : policies.tiers) {
-    bool first_policy = true;
-    for (const std::string& policy : tier.policy_chains) {
-      if (first_policy) c.rules.push_back(R({Jump(policy)}));
-      else c.rules.push_back(R({MarkMatch{kMarkMask, 0, false}, Jump(policy)}));
-      first_policy = false;
-    }
-    // Accepted for this stage, marks cleared (normal policy runs later with its own).
-    c.rules.push_back(R({MarkMatch{kMarkAccept, kMarkAccept, false}, MarkSet{kMarkMask, 0}, Accept()}));
-    c.rules.push_back(R({MarkSet{kMarkPass, 0}}));
-  }
-  return c;
+  // Accepted for this stage, marks cleared (normal policy runs later with its own).
+  return StageChain(PreDnatChainName(policies), kFailsafeInChain, policies,
+                    R({MarkMatch{kMarkAccept, kMarkAccept, false}, MarkSet{kMarkMask, 0}, Accept()}));
 }
 
 void AddHostEndpoint(DesiredTable& table, const HostEndpoint& endpoint) {

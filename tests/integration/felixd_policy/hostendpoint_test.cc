@@ -45,6 +45,9 @@ using ::calico::testing::TestNetns;
 
 constexpr char kHost[] = "192.168.241.1";
 constexpr char kPeer[] = "192.168.241.2";
+// Probe targets: "tcp:80" → "tcp:<host or peer>:80".
+std::string ToHost(const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kHost, t.substr(3)); }
+std::string ToPeer(const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kPeer, t.substr(3)); }
 
 class HepCluster {
  public:
@@ -162,6 +165,15 @@ class HepCluster {
     }
   }
 
+  // calicoctl policy explain against this node's felixd: (exit code: 0 allowed, 3 denied; output).
+  std::pair<int, std::string> Explain(const std::string& src, const std::string& dst, const std::string& proto,
+                                      int port) {
+    CniRun r = node_.Calicoctl({"policy", "explain", "--source=" + src, "--destination=" + dst,
+                                "--protocol=" + proto, absl::StrCat("--port=", port),
+                                "--felixd-socket=" + node_.dir() + "/dataplane.sock"});
+    return {r.exit_code, r.out + r.err};
+  }
+
   std::string Status() {
     return Ctl({"node", "workloads", "--felixd-socket=" + node_.dir() + "/dataplane.sock"});
   }
@@ -201,8 +213,8 @@ TEST_CASE("host endpoint: failsafe ports and default deny for the host, policy o
   TestNetns& peer = c.peer();
   TestNetns& host = c.node().ns();
   TestNetns& pod_ns = c.node().PodNetns("a");
-  auto in = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kHost, t.substr(3)); };
-  auto out = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kPeer, t.substr(3)); };
+  auto in = ToHost;
+  auto out = ToPeer;
   const std::string to_pod80 = "tcp:" + pod + ":80", to_pod53 = "udp:" + pod + ":53";
 
   // No host endpoint: nothing of this is policed.
@@ -245,10 +257,7 @@ spec:
 
   // The explainer agrees (exit 0 allowed, 3 denied).
   auto explain = [&](const std::string& src, const std::string& dst, const std::string& proto, int port) {
-    CniRun r = c.node().Calicoctl({"policy", "explain", "--source=" + src, "--destination=" + dst,
-                                   "--protocol=" + proto, absl::StrCat("--port=", port),
-                                   "--felixd-socket=" + c.node().dir() + "/dataplane.sock"});
-    return std::make_pair(r.exit_code, r.out + r.err);
+    return c.Explain(src, dst, proto, port);
   };
   {
     auto [code, text] = explain(kPeer, kHost, "TCP", 22);
@@ -377,7 +386,7 @@ TEST_CASE("host endpoint: preDNAT policy runs before normal policy and sees the 
   c.Start();
   c.MakePeer();
   TestNetns& peer = c.peer();
-  auto in = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kHost, t.substr(3)); };
+  auto in = ToHost;
   // The test's own DNAT (a table it owns, removed with the node's namespace): tcp 18080 to the
   // host's 8080, at dstnat (-100), after felixd's pre-dnat chain (-110).
   ExecResult r = c.node().Exec(
@@ -427,12 +436,10 @@ spec:
   INFO(table);
   CHECK(std::regex_search(table, std::regex("hook prerouting priority (-110|dstnat - 10)")));
   {
-    CniRun e = c.node().Calicoctl({"policy", "explain", "--source=192.168.241.2", "--destination=192.168.241.1",
-                                   "--protocol=TCP", "--port=80",
-                                   "--felixd-socket=" + c.node().dir() + "/dataplane.sock"});
-    INFO(e.out << e.err);
-    CHECK(e.exit_code == 3);
-    CHECK((e.out + e.err).find("preDNAT") != std::string::npos);
+    auto [code, text] = c.Explain(kPeer, kHost, "TCP", 80);
+    INFO(text);
+    CHECK(code == 3);
+    CHECK(text.find("preDNAT") != std::string::npos);
   }
 
   // SIGKILLed and started again: the table, pre-dnat included, adopted with zero transactions.
@@ -490,8 +497,8 @@ TEST_CASE("host endpoint: doNotTrack policy decides before conntrack — its All
   c.MakePeer();
   TestNetns& peer = c.peer();
   TestNetns& host = c.node().ns();
-  auto in = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kHost, t.substr(3)); };
-  auto out = [&](const std::string& t) { return absl::StrCat(t.substr(0, 3), ":", kPeer, t.substr(3)); };
+  auto in = ToHost;
+  auto out = ToPeer;
   // The test's own observer (a table it owns, removed with the node's namespace): packets to
   // 8080 that conntrack did not track, counted after felixd's input chain.
   ExecResult r = c.node().Exec(
@@ -544,12 +551,10 @@ spec:
   INFO(raw);
   CHECK(std::regex_search(raw, std::regex("hook prerouting priority (-300|raw)")));
   {
-    CniRun e = c.node().Calicoctl({"policy", "explain", "--source=192.168.241.2", "--destination=192.168.241.1",
-                                   "--protocol=TCP", "--port=8080",
-                                   "--felixd-socket=" + c.node().dir() + "/dataplane.sock"});
-    INFO(e.out << e.err);
-    CHECK(e.exit_code == 0);
-    CHECK(e.out.find("doNotTrack") != std::string::npos);
+    auto [code, text] = c.Explain(kPeer, kHost, "TCP", 8080);
+    INFO(text);
+    CHECK(code == 0);
+    CHECK(text.find("doNotTrack") != std::string::npos);
   }
   c.Ctl({"delete", "globalnetworkpolicy", "edge-dnt"});
   c.CheckMatrix("doNotTrack deleted", {{&peer, "peer", in("tcp:80"), "ok"},
