@@ -190,15 +190,19 @@ std::string GroupChainName(bool ingress, const EndpointPolicies& policies) {
   uint64_t h = Fnv(ingress ? "in" : "out");
   for (const TierChains& tier : policies.tiers) {
     h = Fnv(tier.pass_at_end ? "|tier-pass|" : "|tier|", h);
-    for (const std::string& p : tier.policy_chains) h = Fnv(absl::StrCat(p, ","), h);
+    for (const std::string& p : tier.policy_chains) h = Fnv(",", Fnv(p, h));
   }
   h = Fnv("|profiles|", h);
-  for (const std::string& p : policies.profile_chains) h = Fnv(absl::StrCat(p, ","), h);
-  return absl::StrFormat("%s-%016x", ingress ? "tw" : "fw", h);
+  for (const std::string& p : policies.profile_chains) h = Fnv(",", Fnv(p, h));
+  return absl::StrCat(ingress ? "tw-" : "fw-", absl::Hex(h, absl::kZeroPad16));
 }
 
 uint32_t LinkGroupOf(const EndpointPolicies& ingress, const EndpointPolicies& egress) {
-  uint64_t h = Fnv(absl::StrCat(GroupChainName(true, ingress), "+", GroupChainName(false, egress)));
+  return LinkGroupOf(GroupChainName(true, ingress), GroupChainName(false, egress));
+}
+
+uint32_t LinkGroupOf(std::string_view ingress_chain, std::string_view egress_chain) {
+  uint64_t h = Fnv(egress_chain, Fnv("+", Fnv(ingress_chain)));
   uint32_t g = static_cast<uint32_t>(h ^ (h >> 32));
   return g < kMinLinkGroup ? g + kMinLinkGroup : g;
 }
@@ -436,7 +440,8 @@ void AddEndpoint(DesiredTable& table, const Endpoint& endpoint) {
   const bool by_group = grp != table.sets.end() && !by_link;
   for (bool ingress : {true, false}) {
     const EndpointPolicies& p = ingress ? endpoint.ingress : endpoint.egress;
-    std::string name = GroupChainName(ingress, p);
+    const std::string& known = ingress ? endpoint.ingress_chain : endpoint.egress_chain;
+    std::string name = known.empty() ? GroupChainName(ingress, p) : known;
     if (!table.chains.contains(name)) table.chains[name] = GroupChain(ingress, p);
     if (by_link) {
       // The interface carries the group number; the caller sets it (and keeps it unique).

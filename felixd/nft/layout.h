@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "felixd/nft/delta.h"
@@ -112,6 +113,8 @@ struct Endpoint {
   std::vector<std::string> addresses;  // "10.65.0.3", "fd00::3"
   EndpointPolicies ingress, egress;
   uint32_t link_group = 0;  // kByLinkGroup: the number its link carries (>= kMinLinkGroup)
+  // GroupChainName of ingress and egress when the caller has them (empty: computed).
+  std::string ingress_chain, egress_chain;
 };
 // Link groups below this are left to the system (0 is every link's default; small numbers are
 // what operators use by hand). A cali* link in an unknown group is dropped (fail closed).
@@ -119,6 +122,8 @@ inline constexpr uint32_t kMinLinkGroup = 0x10000;
 // The preferred number for an (ingress, egress) combination: a hash, so a restarted felixd
 // picks the same numbers; the caller probes upwards when two combinations collide.
 uint32_t LinkGroupOf(const EndpointPolicies& ingress, const EndpointPolicies& egress);
+// The same from the two GroupChainNames.
+uint32_t LinkGroupOf(std::string_view ingress_chain, std::string_view egress_chain);
 // Follows the table's dispatch (kByGroup when it has kFromGroupMap): kByGroup adds the group's
 // chain and its from-grp/to-grp element when missing, and the interface's data elements.
 void AddEndpoint(DesiredTable& table, const Endpoint& endpoint);

@@ -21,7 +21,7 @@ std::string Hash(std::string_view s) {
     h ^= c;
     h *= 0x100000001b3ull;
   }
-  return absl::StrFormat("%016x", h);
+  return absl::StrCat(absl::Hex(h, absl::kZeroPad16));  // = %016x, without the format parser
 }
 
 std::string NamedPortElement(const NamedPortMember& m, int protocol) {
@@ -346,8 +346,8 @@ CompiledRules CompileRules(const std::vector<policy::Rule>& rules, const Options
 
 // ---- Compiler ----
 
-const nft::DesiredTable& Compiler::Build(const policy::Model& model,
-                                          const policy::SelectionIndex& index) {
+const nft::DesiredTable& Compiler::Build(const policy::Model& model, const policy::SelectionIndex& index,
+                                          const std::map<std::string, uint32_t>* group_hint) {
   nft::LayoutOptions layout = options_.layout;
   for (const policy::FailsafePort& f : model.failsafe().inbound) {
     layout.failsafe_in.push_back({uint8_t(f.protocol), uint16_t(f.port)});
@@ -373,7 +373,10 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model,
   for (const auto& [name, _] : table_.sets) skeleton_sets_.insert(name);
   nft::Delta scratch;
   for (const auto& [id, _] : model.policies()) RenderPolicy(model, index, id, scratch);
+  transfers_.clear();
+  group_hint_ = group_hint;
   for (const auto& [id, _] : model.endpoints()) RenderEndpoint(model, index, id, scratch);
+  group_hint_ = nullptr;
   RenderAnyHostEndpoint(index, scratch);
   CollectGarbage(scratch);
   return table_;
@@ -410,7 +413,10 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
       }
     }
   }
+  PlanGroupTransfers(model, index, endpoints);
   for (const std::string& id : endpoints) RenderEndpoint(model, index, id, out);
+  transfers_.clear();
+  planned_lists_.clear();
   RenderAnyHostEndpoint(index, out);
   // Members of existing sets.
   std::set<std::string> touched;
@@ -542,45 +548,118 @@ void Compiler::RenderProfile(const policy::Model& model, const policy::Selection
   }
 }
 
-void Compiler::RenderEndpoint(const policy::Model& model, const policy::SelectionIndex& index,
-                              const std::string& id, nft::Delta& delta) {
+const policy::Endpoint* Compiler::Programmed(const policy::Model& model, const std::string& id) const {
   auto it = model.endpoints().find(id);
   const policy::Endpoint* e = it == model.endpoints().end() ? nullptr : &it->second;
   if (e && ((!options_.node.empty() && e->node != options_.node) || e->interface.empty())) e = nullptr;
   // Host endpoints: a named interface or "*" (expectedIPs-only endpoints are not programmed;
   // their addresses still fill selector sets).
   if (e && e->host && !policy::ProgrammedHostEndpoint(*e)) e = nullptr;
+  return e;
+}
 
+namespace {
+std::vector<std::string> UniqueProfiles(const policy::Endpoint& e) {
+  std::vector<std::string> out;
+  for (const std::string& profile : e.profiles) {
+    if (std::find(out.begin(), out.end(), profile) == out.end()) out.push_back(profile);
+  }
+  return out;
+}
+}  // namespace
+
+std::pair<nft::EndpointPolicies, nft::EndpointPolicies> Compiler::Lists(const policy::Model& model,
+                                                                        const policy::SelectionIndex& index,
+                                                                        const std::string& id,
+                                                                        const policy::Endpoint& e) const {
+  const policy::EndpointPolicies& pols = index.PoliciesOf(id);
+  const std::vector<std::string> profiles = UniqueProfiles(e);
+  std::pair<nft::EndpointPolicies, nft::EndpointPolicies> out;
+  for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+    nft::EndpointPolicies& ep = d == Direction::kIngress ? out.first : out.second;
+    for (const policy::TierPolicies& tier : pols.For(d)) {
+      nft::TierChains tc;
+      for (const std::string& p : tier.policies) tc.policy_chains.push_back(PolicyChainName(p, d));
+      tc.pass_at_end = tier.default_action == policy::TierDefault::kPass;
+      ep.tiers.push_back(std::move(tc));
+    }
+    for (const std::string& profile : profiles) {
+      if (model.HasProfile(profile)) ep.profile_chains.push_back(ProfileChainName(profile, d));
+    }
+  }
+  return out;
+}
+
+namespace {
+std::string Combo(const nft::EndpointPolicies& in, const nft::EndpointPolicies& out) {
+  return nft::GroupChainName(true, in) + "+" + nft::GroupChainName(false, out);
+}
+}  // namespace
+
+void Compiler::PlanGroupTransfers(const policy::Model& model, const policy::SelectionIndex& index,
+                                  const std::set<std::string>& endpoints) {
+  transfers_.clear();
+  if (options_.layout.dispatch != nft::Dispatch::kByLinkGroup) return;
+  struct Move {
+    int endpoints = 0;
+    std::string to;  // "" once its endpoints go different ways (or stop being workloads here)
+  };
+  std::map<std::string, Move> moves;  // combo now → where its endpoints in this change go
+  for (const std::string& id : endpoints) {
+    auto old = endpoints_.find(id);
+    if (old == endpoints_.end() || old->second.combo.empty()) continue;
+    const policy::Endpoint* e = Programmed(model, id);
+    std::string to;
+    if (e != nullptr && !e->host) {
+      auto lists = Lists(model, index, id, *e);
+      to = Combo(lists.first, lists.second);
+      planned_lists_.emplace(id, std::move(lists));  // RenderEndpoint's, computed once
+    }
+    Move& m = moves[old->second.combo];
+    if (m.endpoints++ == 0) m.to = std::move(to);
+    else if (m.to != to) m.to.clear();
+  }
+  for (const auto& [from, m] : moves) {
+    const auto& [group, members] = combos_.at(from);
+    // All of the group's endpoints, to one list nobody has; the first group to claim it wins
+    // (two groups merging: the other's interfaces are rewritten).
+    if (m.to.empty() || m.to == from || m.endpoints != members || combos_.contains(m.to)) continue;
+    transfers_.try_emplace(m.to, group);
+  }
+}
+
+void Compiler::RenderEndpoint(const policy::Model& model, const policy::SelectionIndex& index,
+                              const std::string& id, nft::Delta& delta) {
+  const policy::Endpoint* e = Programmed(model, id);
   std::optional<EndpointState> next;
   if (e) {
     next.emplace();
-    const policy::EndpointPolicies& pols = index.PoliciesOf(id);
-    for (const std::string& profile : e->profiles) {
-      if (std::find(next->profiles.begin(), next->profiles.end(), profile) == next->profiles.end()) {
-        next->profiles.push_back(profile);
-      }
-    }
+    next->profiles = UniqueProfiles(*e);
     for (const std::string& profile : next->profiles) {
       if (profile_refs_[profile]++ == 0) RenderProfile(model, index, profile, delta);
     }
-    nft::EndpointPolicies ep_in, ep_out;
-    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-      nft::EndpointPolicies ep;
-      for (const policy::TierPolicies& tier : pols.For(d)) {
-        nft::TierChains tc;
-        for (const std::string& p : tier.policies) tc.policy_chains.push_back(PolicyChainName(p, d));
-        tc.pass_at_end = tier.default_action == policy::TierDefault::kPass;
-        ep.tiers.push_back(std::move(tc));
-      }
-      for (const std::string& profile : next->profiles) {
-        if (model.HasProfile(profile)) ep.profile_chains.push_back(ProfileChainName(profile, d));
-      }
-      (d == Direction::kIngress ? ep_in : ep_out) = std::move(ep);
+    std::pair<nft::EndpointPolicies, nft::EndpointPolicies> lists;
+    if (auto planned = planned_lists_.find(id); planned != planned_lists_.end()) {
+      lists = std::move(planned->second);
+    } else {
+      lists = Lists(model, index, id, *e);
     }
+    const nft::EndpointPolicies& ep_in = lists.first;
+    const nft::EndpointPolicies& ep_out = lists.second;
+    const policy::EndpointPolicies& pols = index.PoliciesOf(id);
     // The layout decides the dispatch elements and group chains (felixd/nft may change it):
-    // AddEndpoint on an empty copy of the skeleton's sets says what this endpoint contributes.
+    // AddEndpoint on an empty copy of the skeleton's sets says what this endpoint contributes
+    // (a workload: only the dispatch and anti-spoofing sets, the rest are the host's).
     nft::DesiredTable scratch;
-    for (const std::string& name : skeleton_sets_) scratch.sets[name].spec = table_.sets.at(name).spec;
+    static constexpr const char* kWorkloadSets[] = {nft::kFromGroupMap, nft::kToGroupMap, nft::kFromWepMap,
+                                                    nft::kToWepMap,     nft::kWepSrc4,    nft::kWepSrc6};
+    if (e->host) {
+      for (const std::string& name : skeleton_sets_) scratch.sets[name].spec = table_.sets.at(name).spec;
+    } else {
+      for (const char* name : kWorkloadSets) {
+        if (skeleton_sets_.contains(name)) scratch.sets[name].spec = table_.sets.at(name).spec;
+      }
+    }
     next->host = e->host;
     if (e->host) {
       nft::HostEndpoint he;
@@ -615,16 +694,24 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     for (const net::Prefix& ip : e->ips) ne.addresses.push_back(net::FormatIp(ip.addr));
     ne.ingress = ep_in;
     ne.egress = ep_out;
+    if (!e->host) {
+      ne.ingress_chain = nft::GroupChainName(true, ep_in);
+      ne.egress_chain = nft::GroupChainName(false, ep_out);
+    }
     if (options_.layout.dispatch == nft::Dispatch::kByLinkGroup && !e->host) {
-      next->combo = nft::GroupChainName(true, ep_in) + "+" + nft::GroupChainName(false, ep_out);
+      next->combo = absl::StrCat(ne.ingress_chain, "+", ne.egress_chain);  // = Combo()
       next->ifname = e->interface;
-      ne.link_group = AcquireGroup(next->combo, nft::LinkGroupOf(ep_in, ep_out));
+      uint32_t preferred = nft::LinkGroupOf(ne.ingress_chain, ne.egress_chain);
+      if (group_hint_ != nullptr) {  // the number its interface carries (adopting a table)
+        auto h = group_hint_->find(e->interface);
+        if (h != group_hint_->end() && h->second >= nft::kMinLinkGroup) preferred = h->second;
+      }
+      ne.link_group = AcquireGroup(next->combo, preferred);
     }
     if (!e->host) {
       // A group chain some endpoint already uses is in the table: AddEndpoint need not build
       // its rules again for every endpoint joining it (a new policy moves many at once).
-      for (bool ingress : {true, false}) {
-        std::string name = nft::GroupChainName(ingress, ingress ? ep_in : ep_out);
+      for (const std::string& name : {ne.ingress_chain, ne.egress_chain}) {
         if (group_refs_.contains(name)) scratch.chains[name] = nft::Chain{name, std::nullopt, {}};
       }
       nft::AddEndpoint(scratch, ne);
@@ -695,7 +782,11 @@ uint32_t Compiler::AcquireGroup(const std::string& combo, uint32_t preferred) {
   auto [it, fresh] = combos_.try_emplace(combo, 0, 0);
   if (fresh) {
     uint32_t g = preferred;
-    while (group_owner_.contains(g)) g = g == UINT32_MAX ? nft::kMinLinkGroup : g + 1;
+    if (auto t = transfers_.find(combo); t != transfers_.end()) {
+      g = t->second;  // its endpoints' group, whose last one leaves in this Update
+    } else {
+      while (group_owner_.contains(g)) g = g == UINT32_MAX ? nft::kMinLinkGroup : g + 1;
+    }
     it->second.first = g;
     group_owner_[g] = combo;
   }
@@ -706,7 +797,8 @@ uint32_t Compiler::AcquireGroup(const std::string& combo, uint32_t preferred) {
 void Compiler::ReleaseGroup(const std::string& combo) {
   auto it = combos_.find(combo);
   if (it == combos_.end() || --it->second.second > 0) return;
-  group_owner_.erase(it->second.first);
+  auto owner = group_owner_.find(it->second.first);
+  if (owner != group_owner_.end() && owner->second == combo) group_owner_.erase(owner);  // else transferred
   combos_.erase(it);
 }
 

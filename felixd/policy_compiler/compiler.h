@@ -10,8 +10,13 @@
 //  - The compiled table's verdict for a packet equals policy::Explain's (the oracle test in
 //    tests/unit/felixd_policy_compiler interprets the nft::Rule values).
 //  - Update() after any sequence of changes leaves desired() equal to Build() of the end state
-//    (path independence), and its delta touches only what changed: set elements, map
-//    elements, chains of changed policies, a group chain when a new policy list appears.
+//    (path independence) up to the numbering of link groups, and its delta touches only what
+//    changed: set elements, map elements, chains of changed policies, a group chain when a new
+//    policy list appears.
+//  - Link groups (Dispatch::kByLinkGroup) keep their numbers where they can: when every endpoint
+//    of a group moves to one policy list nobody has yet (a new policy over an app's pods), the
+//    group takes the new chains under its number, so no interface is rewritten and all of them
+//    switch in one transaction; Build() with a hint keeps the numbers interfaces carry.
 //  - A set exists exactly while a chain references it (its rules as compiled: a rule needing a
 //    member of an empty selector or named-port set is left out of the table, and comes back with
 //    the set's first member); a group chain while an endpoint uses it.
@@ -20,6 +25,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "felixd/nft/delta.h"
@@ -71,8 +77,11 @@ class Compiler {
  public:
   explicit Compiler(Options options = {}) : options_(std::move(options)) {}
 
-  // The whole table from scratch; resets the incremental state to it.
-  const nft::DesiredTable& Build(const policy::Model& model, const policy::SelectionIndex& index);
+  // The whole table from scratch; resets the incremental state to it. `group_hint` (interface →
+  // the link group it carries now: the kernel's, or link_groups() before a rebuild) keeps those
+  // numbers, so adopting a table rewrites no interface.
+  const nft::DesiredTable& Build(const policy::Model& model, const policy::SelectionIndex& index,
+                                 const std::map<std::string, uint32_t>* group_hint = nullptr);
 
   // After one change was applied to `model` and brought into `index` (`delta` as returned by
   // SelectionIndex::UpdateEndpoint/UpdateNetworkSet, or Diff(before, Build(model))): the nft
@@ -111,6 +120,17 @@ class Compiler {
 
   void RenderEndpoint(const policy::Model& model, const policy::SelectionIndex& index,
                       const std::string& id, nft::Delta& delta);
+  // The endpoint `id` if this compiler programs it (local, with an interface), else null.
+  const policy::Endpoint* Programmed(const policy::Model& model, const std::string& id) const;
+  // Its policy lists (tiers, then profiles) in both directions.
+  std::pair<nft::EndpointPolicies, nft::EndpointPolicies> Lists(const policy::Model& model,
+                                                                const policy::SelectionIndex& index,
+                                                                const std::string& id,
+                                                                const policy::Endpoint& e) const;
+  // Before `endpoints` are rendered: the link groups all of whose endpoints move to one new
+  // policy list (transfers_).
+  void PlanGroupTransfers(const policy::Model& model, const policy::SelectionIndex& index,
+                          const std::set<std::string>& endpoints);
   void RenderPolicy(const policy::Model& model, const policy::SelectionIndex& index,
                     const std::string& id, nft::Delta& delta);
   void RenderProfile(const policy::Model& model, const policy::SelectionIndex& index,
@@ -153,6 +173,10 @@ class Compiler {
   std::set<std::string> skeleton_sets_;
   std::map<std::string, std::pair<uint32_t, int>> combos_;  // combo → (group, endpoints)
   std::map<uint32_t, std::string> group_owner_;
+  std::map<std::string, uint32_t> transfers_;  // this Update: new combo → the group it takes over
+  // this Update: endpoint id → its lists, as PlanGroupTransfers computed them
+  std::map<std::string, std::pair<nft::EndpointPolicies, nft::EndpointPolicies>> planned_lists_;
+  const std::map<std::string, uint32_t>* group_hint_ = nullptr;  // during Build
   std::map<std::string, uint32_t> link_groups_;             // ifname → group
 };
 

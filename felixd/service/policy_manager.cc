@@ -206,7 +206,17 @@ absl::Status PolicyManager::FullSync() {
   pools_ = std::move(pools);
   nat_ = NatFrom(pools_);
   index_ = policy::SelectionIndex::Build(model_);
-  compiler_.Build(model_, index_);
+  // The groups the interfaces carry now (a restart, a table someone flushed): kept where they
+  // still fit, so adopting the table rewrites no interface and opens no window.
+  std::map<std::string, uint32_t> carried;
+  if (by_link_group()) {
+    absl::StatusOr<std::vector<kernel::Link>> links = links_->ListLinks();
+    if (!links.ok()) return links.status();
+    for (const kernel::Link& link : *links) {
+      if (link.name.rfind(nft::kWorkloadPrefix, 0) == 0) carried[link.name] = link.group;
+    }
+  }
+  compiler_.Build(model_, index_, &carried);
   status_.problems = problems;
   absl::StatusOr<std::optional<nft::TableState>> actual = nft_.Read();
   if (!actual.ok()) return actual.status();
@@ -428,7 +438,8 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     // One transaction for the whole burst: rebuild in memory, diff against the last table.
     nft::TableState before = nft::ExpectedState(compiler_.desired());
     index_ = policy::SelectionIndex::Build(model_);
-    compiler_.Build(model_, index_);
+    const std::map<std::string, uint32_t> carried = compiler_.link_groups();
+    compiler_.Build(model_, index_, &carried);
     program(nft::ComputeDelta(compiler_.desired(), before));
     all_links = true;
   } else if (structural) {

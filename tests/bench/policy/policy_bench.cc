@@ -5,13 +5,14 @@
 // on a port and a named port, an egress rule to a net), it prints:
 //   - the time to program everything from a cold start (list, index, compile, one transaction);
 //   - p50/p99 of the latency from a committed datastore write to the end of felixd's nftables
-//     transaction (and link-group write) for it: a new pod matching existing selectors,
+//     transaction (and link-group writes: every endpoint has its interface, a veth) for it: a new pod matching existing selectors,
 //     a pod's label change, a pod deleted, a new policy, a policy's rules changed;
 //   - `nft -f` of the same whole table into an empty namespace, the full-rebuild reference, and
 //     each p99 as a ratio of it (targets: p99 <= 5 ms and <= 0.01x);
 //   - iperf3 TCP between two pods through the node's forward path: no table at all vs. the table
 //     with every policy (3 runs each, alternating, median; target >= 0.95x).
-// Every layout felixd offers is measured when POLICY_BENCH_LAYOUTS=all (default: the default).
+// POLICY_BENCH_LAYOUTS: "default" measures felixd's default layout only, "all" every layout felixd
+// offers; unset, the default and by-interface.
 // POLICY_BENCH_DUMP=<prefix> writes each layout's programmed table as <prefix>.<layout>.nft (what
 // the kernel validates on every chain change: its rule count sets that cost).
 
@@ -172,6 +173,24 @@ struct Result {
 std::vector<Result> RunLayout(Store& store, const Layout& layout, double* cold_ms) {
   auto ns = TestNetns::Create("polb");
   Check(ns.status(), "netns");
+  {
+    // Every endpoint's host interface exists, as on a node (the CNI plugin makes the veth before
+    // the endpoint is written): link-group writes are real writes. Veths (no pod at the other
+    // end; this kernel has no dummy links).
+    std::string batch;
+    for (int i = 0; i < kEndpoints + 1000 + kIterations; ++i) {
+      if (i >= kEndpoints && i < kEndpoints + 1000) continue;  // the bench's pods start at +1000
+      absl::StrAppend(&batch, absl::StrFormat("link add cali%011d type veth peer name peer%011d\n", i, i));
+    }
+    std::string path = absl::StrCat("/tmp/policy_bench_links_", getpid());
+    std::ofstream(path) << batch;
+    auto r = ns->Exec(absl::StrCat("ip -batch ", path));
+    unlink(path.c_str());
+    if (r.status != 0) {
+      std::fprintf(stderr, "policy_bench: links: %s\n", r.output.substr(0, 800).c_str());
+      std::exit(1);
+    }
+  }
   auto nft = nft::MnlNftables::Open(ns->path());
   Check(nft.status(), "mnl");
   auto links = kernel::LibnlNetlink::Open(kernel::NetnsRef{-1, ns->path()});
@@ -194,6 +213,8 @@ std::vector<Result> RunLayout(Store& store, const Layout& layout, double* cold_m
   // From the moment the write is committed (its own cost is the datastore's) to the moment
   // felixd's transaction for it has returned: the rule is in the kernel.
   auto measure = [&](const std::string& name, const std::function<datastore::Revision(int)>& change) {
+    // POLICY_BENCH_ONLY=<name prefix>: that change alone (to profile it).
+    if (const char* only = getenv("POLICY_BENCH_ONLY"); only != nullptr && name.rfind(only, 0) != 0) return;
     std::vector<double> ms;
     for (int i = 0; i < kIterations; ++i) {
       datastore::Revision rev = change(i);
@@ -228,7 +249,9 @@ std::vector<Result> RunLayout(Store& store, const Layout& layout, double* cold_m
     std::exit(1);
   }
   // Leave the datastore as it was for the next layout.
-  for (int i = 0; i < kIterations; ++i) store.Delete(Policy(kPolicies + i));
+  if (std::any_of(out.begin(), out.end(), [](const Result& r) { return r.name == "new policy"; })) {
+    for (int i = 0; i < kIterations; ++i) store.Delete(Policy(kPolicies + i));
+  }
   return out;
 }
 
@@ -344,9 +367,10 @@ int Main() {
   link.egress = nft::EgressHook::kPrerouting;
   nft::LayoutOptions link_forward = link;
   link_forward.egress = nft::EgressHook::kForwardAndInput;
-  std::vector<Layout> layouts = {{"by link group, egress at prerouting (felixd's default)", link},
-                                 {"by interface", {}}};
-  if (const char* all = getenv("POLICY_BENCH_LAYOUTS"); all != nullptr && std::string(all) == "all") {
+  std::vector<Layout> layouts = {{"by link group, egress at prerouting (felixd's default)", link}};
+  const char* which = getenv("POLICY_BENCH_LAYOUTS");
+  if (which == nullptr || std::string(which) != "default") layouts.push_back({"by interface", {}});
+  if (which != nullptr && std::string(which) == "all") {
     layouts.push_back({"by link group, egress at forward+input", link_forward});
   }
   bool ok = true;

@@ -346,6 +346,33 @@ TEST_CASE("policy manager: link-group dispatch — the veth carries its policy c
   CHECK(env.nft.applies() == applies);
   CHECK(env.manager->Status().link_group_writes == 0);
   CHECK(env.GroupOf("cali0000000web") == web);
+
+  // A policy over every endpoint of web's group (web and cli): the group keeps its number and
+  // points at the new chains; no interface is rewritten, both switch in one transaction.
+  const std::string old_chain = env.nft.ElementsOf("from-grp")->at(std::to_string(web));
+  before = env.nft.applies();
+  env.Drain(env.Put(R"(
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-web-egress, namespace: prod}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+)"));
+  CHECK(env.nft.applies() == before + 1);
+  CHECK(env.manager->Status().link_group_writes == 0);
+  CHECK(env.GroupOf("cali0000000web") == web);
+  CHECK(env.GroupOf("cali0000000cli") == web);
+  CHECK(env.nft.ElementsOf("from-grp")->at(std::to_string(web)) != old_chain);
+  CHECK(env.nft.ElementsOf("from-grp")->size() == 2);  // web's group and db's
+  CHECK_FALSE(env.manager->Explain(Tcp("10.65.0.3", "10.65.0.4", 80)).allowed);
+  // A restart keeps the number the interfaces carry (a fresh build would hash another): no
+  // write, no transaction.
+  env.manager.reset();
+  applies = env.nft.applies();
+  env.Start();
+  CHECK(env.nft.applies() == applies);
+  CHECK(env.manager->Status().link_group_writes == 0);
 }
 
 }  // namespace
