@@ -591,8 +591,9 @@ std::pair<nft::EndpointPolicies, nft::EndpointPolicies> Compiler::Lists(const po
 }
 
 namespace {
-std::string Combo(const nft::EndpointPolicies& in, const nft::EndpointPolicies& out) {
-  return nft::GroupChainName(true, in) + "+" + nft::GroupChainName(false, out);
+// A link group's key: its ingress and egress group chains.
+std::string Combo(const std::string& ingress_chain, const std::string& egress_chain) {
+  return absl::StrCat(ingress_chain, "+", egress_chain);
 }
 }  // namespace
 
@@ -612,7 +613,7 @@ void Compiler::PlanGroupTransfers(const policy::Model& model, const policy::Sele
     std::string to;
     if (e != nullptr && !e->host) {
       auto lists = Lists(model, index, id, *e);
-      to = Combo(lists.first, lists.second);
+      to = Combo(nft::GroupChainName(true, lists.first), nft::GroupChainName(false, lists.second));
       planned_lists_.emplace(id, std::move(lists));  // RenderEndpoint's, computed once
     }
     Move& m = moves[old->second.combo];
@@ -699,7 +700,7 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
       ne.egress_chain = nft::GroupChainName(false, ep_out);
     }
     if (options_.layout.dispatch == nft::Dispatch::kByLinkGroup && !e->host) {
-      next->combo = absl::StrCat(ne.ingress_chain, "+", ne.egress_chain);  // = Combo()
+      next->combo = Combo(ne.ingress_chain, ne.egress_chain);
       next->ifname = e->interface;
       uint32_t preferred = nft::LinkGroupOf(ne.ingress_chain, ne.egress_chain);
       if (group_hint_ != nullptr) {  // the number its interface carries (adopting a table)
