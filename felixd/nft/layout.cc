@@ -190,6 +190,7 @@ std::string GroupChainName(bool ingress, const EndpointPolicies& policies) {
   uint64_t h = Fnv(ingress ? "in" : "out");
   for (const TierChains& tier : policies.tiers) {
     h = Fnv(tier.pass_at_end ? "|tier-pass|" : "|tier|", h);
+    if (tier.may_pass) h = Fnv("|may-pass|", h);
     for (const std::string& p : tier.policy_chains) h = Fnv(",", Fnv(p, h));
   }
   h = Fnv("|profiles|", h);
@@ -228,6 +229,13 @@ Chain GroupChain(bool ingress, const EndpointPolicies& policies) {
       if (first_policy) c.rules.push_back(R({Jump(policy)}));
       else c.rules.push_back(R({MarkMatch{kMarkMask, 0, false}, Jump(policy)}));
       first_policy = false;
+    }
+    if (&tier == &policies.tiers.back() && !tier.may_pass && !tier.pass_at_end && !tier.policy_chains.empty()) {
+      // The last tier cannot pass: allowed falls off the end (a return), anything else is
+      // dropped, and the profiles are unreachable. 1 rule instead of 5; the kernel validates
+      // every group chain's rules on each chain change.
+      c.rules.push_back(R({MarkMatch{kMarkAccept, 0, false}, Drop()}));
+      return c;
     }
     if (!tier.policy_chains.empty()) {
       c.rules.push_back(R({MarkMatch{kMarkAccept, kMarkAccept, false}, Return()}));

@@ -88,6 +88,9 @@ DesiredTable Skeleton(const LayoutOptions& options = {});
 struct TierChains {
   std::vector<std::string> policy_chains;  // in order; each Allow/Pass/Deny as above
   bool pass_at_end = false;                // tier defaultAction Pass (else end-of-tier drop)
+  // Some policy of the tier has a Pass rule. Neither this nor pass_at_end on the last tier:
+  // nothing after it is reachable, so the group chain leaves the profiles out.
+  bool may_pass = false;
   bool operator==(const TierChains&) const = default;
 };
 struct EndpointPolicies {

@@ -362,21 +362,27 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model, const polic
   combos_.clear();
   group_owner_.clear();
   link_groups_.clear();
+  link_changes_.clear();
   group_refs_.clear();
   element_refs_.clear();  // else a rebuild adds no element an earlier build had counted
   profile_refs_.clear();
   set_refs_.clear();
   dynamic_sets_.clear();
   full_chains_.clear();
+  pass_chains_.clear();
+  lists_cache_.clear();
   set_users_.clear();
   skeleton_sets_.clear();
   for (const auto& [name, _] : table_.sets) skeleton_sets_.insert(name);
   nft::Delta scratch;
   for (const auto& [id, _] : model.policies()) RenderPolicy(model, index, id, scratch);
+  pass_flips_.clear();
   transfers_.clear();
   group_hint_ = group_hint;
   for (const auto& [id, _] : model.endpoints()) RenderEndpoint(model, index, id, scratch);
   group_hint_ = nullptr;
+  lists_cache_.clear();
+  link_changes_.clear();  // a build's callers sync every link
   RenderAnyHostEndpoint(index, scratch);
   CollectGarbage(scratch);
   return table_;
@@ -389,12 +395,21 @@ bool AnyHostStage(const policy::Model& model);
 nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionIndex& index,
                             const policy::SelectionDelta& delta, const Changed& changed) {
   nft::Delta out;
+  pass_flips_.clear();
+  lists_cache_.clear();  // lists depend on the model's profiles and the policies' Pass rules
   for (const std::string& id : changed.policies) RenderPolicy(model, index, id, out);
   for (const std::string& name : changed.profiles) {
     if (profile_refs_.contains(name)) RenderProfile(model, index, name, out);
   }
   // A profile that appeared or vanished changes the group chains of the endpoints naming it.
   std::set<std::string> endpoints(delta.endpoints_changed.begin(), delta.endpoints_changed.end());
+  // So does a policy that gained or lost its first Pass rule (its group chains' tails).
+  for (const auto& [policy, d] : pass_flips_) {
+    for (const std::string& id : index.Selected(policy, d)) {
+      if (endpoints_.contains(id)) endpoints.insert(id);
+    }
+  }
+  pass_flips_.clear();
   // A host endpoint's forward chains depend on its policies' applyOnForward, which a policy
   // change can flip without changing which endpoints it selects: re-render the (few) local
   // host endpoints; unchanged ones cost nothing in the delta.
@@ -417,6 +432,7 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
   for (const std::string& id : endpoints) RenderEndpoint(model, index, id, out);
   transfers_.clear();
   planned_lists_.clear();
+  lists_cache_.clear();
   RenderAnyHostEndpoint(index, out);
   // Members of existing sets.
   std::set<std::string> touched;
@@ -482,6 +498,14 @@ void Compiler::RenderPolicy(const policy::Model& model, const policy::SelectionI
     bool wanted = p && p->Applies(d) && !p->pre_dnat && !p->do_not_track;
     if (p && p->ProgrammedPreDnat()) wanted = d == Direction::kIngress;
     if (p && p->ProgrammedDoNotTrack()) wanted = p->Applies(d);
+    const bool pass = wanted && std::any_of(p->Rules(d).begin(), p->Rules(d).end(), [](const policy::Rule& r) {
+                        return r.action == policy::Action::kPass;
+                      });
+    if (pass != pass_chains_.contains(name)) {
+      if (pass) pass_chains_.insert(name);
+      else pass_chains_.erase(name);
+      pass_flips_.emplace_back(id, d);
+    }
     if (!wanted) {
       if (table_.chains.contains(name)) DeleteChain(name, delta);
       continue;
@@ -568,24 +592,38 @@ std::vector<std::string> UniqueProfiles(const policy::Endpoint& e) {
 }
 }  // namespace
 
-std::pair<nft::EndpointPolicies, nft::EndpointPolicies> Compiler::Lists(const policy::Model& model,
-                                                                        const policy::SelectionIndex& index,
-                                                                        const std::string& id,
-                                                                        const policy::Endpoint& e) const {
+std::shared_ptr<const Compiler::EndpointLists> Compiler::Lists(const policy::Model& model,
+                                                               const policy::SelectionIndex& index,
+                                                               const std::string& id, const policy::Endpoint& e) {
   const policy::EndpointPolicies& pols = index.PoliciesOf(id);
-  const std::vector<std::string> profiles = UniqueProfiles(e);
-  std::pair<nft::EndpointPolicies, nft::EndpointPolicies> out;
+  std::vector<std::string> profiles = UniqueProfiles(e);
+  for (const ListsSource& cached : lists_cache_) {
+    if (cached.entry == pols && cached.profiles == profiles) return cached.lists;
+  }
+  auto out = std::make_shared<EndpointLists>();
   for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-    nft::EndpointPolicies& ep = d == Direction::kIngress ? out.first : out.second;
+    nft::EndpointPolicies& ep = d == Direction::kIngress ? out->ingress : out->egress;
     for (const policy::TierPolicies& tier : pols.For(d)) {
       nft::TierChains tc;
-      for (const std::string& p : tier.policies) tc.policy_chains.push_back(PolicyChainName(p, d));
+      for (const std::string& p : tier.policies) {
+        tc.policy_chains.push_back(PolicyChainName(p, d));
+        tc.may_pass = tc.may_pass || MayPass(tc.policy_chains.back());
+      }
       tc.pass_at_end = tier.default_action == policy::TierDefault::kPass;
       ep.tiers.push_back(std::move(tc));
     }
     for (const std::string& profile : profiles) {
       if (model.HasProfile(profile)) ep.profile_chains.push_back(ProfileChainName(profile, d));
     }
+  }
+  out->ingress_chain = nft::GroupChainName(true, out->ingress);
+  out->egress_chain = nft::GroupChainName(false, out->egress);
+  constexpr size_t kCached = 8;
+  ListsSource source{pols, std::move(profiles), out};
+  if (lists_cache_.size() < kCached) {
+    lists_cache_.push_back(std::move(source));
+  } else {
+    lists_cache_[lists_cache_next_++ % kCached] = std::move(source);
   }
   return out;
 }
@@ -612,8 +650,8 @@ void Compiler::PlanGroupTransfers(const policy::Model& model, const policy::Sele
     const policy::Endpoint* e = Programmed(model, id);
     std::string to;
     if (e != nullptr && !e->host) {
-      auto lists = Lists(model, index, id, *e);
-      to = Combo(nft::GroupChainName(true, lists.first), nft::GroupChainName(false, lists.second));
+      std::shared_ptr<const EndpointLists> lists = Lists(model, index, id, *e);
+      to = Combo(lists->ingress_chain, lists->egress_chain);
       planned_lists_.emplace(id, std::move(lists));  // RenderEndpoint's, computed once
     }
     Move& m = moves[old->second.combo];
@@ -639,14 +677,14 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     for (const std::string& profile : next->profiles) {
       if (profile_refs_[profile]++ == 0) RenderProfile(model, index, profile, delta);
     }
-    std::pair<nft::EndpointPolicies, nft::EndpointPolicies> lists;
+    std::shared_ptr<const EndpointLists> lists;
     if (auto planned = planned_lists_.find(id); planned != planned_lists_.end()) {
-      lists = std::move(planned->second);
+      lists = planned->second;
     } else {
       lists = Lists(model, index, id, *e);
     }
-    const nft::EndpointPolicies& ep_in = lists.first;
-    const nft::EndpointPolicies& ep_out = lists.second;
+    const nft::EndpointPolicies& ep_in = lists->ingress;
+    const nft::EndpointPolicies& ep_out = lists->egress;
     const policy::EndpointPolicies& pols = index.PoliciesOf(id);
     // The layout decides the dispatch elements and group chains (felixd/nft may change it):
     // AddEndpoint on an empty copy of the skeleton's sets says what this endpoint contributes
@@ -677,6 +715,7 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
             auto pol = model.policies().find(p);
             if (pol != model.policies().end() && pol->second.apply_on_forward) {
               tc.policy_chains.push_back(PolicyChainName(p, d));
+              tc.may_pass = tc.may_pass || MayPass(tc.policy_chains.back());
             }
           }
           tc.pass_at_end = tier.default_action == policy::TierDefault::kPass;
@@ -693,11 +732,12 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     nft::Endpoint ne;
     ne.ifname = e->interface;
     for (const net::Prefix& ip : e->ips) ne.addresses.push_back(net::FormatIp(ip.addr));
-    ne.ingress = ep_in;
-    ne.egress = ep_out;
     if (!e->host) {
-      ne.ingress_chain = nft::GroupChainName(true, ep_in);
-      ne.egress_chain = nft::GroupChainName(false, ep_out);
+      ne.ingress_chain = lists->ingress_chain;
+      ne.egress_chain = lists->egress_chain;
+      // The lists only build a group chain no endpoint has yet (below, AddEndpoint).
+      if (!group_refs_.contains(ne.ingress_chain)) ne.ingress = ep_in;
+      if (!group_refs_.contains(ne.egress_chain)) ne.egress = ep_out;
     }
     if (options_.layout.dispatch == nft::Dispatch::kByLinkGroup && !e->host) {
       next->combo = Combo(ne.ingress_chain, ne.egress_chain);
@@ -736,6 +776,8 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
   }
 
   auto old = endpoints_.find(id);
+  uint32_t old_group = 0;
+  std::string old_ifname;
   if (old != endpoints_.end()) {
     for (const nft::ElementChange& el : old->second.elements) {
       auto ref = element_refs_.find({el.set, el.key});
@@ -759,14 +801,20 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     if (old->second.any) any_.erase(id);
     if (!old->second.combo.empty()) {
       ReleaseGroup(old->second.combo);
+      old_group = link_groups_[old->second.ifname];
       link_groups_.erase(old->second.ifname);
+      old_ifname = old->second.ifname;
     }
     endpoints_.erase(old);
     host_endpoints_.erase(id);
   }
   if (next) {
     if (next->any) any_[id] = *next->any;
-    if (!next->combo.empty()) link_groups_[next->ifname] = combos_.at(next->combo).first;
+    if (!next->combo.empty()) {
+      const uint32_t group = combos_.at(next->combo).first;
+      link_groups_[next->ifname] = group;
+      if (group != old_group || next->ifname != old_ifname) link_changes_.insert(next->ifname);
+    }
     if (next->host) host_endpoints_.insert(id);
     endpoints_[id] = std::move(*next);
   }

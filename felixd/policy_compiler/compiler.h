@@ -22,6 +22,7 @@
 //    the set's first member); a group chain while an endpoint uses it.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -93,6 +94,9 @@ class Compiler {
   // Dispatch::kByLinkGroup: the link group each local endpoint's host interface must carry
   // (interface name → group); empty under the other dispatch layouts.
   const std::map<std::string, uint32_t>& link_groups() const { return link_groups_; }
+  // The interfaces whose group Update changed (new, renumbered) since the last call: the ones
+  // to write. A group taking over new chains under its number changes none.
+  std::set<std::string> TakeLinkGroupChanges() { return std::exchange(link_changes_, {}); }
 
  private:
   struct EndpointState {
@@ -122,15 +126,20 @@ class Compiler {
                       const std::string& id, nft::Delta& delta);
   // The endpoint `id` if this compiler programs it (local, with an interface), else null.
   const policy::Endpoint* Programmed(const policy::Model& model, const std::string& id) const;
-  // Its policy lists (tiers, then profiles) in both directions.
-  std::pair<nft::EndpointPolicies, nft::EndpointPolicies> Lists(const policy::Model& model,
-                                                                const policy::SelectionIndex& index,
-                                                                const std::string& id,
-                                                                const policy::Endpoint& e) const;
+  // Its policy lists (tiers, then profiles) in both directions, and their group chains' names.
+  struct EndpointLists {
+    nft::EndpointPolicies ingress, egress;
+    std::string ingress_chain, egress_chain;
+  };
+  std::shared_ptr<const EndpointLists> Lists(const policy::Model& model, const policy::SelectionIndex& index,
+                                             const std::string& id, const policy::Endpoint& e);
   // Before `endpoints` are rendered: the link groups all of whose endpoints move to one new
   // policy list (transfers_).
   void PlanGroupTransfers(const policy::Model& model, const policy::SelectionIndex& index,
                           const std::set<std::string>& endpoints);
+  bool MayPass(const std::string& policy_chain) const {
+    return !pass_chains_.empty() && pass_chains_.contains(policy_chain);
+  }
   void RenderPolicy(const policy::Model& model, const policy::SelectionIndex& index,
                     const std::string& id, nft::Delta& delta);
   void RenderProfile(const policy::Model& model, const policy::SelectionIndex& index,
@@ -175,9 +184,24 @@ class Compiler {
   std::map<uint32_t, std::string> group_owner_;
   std::map<std::string, uint32_t> transfers_;  // this Update: new combo → the group it takes over
   // this Update: endpoint id → its lists, as PlanGroupTransfers computed them
-  std::map<std::string, std::pair<nft::EndpointPolicies, nft::EndpointPolicies>> planned_lists_;
+  std::map<std::string, std::shared_ptr<const EndpointLists>> planned_lists_;
+  // The last few lists computed, by what they were computed from (the index's entry, the
+  // profiles): the endpoints one policy (de)selects mostly share theirs, so they are named and
+  // hashed once, not per endpoint.
+  struct ListsSource {
+    policy::EndpointPolicies entry;
+    std::vector<std::string> profiles;
+    std::shared_ptr<const EndpointLists> lists;
+  };
+  std::vector<ListsSource> lists_cache_;
+  size_t lists_cache_next_ = 0;
+  // Policy chains with a Pass rule (TierChains::may_pass), and this Update's policies whose
+  // chain gained or lost one: the group chains of every endpoint they select change.
+  std::set<std::string> pass_chains_;
+  std::vector<std::pair<std::string, policy::Direction>> pass_flips_;
   const std::map<std::string, uint32_t>* group_hint_ = nullptr;  // during Build
   std::map<std::string, uint32_t> link_groups_;             // ifname → group
+  std::set<std::string> link_changes_;                      // see TakeLinkGroupChanges
 };
 
 }  // namespace calico::felixd::policy_compiler

@@ -409,14 +409,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     absl::Status s = Program(delta);
     if (!s.ok() && result.ok()) result = s;
   };
-  // Endpoints whose link group may have changed: every event's (a re-created veth starts in
-  // group 0) and every endpoint a delta re-rendered.
-  std::set<std::string> moved;
   bool all_links = false;
-  auto note = [&](const policy::SelectionDelta& d) {
-    moved.insert(d.endpoints_changed.begin(), d.endpoints_changed.end());
-    return d;
-  };
   if (batch.nodes) {
     nft::TableState before = nft::ExpectedState(NodesTable(nodes_));
     nodes_ = std::move(next_nodes);
@@ -444,7 +437,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     all_links = true;
   } else if (structural) {
     policy::SelectionIndex after = policy::SelectionIndex::Build(model_);
-    policy::SelectionDelta delta = note(policy::Diff(index_, after));
+    policy::SelectionDelta delta = policy::Diff(index_, after);
     index_ = std::move(after);
     policy_compiler::Changed changed{{batch.policies.begin(), batch.policies.end()}, batch.profiles};
     program(compiler_.Update(model_, index_, delta, changed));
@@ -456,7 +449,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     // Where a batch's time goes (debug log policy_batch): selection, compilation, nftables.
     auto timed = [&](auto select, std::optional<policy_compiler::Changed> changed) {
       absl::Time t0 = absl::Now();
-      policy::SelectionDelta d = note(select());
+      policy::SelectionDelta d = select();
       absl::Time t1 = absl::Now();
       nft::Delta delta = changed ? compiler_.Update(model_, index_, d, *changed) : compiler_.Update(model_, index_, d);
       absl::Time t2 = absl::Now();
@@ -477,7 +470,10 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
   }
   const absl::Time links_start = absl::Now();
   const int64_t link_writes = status_.link_group_writes;
-  if (result.ok()) SyncLinkGroups(batch.endpoints, moved, all_links);
+  // Links to write: every event's endpoint (a re-created veth starts in group 0) and every
+  // interface whose group the compiler changed.
+  const std::set<std::string> regrouped = compiler_.TakeLinkGroupChanges();
+  if (result.ok()) SyncLinkGroups(batch.endpoints, regrouped, all_links);
   if (log::Enabled(log::Level::kDebug)) {
     auto ms = [](absl::Duration d) { return absl::StrFormat("%.2f", absl::ToDoubleMilliseconds(d)); };
     log::Debug("policy_batch", {{"events", std::to_string(events.size())},
@@ -563,16 +559,19 @@ void PolicyManager::SyncLinkGroups(const std::set<std::string>& forced,
     }
     return;
   }
-  for (const std::set<std::string>* ids : {&forced, &changed}) {
-    for (const std::string& id : *ids) {
-      auto e = model_.endpoints().find(id);
-      if (e == model_.endpoints().end() || e->second.interface.empty()) continue;
-      auto it = want.find(e->second.interface);
-      if (it == want.end()) continue;  // not local, or gone: nothing to point anywhere
-      auto applied = applied_groups_.find(it->first);
-      if (ids == &changed && applied != applied_groups_.end() && applied->second == it->second) continue;
-      write(it->first, it->second);
-    }
+  for (const std::string& id : forced) {
+    auto e = model_.endpoints().find(id);
+    if (e == model_.endpoints().end() || e->second.interface.empty()) continue;
+    auto it = want.find(e->second.interface);
+    if (it == want.end()) continue;  // not local, or gone: nothing to point anywhere
+    write(it->first, it->second);
+  }
+  for (const std::string& ifname : changed) {
+    auto it = want.find(ifname);
+    if (it == want.end()) continue;
+    auto applied = applied_groups_.find(ifname);
+    if (applied != applied_groups_.end() && applied->second == it->second) continue;
+    write(ifname, it->second);
   }
 }
 

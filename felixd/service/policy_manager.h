@@ -114,10 +114,11 @@ class PolicyManager {
   absl::Status ApplyBatch(const std::vector<datastore::Event>& events);
   absl::Status Program(const nft::Delta& delta);  // under mu_
   nft::DesiredTable DesiredLocked() const;
-  // kByLinkGroup: gives the interfaces of these endpoints (all local ones with `all`) the group
-  // the compiler assigned; after the nftables transaction that created the group's elements.
-  // `forced` are written even when we believe they are right (their veth may be new).
-  void SyncLinkGroups(const std::set<std::string>& forced, const std::set<std::string>& changed,
+  // kByLinkGroup: gives interfaces the group the compiler assigned, after the nftables
+  // transaction that created the group's elements: the interfaces of the endpoints `forced`
+  // (written even when we believe they are right: their veth may be new), the interfaces
+  // `changed` unless last written with that group, or every cali* link with `all`.
+  void SyncLinkGroups(const std::set<std::string>& forced, const std::set<std::string>& changed_ifnames,
                       bool all);  // under mu_
   bool by_link_group() const { return options_.layout.dispatch == nft::Dispatch::kByLinkGroup; }
   void NoteProblemLocked(const std::string& what, const absl::Status& status);

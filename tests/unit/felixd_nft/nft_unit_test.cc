@@ -2,6 +2,7 @@
 // table layout, and FakeNftables' kernel behaviour (the integration tests hold MnlNftables to
 // the same cases on a real kernel).
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
 
@@ -107,6 +108,31 @@ TEST_CASE("group chains: tiers, pass, profiles, and sharing between endpoints", 
                 });
   CHECK(GroupChain(true, EndpointPolicies{}).rules == std::vector<Rule>{Rule().Add(Drop())});
   CHECK(c.name.rfind("tw-", 0) == 0);
+
+  // A last tier with no Pass rule and no Pass default: profiles unreachable, left out.
+  auto texts = [](const EndpointPolicies& e) {
+    std::vector<std::string> out;
+    for (const Rule& r : GroupChain(true, e).rules) out.push_back(r.ToString());
+    return out;
+  };
+  EndpointPolicies closed{{TierChains{{"po-a", "po-b"}, false, false}}, {"pro-x"}};
+  CHECK(texts(closed) == std::vector<std::string>{
+                             "jump po-a",
+                             "meta mark & 0x00030000 == 0x00000000 jump po-b",
+                             "meta mark & 0x00010000 == 0x00000000 drop",  // allowed: falls off, a return
+                         });
+  EndpointPolicies may_pass = closed;
+  may_pass.tiers[0].may_pass = true;
+  const std::vector<std::string> open = texts(may_pass);
+  CHECK(open.size() == 7);  // ... end of tier, clear Pass, jump pro-x, drop
+  CHECK(std::find(open.begin(), open.end(), "jump pro-x") != open.end());
+  CHECK(GroupChainName(true, may_pass) != GroupChainName(true, closed));
+  // Only the last tier decides: an earlier one that cannot pass still ends in its tier drop.
+  EndpointPolicies two{{TierChains{{"po-a"}, false, false}, TierChains{{"po-c"}, true, false}}, {"pro-x"}};
+  const std::vector<std::string> tiers2 = texts(two);
+  CHECK(tiers2.back() == "meta mark & 0x00010000 == 0x00000000 drop");
+  CHECK(std::find(tiers2.begin(), tiers2.end(), "meta mark & 0x00020000 == 0x00000000 drop") != tiers2.end());
+  CHECK(std::find(tiers2.begin(), tiers2.end(), "jump pro-x") != tiers2.end());
   CHECK(GroupChainName(false, p).rfind("fw-", 0) == 0);
 
   DesiredTable t = Skeleton(Options(Dispatch::kByInterface));
@@ -225,8 +251,9 @@ TEST_CASE("SplitByDirection: egress reachable from prerouting, shared chains and
                            {allow_from("sel", Dir::kDest), allow_from("sel-out", Dir::kDest)}};
   t.chains["pro-all"] = Chain{"pro-all", std::nullopt, {Rule().Add(AllowMark()).Add(Return())}};
   t.chains["stray"] = Chain{"stray", std::nullopt, {}};
-  EndpointPolicies in{{TierChains{{"po-i"}, false}}, {"pro-all"}};
-  EndpointPolicies out{{TierChains{{"po-e"}, false}}, {"pro-all"}};
+  // Tiers that may pass, so the profile is reachable from both directions.
+  EndpointPolicies in{{TierChains{{"po-i"}, false, true}}, {"pro-all"}};
+  EndpointPolicies out{{TierChains{{"po-e"}, false, true}}, {"pro-all"}};
   AddEndpoint(t, Endpoint{"cali1", {"10.0.0.1"}, in, out});
   REQUIRE(Canonicalize(t).ok());
 
