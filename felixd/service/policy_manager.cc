@@ -15,6 +15,15 @@
 
 namespace calico::felixd {
 namespace {
+// The index reports an endpoint whose policy lists are unchanged as unchanged; its own event may
+// still change what the compiler renders for it (its interface, its addresses' anti-spoofing
+// elements), so the event's endpoint is always re-rendered (unchanged output costs no writes).
+policy::SelectionDelta WithEndpoint(policy::SelectionDelta d, const std::string& id) {
+  if (std::find(d.endpoints_changed.begin(), d.endpoints_changed.end(), id) == d.endpoints_changed.end()) {
+    d.endpoints_changed.push_back(id);
+  }
+  return d;
+}
 
 // Every kind lives under this root; one watch sees them all.
 constexpr char kResourceRoot[] = "/calico/resources/v3/";
@@ -194,6 +203,18 @@ absl::Status PolicyManager::FullSync() {
   std::lock_guard<std::mutex> lock(mu_);
   model_ = std::move(model);
   nodes_ = std::move(nodes);
+  by_address_.clear();
+  {
+    std::optional<std::map<std::string, std::string>> addresses;
+    std::vector<std::string> ids;
+    for (const auto& [id, e] : model_.endpoints()) {
+      if (e.host && e.node == options_.node && e.interface.empty()) ids.push_back(id);
+    }
+    for (const std::string& id : ids) {
+      by_address_.insert(id);
+      ResolveByAddressLocked(id, addresses);
+    }
+  }
   for (const datastore::Entry& entry : list.entries) {
     std::string ns, name;
     const resources::KindInfo* kind = RouteKey(entry.key, &ns, &name);
@@ -304,10 +325,10 @@ std::string PolicyManager::UnsupportedLocked(const resources::KindInfo& kind, co
       return "";
     }
     if (policy::ProgrammedHostEndpoint(it->second)) return "";
-    // TODO(#6): find the interface by expectedIPs, as upstream does without interfaceName.
-    return absl::StrCat("HostEndpoint \"", name, "\": no interfaceName; felixd does not find the "
-                        "interface by expectedIPs (name it, or \"*\"); its expectedIPs still fill "
-                        "selectors, its traffic is not policed");
+    return absl::StrCat("HostEndpoint \"", name, "\": no interfaceName, and no interface of this "
+                        "node carries one of its expectedIPs (",
+                        links_ == nullptr ? "felixd has no netlink to look" : "looked again every refresh",
+                        "); its expectedIPs still fill selectors, its traffic is not policed");
   }
   if (IsKind(kind, "GlobalNetworkPolicy") || IsKind(kind, "NetworkPolicy")) {
     auto it = model_.policies().find(PolicyIdOf(kind, ns, name));
@@ -376,11 +397,23 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
         pools_[name] = {r->object["spec"].value("cidr", ""), r->object["spec"].value("natOutgoing", false)};
       }
       if (IsKind(*kind, "Node")) next_nodes[name] = NodeAddresses(*r);
+      if (IsKind(*kind, "HostEndpoint")) {
+        const std::string id = std::string(policy::Endpoint::kHostEndpointIdPrefix) + name;
+        const policy::Endpoint& e = model_.endpoints().at(id);
+        if (e.node == options_.node && e.interface.empty()) {
+          by_address_.insert(id);
+          std::optional<std::map<std::string, std::string>> addresses;
+          ResolveByAddressLocked(id, addresses);
+        } else {
+          by_address_.erase(id);
+        }
+      }
       if (std::string u = UnsupportedLocked(*kind, ns, name); !u.empty()) {
         NoteProblemLocked("not programmed", absl::InvalidArgumentError(u));
       }
     } else {
       model_.Remove(*kind, ns, name);
+      if (IsKind(*kind, "HostEndpoint")) by_address_.erase(std::string(policy::Endpoint::kHostEndpointIdPrefix) + name);
       if (IsKind(*kind, "IPPool")) pools_.erase(name);
       if (IsKind(*kind, "Node")) next_nodes.erase(name);
     }
@@ -438,6 +471,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
   } else if (structural) {
     policy::SelectionIndex after = policy::SelectionIndex::Build(model_);
     policy::SelectionDelta delta = policy::Diff(index_, after);
+    for (const std::string& id : batch.endpoints) delta = WithEndpoint(std::move(delta), id);
     index_ = std::move(after);
     policy_compiler::Changed changed{{batch.policies.begin(), batch.policies.end()}, batch.profiles};
     program(compiler_.Update(model_, index_, delta, changed));
@@ -462,7 +496,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
       timed([&] { return index_.UpdatePolicy(model_, id); }, policy_compiler::Changed{{id}, {}});
     }
     for (const std::string& id : batch.endpoints) {
-      timed([&] { return index_.UpdateEndpoint(model_, id); }, std::nullopt);
+      timed([&] { return WithEndpoint(index_.UpdateEndpoint(model_, id), id); }, std::nullopt);
     }
     for (const std::string& id : batch.network_sets) {
       timed([&] { return index_.UpdateNetworkSet(model_, id); }, std::nullopt);
@@ -494,6 +528,7 @@ absl::Status PolicyManager::Refresh() {
   std::lock_guard<std::mutex> lock(mu_);
   status_.last_refresh = absl::Now();
   suspect_ = false;
+  RefreshByAddressLocked();
   absl::StatusOr<std::optional<nft::TableState>> actual = nft_.Read();
   if (!actual.ok()) {
     NoteProblemLocked("read", actual.status());
@@ -527,6 +562,61 @@ void PolicyManager::Worker() {
       log::Warn("policy_sync_failed", {{"error", ToStd(s.message())}});
       absl::SleepFor(absl::Milliseconds(500));  // a datastore or kernel outage: do not spin
     }
+  }
+}
+
+absl::StatusOr<std::map<std::string, std::string>> PolicyManager::HostAddressesLocked() {
+  if (links_ == nullptr) return absl::FailedPreconditionError("no netlink");
+  ASSIGN_OR_RETURN(std::vector<kernel::Link> links, links_->ListLinks());
+  ASSIGN_OR_RETURN(std::vector<kernel::Address> addresses, links_->ListAddresses(0));
+  std::map<int, std::string> names;
+  for (const kernel::Link& link : links) {
+    if (link.name != "lo" && link.name.rfind(nft::kWorkloadPrefix, 0) != 0) names[link.index] = link.name;
+  }
+  std::map<std::string, std::string> out;
+  for (const kernel::Address& a : addresses) {
+    auto it = names.find(a.ifindex);
+    if (it != names.end()) out.emplace(net::FormatIp(a.prefix.addr), it->second);
+  }
+  return out;
+}
+
+bool PolicyManager::ResolveByAddressLocked(const std::string& id,
+                                           std::optional<std::map<std::string, std::string>>& addresses) {
+  auto it = model_.endpoints().find(id);
+  if (it == model_.endpoints().end()) return false;
+  if (!addresses) {
+    absl::StatusOr<std::map<std::string, std::string>> found = HostAddressesLocked();
+    if (!found.ok() && links_ != nullptr) NoteProblemLocked("host addresses", found.status());
+    addresses = found.ok() ? std::move(*found) : std::map<std::string, std::string>{};
+  }
+  std::string ifname;
+  for (const net::Prefix& ip : it->second.ips) {
+    auto a = addresses->find(net::FormatIp(ip.addr));
+    if (a != addresses->end()) {
+      ifname = a->second;
+      break;
+    }
+  }
+  if (ifname == it->second.interface) return false;
+  log::Info("host_endpoint_interface", {{"endpoint", it->second.name},
+                                        {"interface", ifname.empty() ? "none" : ifname},
+                                        {"by", "expectedIPs"}});
+  policy::Endpoint e = it->second;
+  e.interface = ifname;
+  model_.Put(std::move(e));
+  return true;
+}
+
+void PolicyManager::RefreshByAddressLocked() {
+  if (by_address_.empty()) return;
+  std::optional<std::map<std::string, std::string>> addresses;
+  for (const std::string& id : by_address_) {
+    if (!ResolveByAddressLocked(id, addresses)) continue;
+    // As an event of the endpoint: its selection, then its chains and elements.
+    policy::SelectionDelta d = WithEndpoint(index_.UpdateEndpoint(model_, id), id);
+    absl::Status s = Program(compiler_.Update(model_, index_, d));
+    if (!s.ok()) suspect_ = true;  // the next refresh repairs from the kernel's state
   }
 }
 

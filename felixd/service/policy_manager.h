@@ -122,6 +122,16 @@ class PolicyManager {
                       bool all);  // under mu_
   bool by_link_group() const { return options_.layout.dispatch == nft::Dispatch::kByLinkGroup; }
   void NoteProblemLocked(const std::string& what, const absl::Status& status);
+  // Host endpoints of this node without interfaceName are found by their expectedIPs, as
+  // upstream: the first listed address a host interface (not cali*, not lo) carries names the
+  // interface, looked up on every event of the endpoint and on every refresh (addresses move).
+  // The model holds the endpoint with that interface (or none: not policed, and said so).
+  // `addresses` (address → interface) is fetched on first use; false when nothing changed.
+  bool ResolveByAddressLocked(const std::string& id,
+                              std::optional<std::map<std::string, std::string>>& addresses);
+  absl::StatusOr<std::map<std::string, std::string>> HostAddressesLocked();
+  // Refresh: re-resolves them all and programs the endpoints whose interface changed.
+  void RefreshByAddressLocked();
   // What felixd does not program and says so: this node's host endpoints with interfaceName
   // "*" or none, and preDNAT / doNotTrack policies. Empty when the object is fine or gone.
   std::string UnsupportedLocked(const resources::KindInfo& kind, const std::string& ns,
@@ -132,6 +142,7 @@ class PolicyManager {
   PolicyManagerOptions options_;
   kernel::Netlink* links_;
   std::map<std::string, uint32_t> applied_groups_;  // interface → group last written or read
+  std::set<std::string> by_address_;  // ids of this node's host endpoints without interfaceName
 
   mutable std::mutex mu_;
   mutable std::condition_variable programmed_;

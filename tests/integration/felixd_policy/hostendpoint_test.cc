@@ -13,7 +13,8 @@
 // - `calicoctl policy explain` agrees for host traffic (failsafe, deny, allow);
 // - a SIGKILLed felixd adopts the table with the host endpoint with zero transactions;
 // - deleting the HostEndpoint opens the host again; an interfaceName "*" endpoint then polices
-//   hepup0 likewise, never loopback or the pod's traffic to its host;
+//   hepup0 likewise, never loopback or the pod's traffic to its host; one without
+//   interfaceName polices the interface its expectedIP appears on (within a refresh);
 // - preDNAT: a Deny drops what normal policy allows, matches the destination before a DNAT
 //   rule of the test's own table (tcp 18080 → 8080), failsafe ports come first; restart adopts.
 // Everything made is removed by destructors (namespaces by name, processes by pid).
@@ -136,14 +137,15 @@ class HepCluster {
     return out;
   }
 
-  // Waits (≤ 5 s) until every (namespace, target) shows what is expected; CHECKs each.
+  // Waits (≤ `wait`) until every (namespace, target) shows what is expected; CHECKs each.
   struct Want {
     const TestNetns* from;
     std::string from_name;
     std::string target;
     std::string result;  // ok | blocked
   };
-  void CheckMatrix(const std::string& scenario, const std::vector<Want>& wants) {
+  void CheckMatrix(const std::string& scenario, const std::vector<Want>& wants,
+                   std::chrono::seconds wait = std::chrono::seconds(5)) {
     std::map<std::string, std::string> seen;
     auto holds = [&] {
       bool all = true;
@@ -154,7 +156,7 @@ class HepCluster {
       }
       return all;
     };
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto deadline = std::chrono::steady_clock::now() + wait;
     while (!holds() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -378,6 +380,31 @@ spec:
   c.Ctl({"delete", "hostendpoint", "node1-all"});
   c.CheckMatrix("all-interfaces host endpoint deleted",
                 {{&peer, "peer", in("tcp:8080"), "ok"}, {&host, "host", out("tcp:8080"), "ok"}});
+
+  // No interfaceName: the interface carrying one of its expectedIPs is the endpoint. None does
+  // yet (not policed, and said so); the address appears on hepup0 and a refresh later (felixd's
+  // --policy_refresh_interval, 10 s) hepup0 is policed as if named.
+  c.Apply(R"(apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: node1-byip
+  labels: {role: edge}
+spec:
+  node: node1
+  expectedIPs: [192.168.241.3]
+)");
+  c.CheckMatrix("expectedIPs on no interface", {{&peer, "peer", in("tcp:8080"), "ok"}});
+  CHECK(c.Status().find("no interface of this node carries one of its expectedIPs") != std::string::npos);
+  REQUIRE(c.node().Exec("ip addr add 192.168.241.3/24 dev hepup0").status == 0);
+  c.CheckMatrix("host endpoint found by expectedIPs",
+                {{&peer, "peer", in("tcp:80"), "ok"},  // policy edge
+                 {&peer, "peer", in("tcp:8080"), "blocked"},
+                 {&peer, "peer", in("tcp:22"), "ok"},  // failsafe
+                 {&host, "host", out("tcp:8080"), "blocked"},
+                 {&pod_ns, "pod", in("tcp:8080"), "ok"}},
+                std::chrono::seconds(15));
+  c.Ctl({"delete", "hostendpoint", "node1-byip"});
+  c.CheckMatrix("host endpoint found by expectedIPs deleted", {{&peer, "peer", in("tcp:8080"), "ok"}});
 }
 
 TEST_CASE("host endpoint: preDNAT policy runs before normal policy and sees the pre-DNAT "

@@ -80,11 +80,12 @@ struct Env {
     }
     REQUIRE(manager->WaitProgrammed(revision, absl::ZeroDuration()));
   }
-  // What a manager built from scratch over the same datastore would program.
-  nft::TableState FreshState() {
+  // What a manager built from scratch over the same datastore would program (on a host with
+  // no links, or this env's).
+  nft::TableState FreshState(bool same_links = false) {
     nft::FakeNftables fresh;
     kernel::FakeNetlink fresh_links;
-    PolicyManager other(*store, fresh, Options(), &fresh_links);
+    PolicyManager other(*store, fresh, Options(), same_links ? &links : &fresh_links);
     REQUIRE(other.FullSync().ok());
     return **fresh.Read();
   }
@@ -159,6 +160,13 @@ TEST_CASE("policy manager: endpoints and policies become the table a full build 
   env.Drain(rev);
   CHECK(env.nft.applies() == before + 1);
   CHECK(env.manager->Explain(Tcp("10.65.1.2", "10.65.0.2", 80)).allowed);
+  CHECK(env.State() == env.FreshState());
+
+  // Its address changes, its labels and so its policy lists do not: the anti-spoofing element
+  // still follows (the endpoint's own event re-renders it).
+  env.Drain(env.Put(Wep("node1", "web", "prod", "10.65.0.9", "cali0000000web", "app: other")));
+  CHECK(env.nft.ElementsOf(nft::kWepSrc4)->count("cali0000000web . 10.65.0.9") == 1);
+  CHECK(env.nft.ElementsOf(nft::kWepSrc4)->count("cali0000000web . 10.65.0.2") == 0);
   CHECK(env.State() == env.FreshState());
 
   // Deleting the policy and the endpoints leaves the empty table's state.
@@ -513,6 +521,79 @@ spec: {bgp: {ipv4Address: 10.0.0.2/24, ipv6Address: "fd00::2/64"}}
     CHECK((*other.Read())->chains.at(nft::kFailsafeInChain).rule_tags.size() == 1);
     CHECK((*other.Read())->chains.at(nft::kFailsafeOutChain).rule_tags.empty());
   }
+}
+
+TEST_CASE("policy manager: a host endpoint without interfaceName is found by its expectedIPs, "
+          "and follows them on refresh",
+          "[unit][felixd][policy_manager][hostendpoint]") {
+  Env env;
+  kernel::Link eth1;
+  eth1.name = "eth1";
+  eth1 = env.links.AddLinkByHand(eth1);
+  kernel::Link eth2;
+  eth2.name = "eth2";
+  eth2 = env.links.AddLinkByHand(eth2);
+  kernel::Link cali;  // a workload's address never names a host endpoint's interface
+  cali.name = "cali0000000web";
+  cali = env.links.AddLinkByHand(cali);
+  REQUIRE(env.links.ReplaceAddress({net::Prefix{*net::ParseIp("192.168.1.12"), 32}, cali.index}).ok());
+  env.Start();
+  env.Drain(env.Put(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-byip, labels: {role: host}}
+spec: {node: node1, expectedIPs: [192.168.1.11, 192.168.1.12]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: host-web}
+spec: {selector: role == 'host', ingress: [{action: Allow, protocol: TCP, destination: {ports: [80]}}]}
+)"));
+  auto problems = [&] {
+    std::string out;
+    for (const std::string& p : env.manager->Status().problems) out += p + "\n";
+    return out;
+  };
+  // Neither address on a host interface yet: not policed, and said so.
+  CHECK(problems().find("HostEndpoint \"node1-byip\": no interfaceName, and no interface") != std::string::npos);
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.empty());
+  CHECK(env.manager->Explain(Tcp("203.0.113.9", "192.168.1.12", 8080)).allowed);
+  CHECK(env.manager->Status().host_endpoints == 0);
+
+  // The second expectedIP appears on eth2: the next refresh polices eth2, as a named endpoint.
+  REQUIRE(env.links.ReplaceAddress({net::Prefix{*net::ParseIp("192.168.1.12"), 24}, eth2.index}).ok());
+  REQUIRE(env.manager->Refresh().ok());
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.contains("eth2"));
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.size() == 1);
+  CHECK(env.manager->Status().host_endpoints == 1);
+  CHECK(env.manager->Explain(Tcp("203.0.113.9", "192.168.1.12", 80)).allowed);
+  CHECK_FALSE(env.manager->Explain(Tcp("203.0.113.9", "192.168.1.12", 8080)).allowed);
+  CHECK(env.State() == env.FreshState(/*same_links=*/true));
+
+  // The first one, on eth1, wins (list order); an event of the endpoint resolves at once.
+  REQUIRE(env.links.ReplaceAddress({net::Prefix{*net::ParseIp("192.168.1.11"), 24}, eth1.index}).ok());
+  env.Drain(env.Put(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-byip, labels: {role: host, tier: edge}}
+spec: {node: node1, expectedIPs: [192.168.1.11, 192.168.1.12]}
+)"));
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.contains("eth1"));
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.size() == 1);
+  CHECK(env.State() == env.FreshState(true));
+
+  // A restart finds it too, and writes nothing.
+  int applies = env.nft.applies();
+  env.manager.reset();
+  env.Start();
+  CHECK(env.nft.applies() == applies);
+
+  // Both addresses gone: the refresh takes its elements out again.
+  REQUIRE(env.links.DeleteAddress({net::Prefix{*net::ParseIp("192.168.1.11"), 24}, eth1.index}).ok());
+  REQUIRE(env.links.DeleteAddress({net::Prefix{*net::ParseIp("192.168.1.12"), 24}, eth2.index}).ok());
+  REQUIRE(env.manager->Refresh().ok());
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.empty());
+  CHECK(env.State() == env.FreshState(true));
 }
 
 }  // namespace
