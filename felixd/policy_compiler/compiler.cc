@@ -367,6 +367,7 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model, const polic
   element_refs_.clear();  // else a rebuild adds no element an earlier build had counted
   profile_refs_.clear();
   set_refs_.clear();
+  unreferenced_.clear();
   dynamic_sets_.clear();
   full_chains_.clear();
   pass_chains_.clear();
@@ -670,11 +671,16 @@ void Compiler::PlanGroupTransfers(const policy::Model& model, const policy::Sele
 void Compiler::RenderEndpoint(const policy::Model& model, const policy::SelectionIndex& index,
                               const std::string& id, nft::Delta& delta) {
   const policy::Endpoint* e = Programmed(model, id);
+  auto old = endpoints_.find(id);
   std::optional<EndpointState> next;
+  // Most re-renders keep the endpoint's profiles (a policy's lists moved): their counts stay.
+  bool same_profiles = false;
   if (e) {
     next.emplace();
     next->profiles = UniqueProfiles(*e);
+    same_profiles = old != endpoints_.end() && old->second.profiles == next->profiles;
     for (const std::string& profile : next->profiles) {
+      if (same_profiles) break;
       if (profile_refs_[profile]++ == 0) RenderProfile(model, index, profile, delta);
     }
     std::shared_ptr<const EndpointLists> lists;
@@ -775,9 +781,9 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     }
   }
 
-  auto old = endpoints_.find(id);
   uint32_t old_group = 0;
   std::string old_ifname;
+  auto old_link = link_groups_.end();  // one lookup of the (long, prefix-sharing) names
   if (old != endpoints_.end()) {
     for (const nft::ElementChange& el : old->second.elements) {
       auto ref = element_refs_.find({el.set, el.key});
@@ -793,6 +799,7 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
       }
     }
     for (const std::string& profile : old->second.profiles) {
+      if (same_profiles) break;
       if (--profile_refs_[profile] == 0) {
         profile_refs_.erase(profile);
         RenderProfile(model, index, profile, delta);  // deletes its chains
@@ -801,23 +808,30 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
     if (old->second.any) any_.erase(id);
     if (!old->second.combo.empty()) {
       ReleaseGroup(old->second.combo);
-      old_group = link_groups_[old->second.ifname];
-      link_groups_.erase(old->second.ifname);
+      old_link = link_groups_.find(old->second.ifname);
+      if (old_link != link_groups_.end()) old_group = old_link->second;
       old_ifname = old->second.ifname;
     }
-    endpoints_.erase(old);
+    if (!next) endpoints_.erase(old);  // else replaced in place below
     host_endpoints_.erase(id);
   }
   if (next) {
     if (next->any) any_[id] = *next->any;
     if (!next->combo.empty()) {
       const uint32_t group = combos_.at(next->combo).first;
-      link_groups_[next->ifname] = group;
+      if (old_link != link_groups_.end() && next->ifname == old_ifname) {
+        old_link->second = group;
+        old_link = link_groups_.end();  // kept
+      } else {
+        link_groups_[next->ifname] = group;
+      }
       if (group != old_group || next->ifname != old_ifname) link_changes_.insert(next->ifname);
     }
     if (next->host) host_endpoints_.insert(id);
-    endpoints_[id] = std::move(*next);
+    if (old != endpoints_.end()) old->second = std::move(*next);
+    else endpoints_.emplace(id, std::move(*next));
   }
+  if (old_link != link_groups_.end()) link_groups_.erase(old_link);
 }
 
 void Compiler::RenderAnyHostEndpoint(const policy::SelectionIndex& index, nft::Delta& delta) {
@@ -854,7 +868,10 @@ void Compiler::ReleaseGroup(const std::string& combo) {
 void Compiler::RefSets(const nft::Chain& chain, int by) {
   for (const nft::Rule& r : chain.rules) {
     for (const std::string& s : nft::ReferencedSets(r)) {
-      if (!skeleton_sets_.contains(s)) set_refs_[s] += by;
+      if (skeleton_sets_.contains(s)) continue;
+      int& refs = set_refs_[s];
+      refs += by;
+      if (refs <= 0) unreferenced_.insert(s);
     }
   }
 }
@@ -1078,11 +1095,10 @@ void Compiler::SetElements(const std::string& set, nft::Elements elements, nft::
 }
 
 void Compiler::CollectGarbage(nft::Delta& delta) {
-  for (auto it = set_refs_.begin(); it != set_refs_.end();) {
-    if (it->second > 0) {
-      ++it;
-      continue;
-    }
+  // Only the sets whose last reference went in this change (not a walk over every set).
+  for (const std::string& name : std::exchange(unreferenced_, {})) {
+    auto it = set_refs_.find(name);
+    if (it == set_refs_.end() || it->second > 0) continue;
     // Elements added to a set deleted in the same transaction would be dropped with it.
     std::erase_if(delta.add_elements, [&](const nft::ElementChange& c) { return c.set == it->first; });
     std::erase_if(delta.delete_elements, [&](const nft::ElementChange& c) { return c.set == it->first; });
@@ -1090,7 +1106,7 @@ void Compiler::CollectGarbage(nft::Delta& delta) {
     if (!added_now) delta.delete_sets.push_back(it->first);
     table_.sets.erase(it->first);
     dynamic_sets_.erase(it->first);
-    it = set_refs_.erase(it);
+    set_refs_.erase(it);
   }
 }
 

@@ -174,6 +174,7 @@ class Compiler {
   std::map<std::pair<std::string, std::string>, ElementRef> element_refs_;  // (set, key)
   std::map<std::string, int> profile_refs_;  // profile → endpoints naming it
   std::map<std::string, int> set_refs_;      // set → rules referencing it
+  std::set<std::string> unreferenced_;       // sets whose count fell to 0 since CollectGarbage
   std::map<std::string, DynamicSet> dynamic_sets_;  // by set name
   // Policy and profile chains as compiled (table_ holds them elided), and which of them use
   // each dynamic set, so a set's first member or last one re-renders exactly those.
