@@ -341,8 +341,10 @@ nft::DesiredTable Renumbered(const Compiler& c, const Compiler& fresh) {
 // A felixd-like driver: the model changes, the index follows incrementally where it can, the
 // compiler's delta goes to the (fake) kernel.
 struct Driver {
-  explicit Driver(LayoutCase layout = kLayouts[0]) {
+  // `node`: the node whose endpoints it programs (empty: every endpoint, workloads only).
+  explicit Driver(LayoutCase layout = kLayouts[0], std::string node = "") {
     SetLayout(options, layout);
+    options.node = std::move(node);
     compiler = Compiler(options);
   }
   Options options;
@@ -544,6 +546,24 @@ spec:
     destination: {selector: role == 'host'}
 )";
 
+// node1's compiler under `layout` over the cluster, its host endpoints and `extra` documents:
+// built, and the table checked to load.
+struct HostNode {
+  HostNode(const LayoutCase& layout, std::vector<const char*> extra) {
+    w.Apply(kHostEndpoints);
+    for (const char* doc : extra) w.Apply(doc);
+    SetLayout(options, layout);
+    options.node = "node1";
+    compiler = Compiler(options);
+    t = &compiler.Build(w.model, SelectionIndex::Build(w.model));
+    CheckLoads(*t);
+  }
+  World w = Cluster();
+  Options options;
+  Compiler compiler;
+  const nft::DesiredTable* t = nullptr;
+};
+
 // Peers and ports for host probes: failsafe (22, 68, 179, 53, 67), allowed, denied, other.
 std::vector<Packet> HostProbes(const std::vector<std::string>& hosts) {
   std::vector<Packet> out;
@@ -600,14 +620,11 @@ int CheckHostOracle(const policy::Model& model, const nft::DesiredTable& table,
 TEST_CASE("host endpoints: input/output verdicts equal Explain, failsafe ports, default deny", "[unit][policy_compiler][hostendpoint]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  World w = Cluster();
-  w.Apply(kHostEndpoints);
-  Options options;
-  SetLayout(options, layout);
-  options.node = "node1";
-  Compiler compiler(options);
-  const nft::DesiredTable& t = compiler.Build(w.model, SelectionIndex::Build(w.model));
-  CheckLoads(t);
+  HostNode node(layout, {});
+  World& w = node.w;
+  Compiler& compiler = node.compiler;
+  const Options& options = node.options;
+  const nft::DesiredTable& t = *node.t;
   CHECK(CheckHostOracle(w.model, t) > 100);
   // Local named host endpoints only; the remote one (node2) is a selector member, not dispatched.
   CHECK(t.sets.at(nft::kHepInMap).elements.size() == 2);
@@ -710,9 +727,7 @@ spec:
 TEST_CASE("host endpoints: each incremental step equals a fresh build", "[unit][policy_compiler][hostendpoint][incremental]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  Driver d(layout);
-  d.options.node = "node1";
-  d.compiler = Compiler(d.options);
+  Driver d(layout, "node1");
   d.Start();
   d.Check();
   d.w.Apply(kHostEndpoints);
@@ -805,15 +820,10 @@ spec:
 TEST_CASE("host endpoints: interfaceName \"*\" covers every interface but named ones, lo and workloads", "[unit][policy_compiler][hostendpoint]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  World w = Cluster();
-  w.Apply(kHostEndpoints);
-  w.Apply(kAnyHostEndpoint);
-  Options options;
-  SetLayout(options, layout);
-  options.node = "node1";
-  Compiler compiler(options);
-  const nft::DesiredTable& t = compiler.Build(w.model, SelectionIndex::Build(w.model));
-  CheckLoads(t);
+  HostNode node(layout, {kAnyHostEndpoint});
+  World& w = node.w;
+  Compiler& compiler = node.compiler;
+  const nft::DesiredTable& t = *node.t;
   CheckHostOracle(w.model, t, {"192.168.9.10", "192.168.8.10", "192.168.5.10"});
   Interpreter interp(t, &compiler.link_groups());
   auto in = [&](const char* iif, int port) {
@@ -841,9 +851,7 @@ TEST_CASE("host endpoints: interfaceName \"*\" covers every interface but named 
 TEST_CASE("host endpoints: \"*\" endpoints added, replaced and removed incrementally equal a fresh build", "[unit][policy_compiler][hostendpoint][incremental]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  Driver d(layout);
-  d.options.node = "node1";
-  d.compiler = Compiler(d.options);
+  Driver d(layout, "node1");
   d.forward_oracle = false;
   d.w.Apply(kHostEndpoints);
   d.Start();
@@ -907,15 +915,10 @@ spec:
 TEST_CASE("preDNAT: before normal policy, failsafe first, Deny drops, Allow goes on to normal policy", "[unit][policy_compiler][hostendpoint][prednat]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  World w = Cluster();
-  w.Apply(kHostEndpoints);
-  w.Apply(kPreDnat);
-  Options options;
-  SetLayout(options, layout);
-  options.node = "node1";
-  Compiler compiler(options);
-  const nft::DesiredTable& t = compiler.Build(w.model, SelectionIndex::Build(w.model));
-  CheckLoads(t);
+  HostNode node(layout, {kPreDnat});
+  World& w = node.w;
+  Compiler& compiler = node.compiler;
+  const nft::DesiredTable& t = *node.t;
   CHECK(t.chains.at(nft::kPreDnatChain).base->hook == nft::Hook::kPrerouting);
   CHECK(t.chains.at(nft::kPreDnatChain).base->priority == -110);
   // Both local endpoints (eth8 only through pre-deny); the remote one is not dispatched.
@@ -990,9 +993,7 @@ spec:
 TEST_CASE("doNotTrack: before conntrack on named host endpoints, an Allow skips all other policy, failsafe first", "[unit][policy_compiler][hostendpoint][donottrack]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  Driver d(layout);
-  d.options.node = "node1";
-  d.compiler = Compiler(d.options);
+  Driver d(layout, "node1");
   d.w.Apply(kHostEndpoints);
   d.Start();
   d.w.Apply(kDoNotTrack);
@@ -1059,9 +1060,7 @@ spec: {node: node1, interfaceName: eth7, expectedIPs: [192.168.7.10]}
 TEST_CASE("preDNAT: the all-interfaces host endpoint's policies run for host interfaces no named endpoint has", "[unit][policy_compiler][hostendpoint][prednat]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  Driver d(layout);
-  d.options.node = "node1";
-  d.compiler = Compiler(d.options);
+  Driver d(layout, "node1");
   // Forward probes from outside enter through a host interface, so "*"'s preDNAT policies run
   // for them; Explain does not model preDNAT on forwarded traffic (host traffic only).
   d.forward_oracle = false;
@@ -1111,9 +1110,7 @@ spec: {node: node1, interfaceName: "*", expectedIPs: [192.168.5.10]}
 TEST_CASE("preDNAT: each incremental step equals a fresh build", "[unit][policy_compiler][hostendpoint][prednat][incremental]") {
   const LayoutCase layout = kLayouts[GENERATE(0, 1, 2, 3)];
   INFO("dispatch " << int(layout.dispatch) << " egress " << int(layout.egress));
-  Driver d(layout);
-  d.options.node = "node1";
-  d.compiler = Compiler(d.options);
+  Driver d(layout, "node1");
   d.w.Apply(kHostEndpoints);
   d.Start();
   d.w.Apply(kPreDnat);
