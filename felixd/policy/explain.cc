@@ -1,5 +1,8 @@
 #include "felixd/policy/explain.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
 namespace calico::felixd::policy {
 namespace {
 
@@ -48,6 +51,7 @@ std::string Verdict::Describe() const {
   if (!egress && !ingress) return out + ": neither end is a workload or host endpoint";
   if (egress) out += "; " + egress->Describe();
   if (ingress) out += "; " + ingress->Describe();
+  for (const std::string& note : notes) out += "; not evaluated: " + note;
   return out;
 }
 
@@ -217,12 +221,50 @@ const Endpoint* HostSide(const Endpoint* host, const Endpoint* other_workload) {
   return host;
 }
 
+// The programmed host endpoints of `node` that policy applies to when traffic is forwarded
+// through them in `dir`: applyOnForward policies of that direction, preDNAT ones (ingress).
+std::vector<std::string> ForwardingHostEndpoints(const Model& model, const std::string& node, Direction dir) {
+  std::vector<std::string> out;
+  for (const auto& [_, e] : model.endpoints()) {
+    if (!e.host || e.node != node || !ProgrammedHostEndpoint(e)) continue;
+    const EntityView self = ViewOf(model, e);
+    for (const auto& [__, p] : model.policies()) {
+      const bool forward = p.apply_on_forward && !p.pre_dnat && !p.do_not_track && p.Applies(dir);
+      const bool pre_dnat = p.ProgrammedPreDnat() && dir == Direction::kIngress;
+      if ((forward || pre_dnat) && Matches(p.applies_to, self)) {
+        out.push_back(e.name);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// A note for a workload's traffic with an address outside every endpoint: it may cross one of
+// these host endpoints, whose forward policies Explain cannot place.
+void NoteForwarding(const Model& model, const Endpoint& workload, Direction dir, Verdict& out) {
+  std::vector<std::string> heps = ForwardingHostEndpoints(model, workload.node, dir);
+  if (heps.empty()) return;
+  out.notes.push_back(absl::StrCat(
+      "host endpoint", heps.size() > 1 ? "s " : " ", absl::StrJoin(heps, ", "), " of node ", workload.node,
+      dir == Direction::kIngress ? " (traffic arriving through it is forwarded to the workload: its preDNAT and "
+                                   "applyOnForward ingress policies apply too)"
+                                 : " (traffic leaving through it: its applyOnForward egress policies apply too)",
+      "; which interface the packet uses is not known here"));
+}
+
 }  // namespace
 
 Verdict Explain(const Model& model, const Packet& packet) {
   PacketContext ctx = ContextFor(model, packet);
   Verdict out;
   out.allowed = true;
+  if (ctx.dst_endpoint && !ctx.src_endpoint && !ctx.src_host) {
+    NoteForwarding(model, *ctx.dst_endpoint, Direction::kIngress, out);
+  }
+  if (ctx.src_endpoint && !ctx.dst_endpoint && !ctx.dst_host) {
+    NoteForwarding(model, *ctx.src_endpoint, Direction::kEgress, out);
+  }
   if (ctx.src_endpoint) {
     out.egress = EvaluateDirection(model, *ctx.src_endpoint, Direction::kEgress, ctx);
   } else if (const Endpoint* host = HostSide(ctx.src_host, ctx.dst_endpoint)) {

@@ -63,6 +63,9 @@ struct Verdict {
   bool allowed = false;
   std::optional<DirectionVerdict> egress;   // set when the source is a workload or host endpoint
   std::optional<DirectionVerdict> ingress;  // likewise the destination, when egress allowed
+  // What the verdict leaves out (forwarded traffic's host endpoint policies: the interface a
+  // packet uses is not known here), one sentence each; part of Describe().
+  std::vector<std::string> notes;
   // The step that decided a deny (the first denying direction), else the last allowing one;
   // nullptr when neither end is a workload (allowed: not ours to police).
   const DirectionVerdict* Deciding() const;

@@ -980,6 +980,36 @@ namespace {
 // Host endpoints (upstream's HostEndpoint reference and "failsafe rules"): the host through a
 // named interface; failsafe ports open whatever the policy; no policy and no profile: deny;
 // traffic between the host and its own workloads is not host endpoint policy.
+TEST_CASE("host endpoints: forwarded traffic's host endpoint policies are named as not evaluated",
+          "[unit][policy][explain][hostendpoint]") {
+  World w = Cluster();
+  w.Apply(R"(
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth0, labels: {role: host}}
+spec: {node: node1, interfaceName: eth0, expectedIPs: [192.168.1.10]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: fwd-in}
+spec:
+  selector: role == 'host'
+  applyOnForward: true
+  types: [Ingress]
+  ingress: [{action: Deny, protocol: TCP, destination: {ports: [80]}}]
+)");
+  // Outside → a node1 pod: eth0's applyOnForward ingress policy may apply; said, not guessed.
+  Verdict in = w.Probe(World::TcpPacket(kOutside, kWeb, 80));
+  REQUIRE(in.notes.size() == 1);
+  CHECK(in.notes[0].find("host endpoint node1-eth0 of node node1") != std::string::npos);
+  CHECK(in.Describe().find("not evaluated: host endpoint node1-eth0") != std::string::npos);
+  // The pod → outside: no egress forward policy, nothing to say; pod ↔ pod never crosses it.
+  CHECK(w.Probe(World::TcpPacket(kWeb, kOutside, 80)).notes.empty());
+  CHECK(w.Probe(World::TcpPacket(kClient, kWeb, 80)).notes.empty());
+  // The host itself (its expectedIP) is host endpoint policy proper, evaluated: no note.
+  CHECK(w.Probe(World::TcpPacket(kOutside, "192.168.1.10", 22)).notes.empty());
+}
+
 TEST_CASE("host endpoints: failsafe ports, default deny, policy, own workloads exempt", "[unit][policy][explain][hostendpoint]") {
   World w = Cluster();
   w.Apply(R"(
@@ -1055,6 +1085,8 @@ spec:
   // A workload selects the host as a peer by its labels (expectedIPs are its addresses).
   CHECK(w.Tcp(kClient, "192.168.1.10", 80));
   CHECK_FALSE(w.Tcp(kClient, kOutside, 80));
+  // Outside ↔ a pod of node1 may be forwarded through eth0; no forward policy selects it yet.
+  CHECK(w.Probe(World::TcpPacket(kOutside, kWeb, 80)).notes.empty());
 
   SECTION("failsafe ports configured") {
     absl::StatusOr<std::vector<FailsafePort>> in = ParseFailsafePorts("tcp:2222, udp:500,179");
