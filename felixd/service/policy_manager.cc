@@ -471,7 +471,10 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
   } else if (structural) {
     policy::SelectionIndex after = policy::SelectionIndex::Build(model_);
     policy::SelectionDelta delta = policy::Diff(index_, after);
-    for (const std::string& id : batch.endpoints) delta = WithEndpoint(std::move(delta), id);
+    std::set<std::string> rendered(delta.endpoints_changed.begin(), delta.endpoints_changed.end());
+    for (const std::string& id : batch.endpoints) {  // as WithEndpoint, for many at once
+      if (rendered.insert(id).second) delta.endpoints_changed.push_back(id);
+    }
     index_ = std::move(after);
     policy_compiler::Changed changed{{batch.policies.begin(), batch.policies.end()}, batch.profiles};
     program(compiler_.Update(model_, index_, delta, changed));
