@@ -4,8 +4,11 @@
 // changes (pod joins existing selectors, label change, pod removed, new policy) the time of the
 // index + compiler step and the size of the nft delta.
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -149,6 +152,9 @@ int Main() {
   int iterations = 100;
   if (const char* env = std::getenv("NFT_COMPILER_ITERATIONS")) iterations = std::atoi(env);
   std::vector<double> index_ms, compile_ms;
+  // As felixd after a whole-index rebuild: the old index's blocks are merged now (~30 ms), not
+  // by the next change's first large allocation.
+  malloc_trim(0);
   for (int k = 0; k < iterations; ++k) {
     policy::Policy p = Pol(1001 + k);
     model.Put(p);
@@ -160,12 +166,15 @@ int Main() {
     index_ms.push_back(Ms(a, b));
     compile_ms.push_back(Ms(b, c));
   }
-  auto pct = [](std::vector<double> v, double q) {
+  auto pct = [](std::vector<double> v, double q) {  // nearest rank
     std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, size_t(q * double(v.size())))];
+    size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+    return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
   };
-  std::printf("%d new policies, one at a time: index p50 %.3f p99 %.3f ms, compiler p50 %.3f p99 %.3f ms\n",
-              iterations, pct(index_ms, 0.5), pct(index_ms, 0.99), pct(compile_ms, 0.5), pct(compile_ms, 0.99));
+  std::printf("%d new policies, one at a time: index p50 %.3f p99 %.3f max %.3f ms, compiler p50 %.3f p99 %.3f "
+              "max %.3f ms\n",
+              iterations, pct(index_ms, 0.5), pct(index_ms, 0.99), pct(index_ms, 1.0), pct(compile_ms, 0.5),
+              pct(compile_ms, 0.99), pct(compile_ms, 1.0));
   return 0;
 }
 
