@@ -362,7 +362,6 @@ const nft::DesiredTable& Compiler::Build(const policy::Model& model, const polic
   combos_.clear();
   group_owner_.clear();
   link_groups_.clear();
-  link_changes_.clear();
   group_refs_.clear();
   element_refs_.clear();  // else a rebuild adds no element an earlier build had counted
   profile_refs_.clear();
@@ -432,7 +431,6 @@ nft::Delta Compiler::Update(const policy::Model& model, const policy::SelectionI
   PlanGroupTransfers(model, index, endpoints);
   for (const std::string& id : endpoints) RenderEndpoint(model, index, id, out);
   transfers_.clear();
-  planned_lists_.clear();
   lists_cache_.clear();
   RenderAnyHostEndpoint(index, out);
   // Members of existing sets.
@@ -651,9 +649,9 @@ void Compiler::PlanGroupTransfers(const policy::Model& model, const policy::Sele
     const policy::Endpoint* e = Programmed(model, id);
     std::string to;
     if (e != nullptr && !e->host) {
+      // Cached (lists_cache_): RenderEndpoint asks again for the same lists.
       std::shared_ptr<const EndpointLists> lists = Lists(model, index, id, *e);
       to = Combo(lists->ingress_chain, lists->egress_chain);
-      planned_lists_.emplace(id, std::move(lists));  // RenderEndpoint's, computed once
     }
     Move& m = moves[old->second.combo];
     if (m.endpoints++ == 0) m.to = std::move(to);
@@ -683,12 +681,7 @@ void Compiler::RenderEndpoint(const policy::Model& model, const policy::Selectio
       if (same_profiles) break;
       if (profile_refs_[profile]++ == 0) RenderProfile(model, index, profile, delta);
     }
-    std::shared_ptr<const EndpointLists> lists;
-    if (auto planned = planned_lists_.find(id); planned != planned_lists_.end()) {
-      lists = planned->second;
-    } else {
-      lists = Lists(model, index, id, *e);
-    }
+    std::shared_ptr<const EndpointLists> lists = Lists(model, index, id, *e);
     const nft::EndpointPolicies& ep_in = lists->ingress;
     const nft::EndpointPolicies& ep_out = lists->egress;
     const policy::EndpointPolicies& pols = index.PoliciesOf(id);

@@ -137,9 +137,7 @@ class Compiler {
   // policy list (transfers_).
   void PlanGroupTransfers(const policy::Model& model, const policy::SelectionIndex& index,
                           const std::set<std::string>& endpoints);
-  bool MayPass(const std::string& policy_chain) const {
-    return !pass_chains_.empty() && pass_chains_.contains(policy_chain);
-  }
+  bool MayPass(const std::string& policy_chain) const { return pass_chains_.contains(policy_chain); }
   void RenderPolicy(const policy::Model& model, const policy::SelectionIndex& index,
                     const std::string& id, nft::Delta& delta);
   void RenderProfile(const policy::Model& model, const policy::SelectionIndex& index,
@@ -184,8 +182,6 @@ class Compiler {
   std::map<std::string, std::pair<uint32_t, int>> combos_;  // combo → (group, endpoints)
   std::map<uint32_t, std::string> group_owner_;
   std::map<std::string, uint32_t> transfers_;  // this Update: new combo → the group it takes over
-  // this Update: endpoint id → its lists, as PlanGroupTransfers computed them
-  std::map<std::string, std::shared_ptr<const EndpointLists>> planned_lists_;
   // The last few lists computed, by what they were computed from (the index's entry, the
   // profiles): the endpoints one policy (de)selects mostly share theirs, so they are named and
   // hashed once, not per endpoint.

@@ -29,10 +29,11 @@ void ReleaseFreedMemory() {
 
 // The index reports an endpoint whose policy lists are unchanged as unchanged; its own event may
 // still change what the compiler renders for it (its interface, its addresses' anti-spoofing
-// elements), so the event's endpoint is always re-rendered (unchanged output costs no writes).
-policy::SelectionDelta WithEndpoint(policy::SelectionDelta d, const std::string& id) {
-  if (std::find(d.endpoints_changed.begin(), d.endpoints_changed.end(), id) == d.endpoints_changed.end()) {
-    d.endpoints_changed.push_back(id);
+// elements), so the events' endpoints are always re-rendered (unchanged output costs no writes).
+policy::SelectionDelta WithEndpoints(policy::SelectionDelta d, const std::set<std::string>& ids) {
+  std::set<std::string> listed(d.endpoints_changed.begin(), d.endpoints_changed.end());
+  for (const std::string& id : ids) {
+    if (!listed.contains(id)) d.endpoints_changed.push_back(id);
   }
   return d;
 }
@@ -218,14 +219,11 @@ absl::Status PolicyManager::FullSync() {
   by_address_.clear();
   {
     std::optional<std::map<std::string, std::string>> addresses;
-    std::vector<std::string> ids;
+    std::vector<std::string> hosts;
     for (const auto& [id, e] : model_.endpoints()) {
-      if (e.host && e.node == options_.node && e.interface.empty()) ids.push_back(id);
+      if (e.host) hosts.push_back(id);
     }
-    for (const std::string& id : ids) {
-      by_address_.insert(id);
-      ResolveByAddressLocked(id, addresses);
-    }
+    for (const std::string& id : hosts) TrackByAddressLocked(id, addresses);
   }
   for (const datastore::Entry& entry : list.entries) {
     std::string ns, name;
@@ -411,15 +409,8 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
       }
       if (IsKind(*kind, "Node")) next_nodes[name] = NodeAddresses(*r);
       if (IsKind(*kind, "HostEndpoint")) {
-        const std::string id = std::string(policy::Endpoint::kHostEndpointIdPrefix) + name;
-        const policy::Endpoint& e = model_.endpoints().at(id);
-        if (e.node == options_.node && e.interface.empty()) {
-          by_address_.insert(id);
-          std::optional<std::map<std::string, std::string>> addresses;
-          ResolveByAddressLocked(id, addresses);
-        } else {
-          by_address_.erase(id);
-        }
+        std::optional<std::map<std::string, std::string>> addresses;
+        TrackByAddressLocked(std::string(policy::Endpoint::kHostEndpointIdPrefix) + name, addresses);
       }
       if (std::string u = UnsupportedLocked(*kind, ns, name); !u.empty()) {
         NoteProblemLocked("not programmed", absl::InvalidArgumentError(u));
@@ -484,11 +475,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
     all_links = true;
   } else if (structural) {
     policy::SelectionIndex after = policy::SelectionIndex::Build(model_);
-    policy::SelectionDelta delta = policy::Diff(index_, after);
-    std::set<std::string> rendered(delta.endpoints_changed.begin(), delta.endpoints_changed.end());
-    for (const std::string& id : batch.endpoints) {  // as WithEndpoint, for many at once
-      if (rendered.insert(id).second) delta.endpoints_changed.push_back(id);
-    }
+    policy::SelectionDelta delta = WithEndpoints(policy::Diff(index_, after), batch.endpoints);
     index_ = std::move(after);
     policy_compiler::Changed changed{{batch.policies.begin(), batch.policies.end()}, batch.profiles};
     program(compiler_.Update(model_, index_, delta, changed));
@@ -514,7 +501,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
       timed([&] { return index_.UpdatePolicy(model_, id); }, policy_compiler::Changed{{id}, {}});
     }
     for (const std::string& id : batch.endpoints) {
-      timed([&] { return WithEndpoint(index_.UpdateEndpoint(model_, id), id); }, std::nullopt);
+      timed([&] { return WithEndpoints(index_.UpdateEndpoint(model_, id), {id}); }, std::nullopt);
     }
     for (const std::string& id : batch.network_sets) {
       timed([&] { return index_.UpdateNetworkSet(model_, id); }, std::nullopt);
@@ -599,6 +586,18 @@ absl::StatusOr<std::map<std::string, std::string>> PolicyManager::HostAddressesL
   return out;
 }
 
+void PolicyManager::TrackByAddressLocked(const std::string& id,
+                                         std::optional<std::map<std::string, std::string>>& addresses) {
+  auto it = model_.endpoints().find(id);
+  if (it == model_.endpoints().end() || !it->second.host || it->second.node != options_.node ||
+      !it->second.interface.empty()) {
+    by_address_.erase(id);
+    return;
+  }
+  by_address_.insert(id);
+  ResolveByAddressLocked(id, addresses);
+}
+
 bool PolicyManager::ResolveByAddressLocked(const std::string& id,
                                            std::optional<std::map<std::string, std::string>>& addresses) {
   auto it = model_.endpoints().find(id);
@@ -632,14 +631,14 @@ void PolicyManager::RefreshByAddressLocked() {
   for (const std::string& id : by_address_) {
     if (!ResolveByAddressLocked(id, addresses)) continue;
     // As an event of the endpoint: its selection, then its chains and elements.
-    policy::SelectionDelta d = WithEndpoint(index_.UpdateEndpoint(model_, id), id);
+    policy::SelectionDelta d = WithEndpoints(index_.UpdateEndpoint(model_, id), {id});
     absl::Status s = Program(compiler_.Update(model_, index_, d));
     if (!s.ok()) suspect_ = true;  // the next refresh repairs from the kernel's state
   }
 }
 
 void PolicyManager::SyncLinkGroups(const std::set<std::string>& forced,
-                                   const std::set<std::string>& changed, bool all) {
+                                   const std::set<std::string>& changed_ifnames, bool all) {
   if (!by_link_group() || links_ == nullptr) return;
   const std::map<std::string, uint32_t>& want = compiler_.link_groups();
   auto write = [&](const std::string& ifname, uint32_t group) {
@@ -674,7 +673,7 @@ void PolicyManager::SyncLinkGroups(const std::set<std::string>& forced,
     if (it == want.end()) continue;  // not local, or gone: nothing to point anywhere
     write(it->first, it->second);
   }
-  for (const std::string& ifname : changed) {
+  for (const std::string& ifname : changed_ifnames) {
     auto it = want.find(ifname);
     if (it == want.end()) continue;
     auto applied = applied_groups_.find(ifname);

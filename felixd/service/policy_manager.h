@@ -127,6 +127,8 @@ class PolicyManager {
   // interface, looked up on every event of the endpoint and on every refresh (addresses move).
   // The model holds the endpoint with that interface (or none: not policed, and said so).
   // `addresses` (address → interface) is fetched on first use; false when nothing changed.
+  // Keeps by_address_ for the host endpoint `id` (this node's, no interfaceName) and resolves it.
+  void TrackByAddressLocked(const std::string& id, std::optional<std::map<std::string, std::string>>& addresses);
   bool ResolveByAddressLocked(const std::string& id,
                               std::optional<std::map<std::string, std::string>>& addresses);
   absl::StatusOr<std::map<std::string, std::string>> HostAddressesLocked();

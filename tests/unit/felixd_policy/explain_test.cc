@@ -977,9 +977,6 @@ spec:
 namespace calico::felixd::policy::testing {
 namespace {
 
-// Host endpoints (upstream's HostEndpoint reference and "failsafe rules"): the host through a
-// named interface; failsafe ports open whatever the policy; no policy and no profile: deny;
-// traffic between the host and its own workloads is not host endpoint policy.
 TEST_CASE("host endpoints: forwarded traffic's host endpoint policies are named as not evaluated",
           "[unit][policy][explain][hostendpoint]") {
   World w = Cluster();
@@ -1010,6 +1007,9 @@ spec:
   CHECK(w.Probe(World::TcpPacket(kOutside, "192.168.1.10", 22)).notes.empty());
 }
 
+// Host endpoints (upstream's HostEndpoint reference and "failsafe rules"): the host through a
+// named interface; failsafe ports open whatever the policy; no policy and no profile: deny;
+// traffic between the host and its own workloads is not host endpoint policy.
 TEST_CASE("host endpoints: failsafe ports, default deny, policy, own workloads exempt", "[unit][policy][explain][hostendpoint]") {
   World w = Cluster();
   w.Apply(R"(
