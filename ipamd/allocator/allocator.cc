@@ -1398,12 +1398,20 @@ class AllocatorImpl {
       // Empty blocks go; blocks still holding addresses lose their affinity and stay.
       RETURN_IF_ERROR(ReleaseBlockIfEmpty(*slot, node));
       BlockOp op;
+      op.want_after = true;
       op.apply = [&](Block& b) -> absl::Status {
         if (b.affinity == HostAffinity(node)) b.affinity.reset();
         return absl::OkStatus();
       };
       absl::Status s = RunOp(store_, state_, *slot, op, options_.max_cas_attempts);
       if (!s.ok() && !absl::IsNotFound(s)) return s;
+      // Every ipamd of the cluster releases a deleted node's affinities at about the same
+      // time. If another cleared this empty block's affinity between our pendingDeletion and
+      // our delete, we kept the block (no longer the node's) and so did they (pendingDeletion
+      // was ours): empty, unaffine, and no later release looks at it. It goes here.
+      if (s.ok() && op.after && op.after->Empty() && !op.after->affinity) {
+        RETURN_IF_ERROR(ReleaseBlockIfEmpty(*slot, ""));
+      }
       absl::StatusOr<Revision> d = store_.Delete(e.key, datastore::kAnyRevision);
       if (!d.ok() && !absl::IsNotFound(d.status())) return Annotate(d.status(), e.key);
       log::Info("affinity_released", {{"node", node}, {"cidr", Cidr(*cidr)}});

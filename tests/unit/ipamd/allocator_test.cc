@@ -445,6 +445,28 @@ TEST_CASE("allocator: ReleaseNodeAffinities", "[unit][ipamd]") {
   CHECK_FALSE(Exists(f.store(), BlockKey(live.block)));
 }
 
+TEST_CASE("allocator: ReleaseNodeAffinities racing another ipamd leaves no empty unaffine block",
+          "[unit][ipamd]") {
+  // Every ipamd releases a deleted node's affinities. The state one of them can meet half-way
+  // through another's release: the node's empty block already unaffine, its affinity key not
+  // yet deleted. Without a last look at the block it stayed, empty and owned by no one, for good.
+  Fixture f;
+  f.pools = {MakePool("p", "10.0.0.0/24", 26)};
+  auto alloc = f.NewAllocator();
+  Assigned a = Ok(alloc->AutoAssign(Req("pod", "node3"))).v4[0];
+  Ok(alloc->ReleaseByHandle("pod"));  // node3's only block: stays, empty
+  Block b = ReadBlock(f.store(), a.block);
+  REQUIRE(b.Empty());
+  b.affinity.reset();  // the other ipamd's clear landed
+  Ok(f.store().Update(BlockKey(a.block), EncodeBlock(b), datastore::kAnyRevision));
+  REQUIRE(Exists(f.store(), AffinityKey("node3", a.block)));
+
+  auto other = f.NewAllocator();
+  REQUIRE(other->ReleaseNodeAffinities("node3").ok());
+  CHECK_FALSE(Exists(f.store(), BlockKey(a.block)));
+  CHECK_FALSE(Exists(f.store(), AffinityKey("node3", a.block)));
+}
+
 TEST_CASE("allocator: a crashed claim's pending affinity is settled", "[unit][ipamd]") {
   Fixture f;
   f.pools = {MakePool("p", "10.0.0.0/28", 30)};
