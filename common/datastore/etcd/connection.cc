@@ -215,6 +215,11 @@ void Connection::SetPreferred(size_t index) {
   }
 }
 
+void Connection::Answered(size_t index) {
+  SetPreferred(index);
+  answers_.fetch_add(1, std::memory_order_relaxed);
+}
+
 absl::Status Connection::Call(std::string_view method, const Rpc& rpc, Repeat repeat) {
   const size_t n = endpoints_.size();
   const size_t start = preferred();
@@ -258,7 +263,7 @@ absl::Status Connection::Call(std::string_view method, const Rpc& rpc, Repeat re
         InvalidateToken();
       }
       if (status.ok()) {
-        SetPreferred(index);
+        Answered(index);
         return absl::OkStatus();
       }
       if (!Retryable(status.error_code())) return FromGrpc(status, method, ep.url);

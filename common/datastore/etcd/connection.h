@@ -82,6 +82,10 @@ class Connection {
 
   std::vector<Endpoint>& endpoints() { return endpoints_; }
   size_t preferred() const { return preferred_.load(std::memory_order_relaxed); }
+  // Counts the times an endpoint answered (a call, or a watch etcd confirmed). A watch waiting
+  // to reconnect takes a new answer as word that etcd is back, and where: the preferred one.
+  uint64_t answers() const { return answers_.load(std::memory_order_relaxed); }
+  void Answered(size_t index);
   const Config& config() const { return config_; }
   // "http://a:2379,http://b:2379"
   const std::string& urls() const { return urls_; }
@@ -95,6 +99,7 @@ class Connection {
   std::string urls_;
   std::vector<Endpoint> endpoints_;
   std::atomic<size_t> preferred_{0};
+  std::atomic<uint64_t> answers_{0};
 
   absl::Mutex token_mu_;
   std::string token_ ABSL_GUARDED_BY(token_mu_);

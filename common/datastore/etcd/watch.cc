@@ -65,10 +65,19 @@ absl::StatusOr<std::vector<Event>> EtcdWatch::Next(absl::Duration timeout) {
   return std::vector<Event>{};
 }
 
-bool EtcdWatch::SleepUnlessCancelled(absl::Duration duration) {
+EtcdWatch::Woken EtcdWatch::WaitOutBackoff(absl::Duration duration, uint64_t answers) {
+  const absl::Time until = absl::Now() + duration;
   absl::MutexLock lock(&mu_);
   auto cancelled = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return cancelled_; };
-  return !mu_.AwaitWithTimeout(absl::Condition(&cancelled), duration);
+  // The answer count is not under mu_, so it is looked at in slices.
+  while (true) {
+    if (mu_.AwaitWithTimeout(absl::Condition(&cancelled),
+                             std::min(kConnectSlice, until - absl::Now()))) {
+      return Woken::kCancelled;
+    }
+    if (connection_->answers() != answers) return Woken::kAnswered;
+    if (absl::Now() >= until) return Woken::kTimeout;
+  }
 }
 
 void EtcdWatch::Run() {
@@ -77,32 +86,53 @@ void EtcdWatch::Run() {
   absl::Duration backoff = kInitialBackoff;
   while (true) {
     bool established = false;
-    absl::Status status = RunStream(endpoints[index], &established);
-    absl::MutexLock lock(&mu_);
-    if (cancelled_) return;
-    if (IsCompacted(status) || absl::IsPermissionDenied(status) ||
-        absl::IsInvalidArgument(status)) {
-      // Retrying cannot help: the caller must re-list (compaction) or fix its config.
-      log::Warn("etcd_watch_failed", {{"prefix", prefix_}, {"error", ToStd(status.message())}});
-      error_ = status;
-      return;
+    uint64_t answers = connection_->answers();
+    absl::Status status = RunStream(index, answers, &established);
+    // A stream that was up answered itself: only answers after its end say more.
+    if (established) answers = connection_->answers();
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) return;
+      if (IsCompacted(status) || absl::IsPermissionDenied(status) ||
+          absl::IsInvalidArgument(status)) {
+        // Retrying cannot help: the caller must re-list (compaction) or fix its config.
+        log::Warn("etcd_watch_failed", {{"prefix", prefix_}, {"error", ToStd(status.message())}});
+        error_ = status;
+        return;
+      }
+      if (established) backoff = kInitialBackoff;
+      log::Warn("etcd_watch_reconnecting", {{"prefix", prefix_},
+                                            {"endpoint", endpoints[index].url},
+                                            {"next_revision", absl::StrCat(next_revision_)},
+                                            {"backoff", absl::FormatDuration(backoff)},
+                                            {"error", ToStd(status.message())}});
     }
-    if (established) backoff = kInitialBackoff;
-    log::Warn("etcd_watch_reconnecting", {{"prefix", prefix_},
-                                          {"endpoint", endpoints[index].url},
-                                          {"next_revision", absl::StrCat(next_revision_)},
-                                          {"backoff", absl::FormatDuration(backoff)},
-                                          {"error", ToStd(status.message())}});
-    auto cancelled = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return cancelled_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&cancelled), backoff)) return;
-    backoff = std::min(backoff * 2, kMaxBackoff);
-    // The stream's member may be the one that died: resume on the next one.
-    index = (index + 1) % endpoints.size();
+    // The least wait even then: a stream that fails at once on a member that answers calls
+    // must not spin.
+    if (WaitOutBackoff(kInitialBackoff, answers) == Woken::kCancelled) return;
+    switch (WaitOutBackoff(backoff - kInitialBackoff, answers)) {
+      case Woken::kCancelled:
+        return;
+      case Woken::kAnswered:
+        // etcd is back (a call, or another watch, was answered since this stream began):
+        // resume now, on the member that answered, not after a backoff grown during the
+        // outage (up to a dial timeout plus kMaxBackoff).
+        index = connection_->preferred();
+        backoff = kInitialBackoff;
+        break;
+      case Woken::kTimeout:
+        backoff = std::min(backoff * 2, kMaxBackoff);
+        // The stream's member may be the one that died: resume on the next one.
+        index = (index + 1) % endpoints.size();
+        break;
+    }
   }
 }
 
-absl::Status EtcdWatch::RunStream(Endpoint& endpoint, bool* established) {
-  // Connect in slices so that Cancel() is noticed within kConnectSlice.
+absl::Status EtcdWatch::RunStream(size_t index, uint64_t answers, bool* established) {
+  Endpoint& endpoint = connection_->endpoints()[index];
+  // Connect in slices so that Cancel() is noticed within kConnectSlice, and so is another
+  // member answering while this one is still down.
   const absl::Time dial_deadline = absl::Now() + connection_->config().dial_timeout;
   while (true) {
     absl::Status connected = connection_->Connect(
@@ -111,6 +141,12 @@ absl::Status EtcdWatch::RunStream(Endpoint& endpoint, bool* established) {
     {
       absl::MutexLock lock(&mu_);
       if (cancelled_) return absl::CancelledError("watch cancelled");
+    }
+    const size_t preferred = connection_->preferred();
+    if (connection_->answers() != answers && preferred != index) {
+      return absl::UnavailableError(absl::StrCat("etcd ", endpoint.url, " still not connected when ",
+                                                 connection_->endpoints()[preferred].url,
+                                                 " answered"));
     }
     if (absl::Now() >= dial_deadline) return connected;
   }
@@ -167,6 +203,7 @@ absl::Status EtcdWatch::RunStream(Endpoint& endpoint, bool* established) {
       }
       if (response.created()) {
         *established = true;
+        connection_->Answered(index);
         log::Debug("etcd_watch_created", {{"prefix", prefix_},
                                           {"endpoint", endpoint.url},
                                           {"start_revision", absl::StrCat(start)}});

@@ -36,10 +36,13 @@ class EtcdWatch : public Watch {
  private:
   // The reader thread: streams, reconnects, stops on Cancel or a fatal error.
   void Run();
-  // One stream on one endpoint until it ends. Sets *established once etcd confirmed the watch.
-  absl::Status RunStream(Endpoint& endpoint, bool* established);
-  // Sleeps up to `duration`; false if cancelled meanwhile.
-  bool SleepUnlessCancelled(absl::Duration duration);
+  // One stream on endpoint `index` until it ends. Sets *established once etcd confirmed the
+  // watch. Gives up dialling early when another endpoint answers after `answers` (see Run).
+  absl::Status RunStream(size_t index, uint64_t answers, bool* established);
+  enum class Woken { kCancelled, kAnswered, kTimeout };
+  // Waits out a reconnect backoff: up to `duration`, less if cancelled or if the connection
+  // was answered after `answers`.
+  Woken WaitOutBackoff(absl::Duration duration, uint64_t answers);
 
   const std::shared_ptr<Connection> connection_;
   const std::string prefix_;
