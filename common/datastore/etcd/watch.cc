@@ -1,6 +1,7 @@
 #include "common/datastore/etcd/watch.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -65,7 +66,8 @@ absl::StatusOr<std::vector<Event>> EtcdWatch::Next(absl::Duration timeout) {
   return std::vector<Event>{};
 }
 
-EtcdWatch::Woken EtcdWatch::WaitOutBackoff(absl::Duration duration, uint64_t answers) {
+EtcdWatch::Woken EtcdWatch::WaitOutBackoff(absl::Duration duration,
+                                           std::optional<uint64_t> answers) {
   const absl::Time until = absl::Now() + duration;
   absl::MutexLock lock(&mu_);
   auto cancelled = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return cancelled_; };
@@ -75,7 +77,7 @@ EtcdWatch::Woken EtcdWatch::WaitOutBackoff(absl::Duration duration, uint64_t ans
                              std::min(kConnectSlice, until - absl::Now()))) {
       return Woken::kCancelled;
     }
-    if (connection_->answers() != answers) return Woken::kAnswered;
+    if (answers && connection_->answers() != *answers) return Woken::kAnswered;
     if (absl::Now() >= until) return Woken::kTimeout;
   }
 }
@@ -85,9 +87,10 @@ void EtcdWatch::Run() {
   size_t index = connection_->preferred();
   absl::Duration backoff = kInitialBackoff;
   while (true) {
+    bool connected = false;
     bool established = false;
     uint64_t answers = connection_->answers();
-    absl::Status status = RunStream(index, answers, &established);
+    absl::Status status = RunStream(index, answers, &connected, &established);
     // A stream that was up answered itself: only answers after its end say more.
     if (established) answers = connection_->answers();
     {
@@ -107,10 +110,12 @@ void EtcdWatch::Run() {
                                             {"backoff", absl::FormatDuration(backoff)},
                                             {"error", ToStd(status.message())}});
     }
-    // The least wait even then: a stream that fails at once on a member that answers calls
-    // must not spin.
-    if (WaitOutBackoff(kInitialBackoff, answers) == Woken::kCancelled) return;
-    switch (WaitOutBackoff(backoff - kInitialBackoff, answers)) {
+    // Only a member that could not be reached is left early on an answer: a stream refused
+    // by a member that answers calls (connected, never established) keeps its backoff.
+    std::optional<uint64_t> wake_on;
+    if (!connected || established) wake_on = answers;
+    if (WaitOutBackoff(kInitialBackoff, wake_on) == Woken::kCancelled) return;
+    switch (WaitOutBackoff(backoff - kInitialBackoff, wake_on)) {
       case Woken::kCancelled:
         return;
       case Woken::kAnswered:
@@ -129,7 +134,8 @@ void EtcdWatch::Run() {
   }
 }
 
-absl::Status EtcdWatch::RunStream(size_t index, uint64_t answers, bool* established) {
+absl::Status EtcdWatch::RunStream(size_t index, uint64_t answers, bool* connected_out,
+                                  bool* established) {
   Endpoint& endpoint = connection_->endpoints()[index];
   // Connect in slices so that Cancel() is noticed within kConnectSlice, and so is another
   // member answering while this one is still down.
@@ -150,6 +156,7 @@ absl::Status EtcdWatch::RunStream(size_t index, uint64_t answers, bool* establis
     }
     if (absl::Now() >= dial_deadline) return connected;
   }
+  *connected_out = true;
 
   grpc::ClientContext context;
   RETURN_IF_ERROR(connection_->Authorize(endpoint, &context));

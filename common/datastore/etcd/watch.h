@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,13 +37,14 @@ class EtcdWatch : public Watch {
  private:
   // The reader thread: streams, reconnects, stops on Cancel or a fatal error.
   void Run();
-  // One stream on endpoint `index` until it ends. Sets *established once etcd confirmed the
-  // watch. Gives up dialling early when another endpoint answers after `answers` (see Run).
-  absl::Status RunStream(size_t index, uint64_t answers, bool* established);
+  // One stream on endpoint `index` until it ends. Sets *connected once the member was
+  // reached and *established once etcd confirmed the watch. Gives up dialling early when
+  // another endpoint answers after `answers` (see Run).
+  absl::Status RunStream(size_t index, uint64_t answers, bool* connected, bool* established);
   enum class Woken { kCancelled, kAnswered, kTimeout };
-  // Waits out a reconnect backoff: up to `duration`, less if cancelled or if the connection
-  // was answered after `answers`.
-  Woken WaitOutBackoff(absl::Duration duration, uint64_t answers);
+  // Waits out a reconnect backoff: up to `duration`, less if cancelled or (when `answers` is
+  // given) if the connection was answered after it.
+  Woken WaitOutBackoff(absl::Duration duration, std::optional<uint64_t> answers);
 
   const std::shared_ptr<Connection> connection_;
   const std::string prefix_;
