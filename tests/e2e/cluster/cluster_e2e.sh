@@ -189,7 +189,7 @@ if [ "$mode" != bgp ]; then
   "$cluster" pod-add 3 last > /dev/null
   block3=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1] + "/26", strict=False))' "$(ip_of last)")
   "$cluster" pod-del last
-  ip -n cib-node1 route show "$block3" | grep -q vxlan.calico || fail "node1 has no VXLAN route to node3's block $block3"
+  grep -q vxlan.calico <<< "$(ip -n cib-node1 route show "$block3")" || fail "node1 has no VXLAN route to node3's block $block3"
   t0=$(date +%s.%N)
   "$cluster" node-remove 3
   gone=""

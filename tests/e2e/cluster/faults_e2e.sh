@@ -20,7 +20,7 @@ start=$(date +%s.%N)
 echo "== 0. IP-in-IP on this kernel (no ipip module): up fails, names the module, leaves nothing"
 if out=$("$cluster" up --nodes=2 --mode=ipip 2>&1); then fail "an IP-in-IP cluster came up without the ipip module"; fi
 grep -q 'no ipip module' <<< "$out" || fail "the IP-in-IP failure does not name the module: $out"
-grep 'no ipip module' <<< "$out" | head -1
+grep -m1 'no ipip module' <<< "$out"
 [ "$(ip netns list | grep -c '^cib-' || true)" = 0 ] || fail "the failed up left namespaces behind"
 [ ! -e "$CLUSTER_DIR" ] || fail "the failed up left $CLUSTER_DIR behind"
 
@@ -45,7 +45,7 @@ echo "$out" | tail -n 3
 grep -qi 'try again\|unavailable\|"code": *11\|"code":11' <<< "$out" || fail "the failed ADD does not say to try again: $out"
 links_after=$(ip -n cib-node1 -o link show | grep -c cali || true)
 [ "$links_before" = "$links_after" ] || fail "the failed ADD left a cali interface behind"
-ip netns list | grep -q 'cib-pod-during' && fail "the failed ADD's netns was left behind"
+grep -q 'cib-pod-during' <<< "$(ip netns list)" && fail "the failed ADD's netns was left behind"
 for m in 0 1 2; do "$cluster" etcd-start "$m"; done
 ok=""
 for _ in $(seq 60); do
@@ -56,16 +56,18 @@ for _ in $(seq 60); do
 done
 [ -n "$ok" ] || fail "ADD still failing 30 s after etcd came back"
 ping_ok p2 after || fail "the pod added after the outage is unreachable"
-"$cluster" calicoctl 1 ipam check | grep -q 'found 0 problems' || fail "ipam check after the outage"
+grep -q 'found 0 problems' <<< "$("$cluster" calicoctl 1 ipam check)" || fail "ipam check after the outage"
 
 echo "== 3. node3 removed"
-block3=$(ip -n cib-node3 route show type blackhole | awk '{print $2}' | head -1)
+block3=$(ip -n cib-node3 route show type blackhole | awk 'NR == 1 { print $2 }')
 [ -n "$block3" ] || fail "node3 has no block"
 # node1 had this route before the outage (p1 reached p3). Not having it now would be a session
 # or an advertisement lost to the outage: wait a little, but say so, with the evidence.
+# (Never `ip ... | grep -q` here: ip writes a line per write(), grep -q leaves at its match, and
+# under pipefail ip's SIGPIPE on the next line fails the pipeline although the line was there.)
 learned=""
 for i in $(seq 100); do
-  if ip -n cib-node1 route show proto bird | grep -q "^$block3 "; then learned=$i; break; fi
+  if grep -q "^$block3 " <<< "$(ip -n cib-node1 route show proto bird)"; then learned=$i; break; fi
   sleep 0.1
 done
 if [ "${learned:-0}" != 1 ]; then
@@ -77,17 +79,17 @@ fi
 "$cluster" node-remove 3
 gone=""
 for _ in $(seq 100); do
-  if ! ip -n cib-node1 route show proto bird | grep -q "^$block3 "; then gone=1; break; fi
+  if ! grep -q "^$block3 " <<< "$(ip -n cib-node1 route show proto bird)"; then gone=1; break; fi
   sleep 0.1
 done
 [ -n "$gone" ] || fail "node1 still routes node3's block $block3"
 released=""
 for _ in $(seq 60); do
-  if ! "$cluster" calicoctl 1 ipam show --show-blocks | grep -q " ${block3} "; then released=1; break; fi
+  if ! grep -q " ${block3} " <<< "$("$cluster" calicoctl 1 ipam show --show-blocks)"; then released=1; break; fi
   sleep 0.5
 done
 [ -n "$released" ] || fail "node3's block $block3 is still allocated"
-"$cluster" calicoctl 1 ipam check | grep -q 'found 0 problems' || fail "ipam check after node removal"
+grep -q 'found 0 problems' <<< "$("$cluster" calicoctl 1 ipam check)" || fail "ipam check after node removal"
 ping_ok p1 p2 || fail "p1 cannot reach p2 after node3 left"
 
 awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "faults e2e wall time: %.0f s\n", b - a }'

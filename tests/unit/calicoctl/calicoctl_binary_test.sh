@@ -14,7 +14,7 @@ for f in "$data"/*.yaml; do
   grep -q '^Successfully applied' "$dir/out" || { echo "unexpected: $(cat "$dir/out")"; exit 1; }
 done
 [ -s "$dir/calico.db" ] || { echo "no datastore file at $dir/calico.db"; exit 1; }
-"$calicoctl" get ippools -o wide | grep -q '^NAME *CIDR *NAT' || { echo "no ippool table"; exit 1; }
+grep -q '^NAME *CIDR *NAT' <<< "$("$calicoctl" get ippools -o wide)" || { echo "no ippool table"; exit 1; }
 
 set +e
 printf 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: x\nspec:\n  cidr: 10.250.0.0/16\n  blockSize: 33\n' \
