@@ -218,7 +218,7 @@ absl::Status PolicyManager::FullSync() {
   nodes_ = std::move(nodes);
   by_address_.clear();
   {
-    std::optional<std::map<std::string, std::string>> addresses;
+    HostAddresses addresses;
     std::vector<std::string> hosts;
     for (const auto& [id, e] : model_.endpoints()) {
       if (e.host) hosts.push_back(id);
@@ -409,7 +409,7 @@ absl::Status PolicyManager::ApplyBatch(const std::vector<datastore::Event>& even
       }
       if (IsKind(*kind, "Node")) next_nodes[name] = NodeAddresses(*r);
       if (IsKind(*kind, "HostEndpoint")) {
-        std::optional<std::map<std::string, std::string>> addresses;
+        HostAddresses addresses;
         TrackByAddressLocked(std::string(policy::Endpoint::kHostEndpointIdPrefix) + name, addresses);
       }
       if (std::string u = UnsupportedLocked(*kind, ns, name); !u.empty()) {
@@ -586,8 +586,7 @@ absl::StatusOr<std::map<std::string, std::string>> PolicyManager::HostAddressesL
   return out;
 }
 
-void PolicyManager::TrackByAddressLocked(const std::string& id,
-                                         std::optional<std::map<std::string, std::string>>& addresses) {
+void PolicyManager::TrackByAddressLocked(const std::string& id, HostAddresses& addresses) {
   auto it = model_.endpoints().find(id);
   if (it == model_.endpoints().end() || !it->second.host || it->second.node != options_.node ||
       !it->second.interface.empty()) {
@@ -598,19 +597,21 @@ void PolicyManager::TrackByAddressLocked(const std::string& id,
   ResolveByAddressLocked(id, addresses);
 }
 
-bool PolicyManager::ResolveByAddressLocked(const std::string& id,
-                                           std::optional<std::map<std::string, std::string>>& addresses) {
+bool PolicyManager::ResolveByAddressLocked(const std::string& id, HostAddresses& addresses) {
   auto it = model_.endpoints().find(id);
   if (it == model_.endpoints().end()) return false;
   if (!addresses) {
-    absl::StatusOr<std::map<std::string, std::string>> found = HostAddressesLocked();
-    if (!found.ok() && links_ != nullptr) NoteProblemLocked("host addresses", found.status());
-    addresses = found.ok() ? std::move(*found) : std::map<std::string, std::string>{};
+    addresses = HostAddressesLocked();
+    if (!addresses->ok() && links_ != nullptr) NoteProblemLocked("host addresses", addresses->status());
   }
+  // Not knowing the host's addresses is no news about them: a listing that failed must not
+  // take a policed interface out of policy until the next refresh.
+  if (!addresses->ok()) return false;
+  const std::map<std::string, std::string>& by_ip = **addresses;
   std::string ifname;
   for (const net::Prefix& ip : it->second.ips) {
-    auto a = addresses->find(net::FormatIp(ip.addr));
-    if (a != addresses->end()) {
+    auto a = by_ip.find(net::FormatIp(ip.addr));
+    if (a != by_ip.end()) {
       ifname = a->second;
       break;
     }
@@ -627,7 +628,7 @@ bool PolicyManager::ResolveByAddressLocked(const std::string& id,
 
 void PolicyManager::RefreshByAddressLocked() {
   if (by_address_.empty()) return;
-  std::optional<std::map<std::string, std::string>> addresses;
+  HostAddresses addresses;
   for (const std::string& id : by_address_) {
     if (!ResolveByAddressLocked(id, addresses)) continue;
     // As an event of the endpoint: its selection, then its chains and elements.

@@ -126,11 +126,13 @@ class PolicyManager {
   // upstream: the first listed address a host interface (not cali*, not lo) carries names the
   // interface, looked up on every event of the endpoint and on every refresh (addresses move).
   // The model holds the endpoint with that interface (or none: not policed, and said so).
-  // `addresses` (address → interface) is fetched on first use; false when nothing changed.
+  // Address → interface of the host, listed on first use in one pass (nullopt: not yet).
+  using HostAddresses = std::optional<absl::StatusOr<std::map<std::string, std::string>>>;
   // Keeps by_address_ for the host endpoint `id` (this node's, no interfaceName) and resolves it.
-  void TrackByAddressLocked(const std::string& id, std::optional<std::map<std::string, std::string>>& addresses);
-  bool ResolveByAddressLocked(const std::string& id,
-                              std::optional<std::map<std::string, std::string>>& addresses);
+  void TrackByAddressLocked(const std::string& id, HostAddresses& addresses);
+  // Puts the endpoint with the interface its addresses name; false when that changed nothing,
+  // or when the host's addresses could not be listed (the interface it had stays).
+  bool ResolveByAddressLocked(const std::string& id, HostAddresses& addresses);
   absl::StatusOr<std::map<std::string, std::string>> HostAddressesLocked();
   // Refresh: re-resolves them all and programs the endpoints whose interface changed.
   void RefreshByAddressLocked();

@@ -588,6 +588,14 @@ spec: {node: node1, expectedIPs: [192.168.1.11, 192.168.1.12]}
   env.Start();
   CHECK(env.nft.applies() == applies);
 
+  // A refresh that cannot list the host's addresses keeps eth1 policed, and says why.
+  applies = env.nft.applies();
+  env.links.FailNext(kernel::NetlinkOp::kAddrList, ENOBUFS);
+  REQUIRE(env.manager->Refresh().ok());
+  CHECK(env.State().sets.at(nft::kHepInMap).elements.contains("eth1"));
+  CHECK(env.nft.applies() == applies);
+  CHECK(problems().find("host addresses") != std::string::npos);
+
   // Both addresses gone: the refresh takes its elements out again.
   REQUIRE(env.links.DeleteAddress({net::Prefix{*net::ParseIp("192.168.1.11"), 24}, eth1.index}).ok());
   REQUIRE(env.links.DeleteAddress({net::Prefix{*net::ParseIp("192.168.1.12"), 24}, eth2.index}).ok());
